@@ -1,0 +1,110 @@
+//! `App`: the state every request shares (config, store, blobs, clock, keys, caches).
+//! Built once by `App::open`, used by `main`, the operator commands and every test.
+
+use std::sync::Arc;
+
+use crate::auth::server_key::ServerKey;
+use crate::auth::token::TokenHashKey;
+use crate::blob::Blobs;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::domain::packument_cache::PackumentCache;
+use crate::domain::usage::UsageRecorder;
+use crate::store::Store;
+
+/// Keys derived from the server key.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub token_hash: TokenHashKey,
+    pub totp: [u8; 32],
+    pub lookup: TokenHashKey,
+}
+
+/// Shared application state.
+#[derive(Debug)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub blobs: Blobs,
+    pub clock: Arc<dyn Clock>,
+    pub keys: Keys,
+    /// Base URL of tarball links and login URLs, without trailing slash.
+    pub public_url: String,
+    pub packuments: PackumentCache,
+    pub usage: UsageRecorder,
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// Loads the server key from its file, creating it (mode 0600) on first start.
+pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
+    let path = &config.server_key_file;
+    match std::fs::read_to_string(path) {
+        Ok(text) => ServerKey::from_hex(&text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let key = ServerKey::generate();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            match options.open(path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(key.to_hex().as_bytes())?;
+                    f.sync_all()?;
+                    Ok(key)
+                }
+                // Another instance created it first: use theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    ServerKey::from_hex(&std::fs::read_to_string(path)?)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot read server key {}: {e}", path.display())),
+    }
+}
+
+impl App {
+    /// Opens the store (running migrations), blobs and keys. `public_url` is the base
+    /// for links when the config does not name one.
+    pub async fn open(config: Config, clock: Arc<dyn Clock>, public_url: String) -> anyhow::Result<Arc<App>> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let key = load_or_create_server_key(&config)?;
+        let store = Store::connect(&config.database_url).await?;
+        let blobs = Blobs::open_dir(config.blob_dir.clone())?;
+        let keys = Keys {
+            token_hash: key.token_hash_key(),
+            totp: key.totp_encryption_key(),
+            lookup: key.lookup_hash_key(),
+        };
+        let public_url = config.public_url.clone().unwrap_or(public_url);
+        let usage = UsageRecorder::start(store.clone());
+        Ok(Arc::new(App {
+            config: Arc::new(config),
+            store,
+            blobs,
+            clock,
+            keys,
+            public_url,
+            packuments: PackumentCache::default(),
+            usage,
+            metrics: crate::metrics::Metrics::default(),
+        }))
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Flushes pending background writes and closes the database (clean shutdown).
+    pub async fn shutdown(&self) {
+        self.usage.flush().await;
+        self.store.close().await;
+    }
+}

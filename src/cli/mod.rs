@@ -1,0 +1,88 @@
+//! Command-line entry points. Operator commands (`serve`, `user`, `gc`, `migrate`,
+//! `config show`) call the domain layer directly; user commands (`login`, `whoami`,
+//! `token`) are HTTP clients of a registry, exactly like the npm CLI, and read the
+//! same `.npmrc` files.
+
+mod client;
+mod npmrc;
+mod operator;
+mod user;
+
+use clap::{Args, Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Tessera: a self-hosted npm registry with first-class access tokens.
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the registry.
+    Serve(operator::ServerArgs),
+    /// Manage accounts on this server (operator).
+    #[command(subcommand)]
+    User(operator::UserCommand),
+    /// Run database migrations and exit (operator).
+    Migrate(operator::ServerArgs),
+    /// Delete stored tarballs that no version refers to (operator).
+    Gc(operator::ServerArgs),
+    /// Print the effective configuration and where each value came from.
+    #[command(subcommand)]
+    Config(operator::ConfigCommand),
+    /// Create, list and revoke access tokens on a registry.
+    #[command(subcommand)]
+    Token(user::TokenCommand),
+    /// Log in to a registry with a username and password and save the token.
+    Login(user::LoginArgs),
+    /// Print the user a registry knows you as.
+    Whoami(ClientArgs),
+}
+
+/// Where the user commands find the registry and their credentials.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Registry URL (default: `registry` from .npmrc, else http://127.0.0.1:4880/).
+    #[arg(long, global = true)]
+    pub registry: Option<String>,
+    /// The user .npmrc to read and write (default: ~/.npmrc, or $NPM_CONFIG_USERCONFIG).
+    #[arg(long, global = true)]
+    pub userconfig: Option<std::path::PathBuf>,
+    /// Local address to send requests from.
+    #[arg(long, global = true, hide = true)]
+    pub local_address: Option<std::net::IpAddr>,
+}
+
+/// Parses arguments, runs the command and maps errors to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(args) => operator::serve(args).await,
+            Command::User(cmd) => operator::user(cmd).await,
+            Command::Migrate(args) => operator::migrate(args).await,
+            Command::Gc(args) => operator::gc(args).await,
+            Command::Config(cmd) => operator::config(cmd).await,
+            Command::Token(cmd) => user::token(cmd).await,
+            Command::Login(args) => user::login(args).await,
+            Command::Whoami(args) => user::whoami(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Operator commands that run beside the server: serve, user add, migrate, gc,
+//! config show. They use the domain layer and the store directly, never HTTP.
+
+use clap::{Args, Subcommand};
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::{Config, RawConfig};
+
+/// Server settings: each flag also reads its `TESSERA_*` variable; both win over
+/// the `--config` file.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServerArgs {
+    /// Address to listen on [default: 127.0.0.1:4880].
+    #[arg(long, env = "TESSERA_LISTEN")]
+    listen: Option<String>,
+    /// Data directory [default: platform data dir + /tessera].
+    #[arg(long, env = "TESSERA_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://… [default: SQLite in the data dir].
+    #[arg(long, env = "TESSERA_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Public base URL for links (behind a proxy).
+    #[arg(long, env = "TESSERA_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// TOML configuration file.
+    #[arg(long, env = "TESSERA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Blob folder [default: <data dir>/blobs].
+    #[arg(long, env = "TESSERA_BLOB_STORE")]
+    blob_store: Option<String>,
+    /// Allow anyone to sign up [default: true].
+    #[arg(long, env = "TESSERA_OPEN_SIGNUP")]
+    open_signup: Option<bool>,
+    /// Allow reads without logging in [default: true].
+    #[arg(long, env = "TESSERA_ANONYMOUS_READ")]
+    anonymous_read: Option<bool>,
+    /// Lifetime in days of tokens issued by `npm login` (0: never expire) [default: 30].
+    #[arg(long, env = "TESSERA_LOGIN_TOKEN_DAYS")]
+    login_token_days: Option<i64>,
+    /// Largest accepted request body in bytes [default: 104857600].
+    #[arg(long, env = "TESSERA_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For is trusted.
+    #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Option<Vec<String>>,
+    /// File holding the server key [default: <data dir>/server.key].
+    #[arg(long, env = "TESSERA_SERVER_KEY_FILE")]
+    server_key_file: Option<PathBuf>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "TESSERA_LOG_FORMAT")]
+    log_format: Option<String>,
+}
+
+impl ServerArgs {
+    fn raw(&self) -> RawConfig {
+        RawConfig {
+            listen: self.listen.clone(),
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            public_url: self.public_url.clone(),
+            blob_store: self.blob_store.clone(),
+            open_signup: self.open_signup,
+            anonymous_read: self.anonymous_read,
+            login_token_days: self.login_token_days,
+            max_body_bytes: self.max_body_bytes,
+            trusted_proxies: self.trusted_proxies.clone(),
+            server_key_file: self.server_key_file.clone(),
+            log_format: self.log_format.clone(),
+        }
+    }
+
+    fn file(&self) -> anyhow::Result<RawConfig> {
+        match &self.config {
+            Some(path) => RawConfig::from_file(path),
+            None => Ok(RawConfig::default()),
+        }
+    }
+
+    /// Defaults < file < environment < flags.
+    pub fn resolve(&self) -> anyhow::Result<Config> {
+        Config::from_raw(self.file()?.merge(self.raw()))
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+async fn open(args: &ServerArgs) -> anyhow::Result<Arc<App>> {
+    let config = args.resolve()?;
+    let url = format!("http://{}", config.listen);
+    App::open(config, Arc::new(SystemClock), url).await
+}
+
+/// `tessera serve`.
+pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
+    let config = args.resolve()?;
+    init_logging(config.json_logs);
+    let (listener, app) = crate::server::bind(config, Arc::new(SystemClock)).await?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, public_url = %app.public_url, database = ?app.store.dialect(), "tessera is serving");
+    println!("Tessera listening on http://{addr}");
+    crate::server::serve(listener, app, crate::server::shutdown_signal()).await
+}
+
+/// `tessera migrate`.
+pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
+    let app = open(&args).await?;
+    println!("database is up to date ({:?})", app.store.dialect());
+    app.shutdown().await;
+    Ok(())
+}
+
+/// `tessera gc`.
+pub async fn gc(args: ServerArgs) -> anyhow::Result<()> {
+    let app = open(&args).await?;
+    let referenced: std::collections::HashSet<String> = app.store.referenced_blob_keys().await?.into_iter().collect();
+    let mut removed = 0;
+    for key in app.blobs.list().await? {
+        if !referenced.contains(&key) {
+            app.blobs.delete(&key).await?;
+            removed += 1;
+        }
+    }
+    println!("removed {removed} unreferenced blob(s); {} in use", referenced.len());
+    app.shutdown().await;
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account (for registries with sign-up closed).
+    Add {
+        name: String,
+        #[arg(long)]
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Reads a password from stdin (`--password-stdin`) or a prompt on a terminal.
+pub fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> anyhow::Result<String> {
+    if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        anyhow::ensure!(!password.is_empty(), "no password on standard input");
+        return Ok(password);
+    }
+    let mut input = dialoguer::Password::new().with_prompt(prompt);
+    if confirm {
+        input = input.with_confirmation("Repeat password", "Passwords do not match");
+    }
+    Ok(input.interact()?)
+}
+
+/// `tessera user add`.
+pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Add { name, email, password_stdin, server } => {
+            let password = read_password(password_stdin, "Password", true)?;
+            let app = open(&server).await?;
+            let result = crate::domain::users::create_user(&app, &name, &email, &password).await;
+            app.shutdown().await;
+            let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created user {}", user.name);
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration with where each value came from.
+    Show(ServerArgs),
+}
+
+/// `tessera config show`.
+pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
+    let ConfigCommand::Show(args) = cmd;
+    let file = args.file()?;
+    let flags = args.raw();
+    let config = args.resolve()?;
+    let source = |env: &str, from_flags: bool, from_file: bool| {
+        if std::env::var_os(env).is_some() {
+            "env"
+        } else if from_flags {
+            "flag"
+        } else if from_file {
+            "file"
+        } else {
+            "default"
+        }
+    };
+    let rows = [
+        ("listen", config.listen.to_string(), source("TESSERA_LISTEN", flags.listen.is_some(), file.listen.is_some())),
+        ("data_dir", config.data_dir.display().to_string(), source("TESSERA_DATA_DIR", flags.data_dir.is_some(), file.data_dir.is_some())),
+        ("database_url", redact_url(&config.database_url), source("TESSERA_DATABASE_URL", flags.database_url.is_some(), file.database_url.is_some())),
+        ("public_url", config.public_url.clone().unwrap_or_else(|| "(listen address)".into()), source("TESSERA_PUBLIC_URL", flags.public_url.is_some(), file.public_url.is_some())),
+        ("blob_store", config.blob_dir.display().to_string(), source("TESSERA_BLOB_STORE", flags.blob_store.is_some(), file.blob_store.is_some())),
+        ("open_signup", config.open_signup.to_string(), source("TESSERA_OPEN_SIGNUP", flags.open_signup.is_some(), file.open_signup.is_some())),
+        ("anonymous_read", config.anonymous_read.to_string(), source("TESSERA_ANONYMOUS_READ", flags.anonymous_read.is_some(), file.anonymous_read.is_some())),
+        ("login_token_days", config.login_token_days.to_string(), source("TESSERA_LOGIN_TOKEN_DAYS", flags.login_token_days.is_some(), file.login_token_days.is_some())),
+        ("max_body_bytes", config.max_body_bytes.to_string(), source("TESSERA_MAX_BODY_BYTES", flags.max_body_bytes.is_some(), file.max_body_bytes.is_some())),
+        ("trusted_proxies", format!("{:?}", config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>()), source("TESSERA_TRUSTED_PROXIES", flags.trusted_proxies.is_some(), file.trusted_proxies.is_some())),
+        ("server_key_file", config.server_key_file.display().to_string(), source("TESSERA_SERVER_KEY_FILE", flags.server_key_file.is_some(), file.server_key_file.is_some())),
+    ];
+    for (key, value, from) in rows {
+        println!("{key:<18} = {value}  ({from})");
+    }
+    Ok(())
+}
+
+/// Hides a password in a database URL.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

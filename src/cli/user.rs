@@ -1,0 +1,258 @@
+//! User commands: `tessera token create|list|revoke`, `tessera login`, `tessera whoami`.
+//! Clients of the registry API, like the npm CLI.
+
+use clap::{Args, Subcommand};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::ClientArgs;
+use super::client::Registry;
+use super::operator::read_password;
+use crate::auth::cidr::CidrList;
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token (read and publish by default); it is shown once.
+    Create(CreateArgs),
+    /// List your tokens (masked).
+    List {
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Revoke tokens by id (or a unique id prefix) or by full token value.
+    Revoke {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[arg(long)]
+        otp: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// A read-only token: downloads only.
+    #[arg(long, conflicts_with = "automation")]
+    read_only: bool,
+    /// An automation token: download and publish; two-factor auth is not enforced.
+    #[arg(long)]
+    automation: bool,
+    /// Allowed CIDR ranges (comma-separated or repeated; IPv4 and IPv6).
+    #[arg(long)]
+    cidr: Vec<String>,
+    /// A name for the token.
+    #[arg(long)]
+    name: Option<String>,
+    /// A description.
+    #[arg(long)]
+    description: Option<String>,
+    /// Days until the token expires.
+    #[arg(long)]
+    expires: Option<i64>,
+    /// Limit the token to these packages (repeatable).
+    #[arg(long = "package")]
+    packages: Vec<String>,
+    /// Limit the token to these scopes (repeatable).
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    /// One-time password, when the account has two-factor auth.
+    #[arg(long)]
+    otp: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// Dispatches `tessera token …`.
+pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create(args) => create(args).await,
+        TokenCommand::List { json, client } => list(json, client).await,
+        TokenCommand::Revoke { ids, otp, client } => revoke(ids, otp, client).await,
+    }
+}
+
+fn require_login(registry: &Registry) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        registry.has_token(),
+        "not logged in to {}; run `tessera login` or `npm login` first",
+        registry.base
+    );
+    Ok(())
+}
+
+async fn create(args: CreateArgs) -> anyhow::Result<()> {
+    // Validate ranges before asking for anything (as npm does).
+    let cidr = CidrList::parse_entries(&args.cidr).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let registry = Registry::from_args(&args.client)?;
+    require_login(&registry)?;
+    let password = read_password(args.password_stdin, "Password", false)?;
+    let mut body = json!({
+        "name": args.name,
+        "password": password,
+        "readonly": args.read_only,
+        "automation": args.automation,
+        "cidr_whitelist": cidr.map(|c| c.to_strings()).unwrap_or_default(),
+    });
+    if let Some(d) = &args.description {
+        body["description"] = json!(d);
+    }
+    if let Some(days) = args.expires {
+        body["expires"] = json!(days);
+    }
+    if !args.packages.is_empty() || !args.scopes.is_empty() {
+        body["packages"] = json!(args.packages);
+        body["scopes"] = json!(args.scopes);
+        body["packages_and_scopes_permission"] = json!(if args.read_only { "read-only" } else { "read-write" });
+    }
+    let created = registry.call(Method::POST, "-/npm/v1/tokens", Some(&body), args.otp.as_deref()).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&created)?);
+    } else {
+        println!("Created {} token {}", created["type"].as_str().unwrap_or("publish"), created["token"].as_str().unwrap_or(""));
+        println!("  id:      {}", created["key"].as_str().unwrap_or(""));
+        if let Some(list) = created["cidr_whitelist"].as_array() {
+            let ranges: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+            println!("  allowed: {}", ranges.join(", "));
+        }
+        if let Some(exp) = created["expires"].as_str() {
+            println!("  expires: {exp}");
+        }
+    }
+    eprintln!("This token will not be shown again. Copy it now and store it safely.");
+    Ok(())
+}
+
+async fn fetch_all(registry: &Registry) -> anyhow::Result<Vec<Value>> {
+    let mut all = Vec::new();
+    let mut path = "-/npm/v1/tokens?perPage=1000".to_owned();
+    loop {
+        let page = registry.call(Method::GET, &path, None, None).await?;
+        all.extend(page["objects"].as_array().cloned().unwrap_or_default());
+        match page["urls"]["next"].as_str() {
+            Some(next) => path = next.strip_prefix(&registry.base).unwrap_or(next).to_owned(),
+            None => return Ok(all),
+        }
+    }
+}
+
+fn day(v: &Value) -> String {
+    v.as_str().map(|s| s.chars().take(16).collect::<String>().replace('T', " ")).unwrap_or_else(|| "-".into())
+}
+
+async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
+    let registry = Registry::from_args(&client)?;
+    require_login(&registry)?;
+    let tokens = fetch_all(&registry).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        return Ok(());
+    }
+    println!(
+        "{:<10} {:<24} {:<10} {:<16} {:<20} {:<16} {:<16} {}",
+        "ID", "NAME", "TYPE", "TOKEN", "CIDR", "CREATED", "EXPIRES", "LAST USED"
+    );
+    for t in &tokens {
+        let cidr = t["cidr_whitelist"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+            .unwrap_or_else(|| "-".into());
+        let last_used = match (t["last_used"].as_str(), t["last_used_ip"].as_str()) {
+            (Some(_), Some(ip)) => format!("{} from {ip}", day(&t["last_used"])),
+            _ => "never".into(),
+        };
+        let name: String = t["name"].as_str().unwrap_or("-").chars().take(24).collect();
+        println!(
+            "{:<10} {:<24} {:<10} {:<16} {:<20} {:<16} {:<16} {}",
+            t["key"].as_str().unwrap_or("").chars().take(10).collect::<String>(),
+            name,
+            t["type"].as_str().unwrap_or(""),
+            t["masked"].as_str().unwrap_or(""),
+            cidr,
+            day(&t["created"]),
+            day(&t["expires"]),
+            last_used
+        );
+    }
+    Ok(())
+}
+
+async fn revoke(ids: Vec<String>, otp: Option<String>, client: ClientArgs) -> anyhow::Result<()> {
+    let registry = Registry::from_args(&client)?;
+    require_login(&registry)?;
+    let tokens = fetch_all(&registry).await?;
+    let mut removed = 0;
+    for id in &ids {
+        let matches: Vec<&str> =
+            tokens.iter().filter_map(|t| t["key"].as_str()).filter(|k| k.starts_with(id.as_str())).collect();
+        let target = match matches.as_slice() {
+            [one] => (*one).to_owned(),
+            [] if id.starts_with(crate::auth::token::TOKEN_PREFIX) => id.clone(),
+            [] => anyhow::bail!("Unknown token id or value \"{id}\"."),
+            _ => anyhow::bail!("Token ID \"{id}\" was ambiguous; use more characters."),
+        };
+        registry.call(Method::DELETE, &format!("-/npm/v1/tokens/token/{target}"), None, otp.as_deref()).await?;
+        removed += 1;
+    }
+    println!("Removed {removed} token{}", if removed == 1 { "" } else { "s" });
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Username (prompted when absent).
+    #[arg(long)]
+    username: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    #[arg(long)]
+    otp: Option<String>,
+    #[command(flatten)]
+    client: ClientArgs,
+}
+
+/// `tessera login`: password login through the CouchDB endpoint; saves the token.
+pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
+    let registry = Registry::from_args(&args.client)?;
+    let username = match args.username {
+        Some(u) => u,
+        None => dialoguer::Input::<String>::new().with_prompt("Username").interact_text()?,
+    };
+    let password = read_password(args.password_stdin, "Password", false)?;
+    let body = json!({"_id": format!("org.couchdb.user:{username}"), "name": username, "password": password, "type": "user", "roles": []});
+    let anonymous = registry_without_token(&registry)?;
+    let answer = anonymous
+        .call(Method::PUT, &format!("-/user/org.couchdb.user:{username}"), Some(&body), args.otp.as_deref())
+        .await?;
+    let token = answer["token"].as_str().ok_or_else(|| anyhow::anyhow!("the registry sent no token"))?;
+    super::npmrc::save_token(&registry.userconfig, &registry.base, token)?;
+    println!("Logged in as {username} on {}.", registry.base);
+    Ok(())
+}
+
+fn registry_without_token(registry: &Registry) -> anyhow::Result<Registry> {
+    Registry::from_args(&ClientArgs {
+        registry: Some(registry.base.clone()),
+        userconfig: Some(std::path::PathBuf::from("/nonexistent/.npmrc")),
+        local_address: None,
+    })
+}
+
+/// `tessera whoami`.
+pub async fn whoami(args: ClientArgs) -> anyhow::Result<()> {
+    let registry = Registry::from_args(&args)?;
+    require_login(&registry)?;
+    let me = registry.call(Method::GET, "-/whoami", None, None).await?;
+    println!("{}", me["username"].as_str().unwrap_or(""));
+    Ok(())
+}

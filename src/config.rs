@@ -1,0 +1,158 @@
+//! Configuration in two stages: `RawConfig` (every field optional, merged from the
+//! TOML file, then `TESSERA_*` environment variables, then flags — flags win) and
+//! `Config` (validated and typed). Nothing below `app` reads the environment.
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:4880";
+
+/// Settings as read from one source; `None` means "not set here".
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `listen` / `TESSERA_LISTEN` / `--listen`. Default 127.0.0.1:4880.
+    pub listen: Option<String>,
+    /// `data_dir` / `TESSERA_DATA_DIR`. Default: the platform data dir + `tessera`.
+    pub data_dir: Option<PathBuf>,
+    /// `database_url` / `TESSERA_DATABASE_URL`. Default: `sqlite://<data_dir>/tessera.db`.
+    pub database_url: Option<String>,
+    /// `public_url` / `TESSERA_PUBLIC_URL`: base of tarball links. Default: `http://<listen>`.
+    pub public_url: Option<String>,
+    /// `blob_store` / `TESSERA_BLOB_STORE`: a folder path. Default: `<data_dir>/blobs`.
+    pub blob_store: Option<String>,
+    /// `open_signup` / `TESSERA_OPEN_SIGNUP`. Default true.
+    pub open_signup: Option<bool>,
+    /// `anonymous_read` / `TESSERA_ANONYMOUS_READ`. Default true.
+    pub anonymous_read: Option<bool>,
+    /// `login_token_days` / `TESSERA_LOGIN_TOKEN_DAYS`: lifetime of `npm login` tokens. Default 30.
+    pub login_token_days: Option<i64>,
+    /// `max_body_bytes` / `TESSERA_MAX_BODY_BYTES`. Default 100 MiB.
+    pub max_body_bytes: Option<usize>,
+    /// `trusted_proxies` / `TESSERA_TRUSTED_PROXIES` (comma-separated CIDRs). Default none.
+    pub trusted_proxies: Option<Vec<String>>,
+    /// `server_key_file` / `TESSERA_SERVER_KEY_FILE`. Default `<data_dir>/server.key`.
+    pub server_key_file: Option<PathBuf>,
+    /// `log_format` / `TESSERA_LOG_FORMAT`: `text` or `json`. Default text.
+    pub log_format: Option<String>,
+}
+
+impl RawConfig {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> anyhow::Result<RawConfig> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
+    }
+
+    /// Fields of `over` win over fields of `self`.
+    pub fn merge(self, over: RawConfig) -> RawConfig {
+        RawConfig {
+            listen: over.listen.or(self.listen),
+            data_dir: over.data_dir.or(self.data_dir),
+            database_url: over.database_url.or(self.database_url),
+            public_url: over.public_url.or(self.public_url),
+            blob_store: over.blob_store.or(self.blob_store),
+            open_signup: over.open_signup.or(self.open_signup),
+            anonymous_read: over.anonymous_read.or(self.anonymous_read),
+            login_token_days: over.login_token_days.or(self.login_token_days),
+            max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
+            server_key_file: over.server_key_file.or(self.server_key_file),
+            log_format: over.log_format.or(self.log_format),
+        }
+    }
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    /// Without trailing slash; `None` until the listener is bound when not configured.
+    pub public_url: Option<String>,
+    pub blob_dir: PathBuf,
+    pub open_signup: bool,
+    pub anonymous_read: bool,
+    pub login_token_days: i64,
+    pub max_body_bytes: usize,
+    pub trusted_proxies: Vec<IpNet>,
+    pub server_key_file: PathBuf,
+    pub json_logs: bool,
+}
+
+impl Config {
+    pub fn from_raw(raw: RawConfig) -> anyhow::Result<Config> {
+        let listen: SocketAddr = raw
+            .listen
+            .as_deref()
+            .unwrap_or(DEFAULT_LISTEN)
+            .parse()
+            .map_err(|e| anyhow::anyhow!("invalid listen address: {e}"))?;
+        let data_dir = match raw.data_dir {
+            Some(d) => d,
+            None => dirs::data_dir()
+                .ok_or_else(|| anyhow::anyhow!("no platform data directory; pass --data-dir"))?
+                .join("tessera"),
+        };
+        let database_url = raw
+            .database_url
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            anyhow::bail!("database URL must start with sqlite:// or postgres://");
+        }
+        let public_url = match raw.public_url {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                Some(u.trim_end_matches('/').to_owned())
+            }
+            Some(u) => anyhow::bail!("public URL must start with http:// or https:// (got {u:?})"),
+            None => None,
+        };
+        let blob_dir = raw.blob_store.map(PathBuf::from).unwrap_or_else(|| data_dir.join("blobs"));
+        let trusted_proxies = raw
+            .trusted_proxies
+            .unwrap_or_default()
+            .iter()
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                    .map_err(|_| anyhow::anyhow!("invalid trusted proxy range {s:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let login_token_days = raw.login_token_days.unwrap_or(30);
+        if login_token_days < 0 {
+            anyhow::bail!("login_token_days must be 0 (never expires) or more");
+        }
+        Ok(Config {
+            listen,
+            server_key_file: raw.server_key_file.unwrap_or_else(|| data_dir.join("server.key")),
+            data_dir,
+            database_url,
+            public_url,
+            blob_dir,
+            open_signup: raw.open_signup.unwrap_or(true),
+            anonymous_read: raw.anonymous_read.unwrap_or(true),
+            login_token_days,
+            max_body_bytes: raw.max_body_bytes.unwrap_or(100 * 1024 * 1024),
+            trusted_proxies,
+            json_logs: raw.log_format.as_deref() == Some("json"),
+        })
+    }
+
+    /// A configuration for tests and embedding: everything under `dir`, ephemeral port.
+    pub fn for_data_dir(dir: &Path) -> Config {
+        Config::from_raw(RawConfig {
+            listen: Some("127.0.0.1:0".into()),
+            data_dir: Some(dir.to_owned()),
+            ..Default::default()
+        })
+        .expect("defaults are valid")
+    }
+}

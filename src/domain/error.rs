@@ -1,0 +1,50 @@
+//! The domain's error vocabulary. `http::error` maps each variant to a status and
+//! the JSON body npm prints; nothing else decides statuses.
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    NotFound(String),
+    /// No or invalid credentials (401 + `www-authenticate: Bearer`).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Wrong username or password (401 + `www-authenticate: Basic`).
+    #[error("{0}")]
+    BadPassword(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// A one-time password is needed or was wrong (401 + `www-authenticate: OTP`).
+    #[error("{0}")]
+    OtpRequired(String),
+    #[error("too many failed one-time passwords; try again in {retry_after_secs} seconds")]
+    TooManyAttempts { retry_after_secs: u64 },
+    /// The token is CIDR-limited and the client is outside (401 + `ipaddress`).
+    #[error("this token may not be used from {0}")]
+    IpNotAllowed(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Internal(anyhow::Error),
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict => Error::Conflict("conflicting write; try again".into()),
+            StoreError::Unavailable(m) => Error::Unavailable(m),
+            StoreError::Other(e) => Error::Internal(e),
+        }
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(e: anyhow::Error) -> Self {
+        Error::Internal(e)
+    }
+}

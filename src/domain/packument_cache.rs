@@ -1,0 +1,54 @@
+//! Rendered packuments, kept per package and validated by the package's `rev` on
+//! every request (one indexed read), so a write through any instance is seen at once.
+
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+/// Both renderings of one revision of a packument.
+#[derive(Debug)]
+pub struct CachedDoc {
+    pub rev: i64,
+    pub modified_ms: i64,
+    pub full: Bytes,
+    pub full_etag: String,
+    pub abbreviated: Bytes,
+    pub abbreviated_etag: String,
+}
+
+/// Name → latest rendered revision.
+#[derive(Debug, Default)]
+pub struct PackumentCache {
+    docs: RwLock<HashMap<String, Arc<CachedDoc>>>,
+}
+
+/// Upper bound on cached packages; the cache is cleared when it is reached.
+const MAX_ENTRIES: usize = 20_000;
+
+impl PackumentCache {
+    /// The cached document if it is exactly revision `rev`.
+    pub fn get(&self, name: &str, rev: i64) -> Option<Arc<CachedDoc>> {
+        let docs = self.docs.read().unwrap_or_else(|p| p.into_inner());
+        docs.get(name).filter(|d| d.rev == rev).cloned()
+    }
+
+    pub fn put(&self, name: &str, doc: Arc<CachedDoc>) {
+        let mut docs = self.docs.write().unwrap_or_else(|p| p.into_inner());
+        if docs.len() >= MAX_ENTRIES {
+            docs.clear();
+        }
+        match docs.get(name) {
+            Some(existing) if existing.rev > doc.rev => {}
+            _ => {
+                docs.insert(name.to_owned(), doc);
+            }
+        }
+    }
+}
+
+/// A strong ETag over the body.
+pub fn etag_of(body: &[u8]) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(body);
+    format!("\"{}\"", hex::encode(&h[..12]))
+}

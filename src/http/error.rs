@@ -1,0 +1,83 @@
+//! `ApiError`: the only place that turns a domain error into a status, headers and
+//! the JSON body npm prints (`{"error": "…"}`). Internal causes are logged, never
+//! sent: a 5xx answers with a generic message.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::domain::Error;
+
+/// An error response for the npm and JSON APIs.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub www_authenticate: Option<&'static str>,
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), www_authenticate: None, retry_after: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let (status, www, retry) = match &e {
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, None, None),
+            Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, Some("Bearer"), None),
+            Error::BadPassword(_) => (StatusCode::UNAUTHORIZED, Some("Basic"), None),
+            Error::Forbidden(_) => (StatusCode::FORBIDDEN, None, None),
+            Error::OtpRequired(_) => (StatusCode::UNAUTHORIZED, Some("OTP"), None),
+            Error::TooManyAttempts { retry_after_secs } => {
+                (StatusCode::TOO_MANY_REQUESTS, None, Some(*retry_after_secs))
+            }
+            Error::IpNotAllowed(_) => (StatusCode::UNAUTHORIZED, Some("ipaddress"), None),
+            Error::Invalid(_) => (StatusCode::BAD_REQUEST, None, None),
+            Error::Conflict(_) => (StatusCode::CONFLICT, None, None),
+            Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
+            Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, None),
+        };
+        let message = match &e {
+            Error::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "internal server error".to_owned()
+            }
+            Error::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "dependency unavailable");
+                "service temporarily unavailable; try again shortly".to_owned()
+            }
+            other => other.to_string(),
+        };
+        ApiError { status, message, www_authenticate: www, retry_after: retry }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(w) = self.www_authenticate {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(w));
+        }
+        if let Some(r) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(r));
+        }
+        response
+    }
+}
+
+/// Result type of API handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

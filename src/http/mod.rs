@@ -1,0 +1,148 @@
+//! The HTTP boundary: the only module that knows axum, status codes, headers, cookies
+//! and wire shapes. Three faces share one router: the npm protocol (`npm`), the
+//! website (`web`), and operational endpoints. Handlers call `domain` only.
+
+pub mod error;
+pub mod extract;
+pub mod npm;
+pub mod web;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{any, delete, get, post, put};
+use std::time::Instant;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::decompression::RequestDecompressionLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+
+use extract::AppState;
+use npm::{meta, packages, profile, tokens, users};
+
+/// Builds the whole router for `app`.
+pub fn router(app: AppState) -> Router {
+    let max_body = app.config.max_body_bytes;
+    let registry = Router::new()
+        .route("/-/ping", get(meta::ping))
+        .route("/-/health", get(meta::health))
+        .route("/-/ready", get(meta::ready))
+        .route("/-/metrics", get(meta::metrics))
+        .route("/-/whoami", get(users::whoami))
+        .route("/-/user/token/{token}", delete(users::logout))
+        .route("/-/user/{id}", get(users::get_user).put(users::put_user))
+        .route("/-/user/{id}/-rev/{rev}", put(users::put_user))
+        .route("/-/user/{id}/package", get(meta::user_packages))
+        .route("/-/org/{id}/package", get(meta::user_packages))
+        .route("/-/v1/login", post(users::start_web_login))
+        .route("/-/v1/done/{id}", get(users::poll_web_login))
+        .route("/-/v1/search", get(meta::search))
+        .route("/-/npm/v1/tokens", get(tokens::list_tokens).post(tokens::create_token))
+        .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke_token))
+        .route("/-/npm/v1/user", get(profile::get_profile).post(profile::post_profile))
+        .route("/-/npm/v1/security/advisories/bulk", post(meta::audit))
+        .route("/-/npm/v1/security/audits/quick", post(meta::audit))
+        .route("/-/package/{*rest}", any(meta::package_endpoint))
+        .route(
+            "/{*path}",
+            get(packages::get_package_path)
+                .put(packages::put_package_path)
+                .delete(packages::delete_package_path)
+                .fallback(packages::other_method),
+        );
+    let compress = SizeAbove::new(256).and(NotForContentType::const_new("application/octet-stream"));
+    Router::new()
+        .merge(web::router(app.clone()))
+        .merge(registry)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestDecompressionLayer::new())
+        .layer(CompressionLayer::new().compress_when(compress))
+        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(app.clone(), observe))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .with_state(app)
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error").into_response_owned()
+}
+
+impl error::ApiError {
+    fn into_response_owned(self) -> Response {
+        axum::response::IntoResponse::into_response(self)
+    }
+}
+
+/// Logs every request (without credentials) and feeds the metrics.
+async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let request_id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let path = redact_path(request.uri().path());
+    let response = next.run(request).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let status = response.status().as_u16();
+    app.metrics.observe(method.as_str(), &route, status, ms);
+    tracing::info!(target: "tessera::access", request_id, %method, path, route, status, ms, "request");
+    response
+}
+
+/// Headers every response carries; the website's CSP forbids inline script.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'",
+        ),
+    );
+    response
+}
+
+/// Removes secrets that some URLs carry (tokens in logout and revoke paths, browser
+/// login ids) before a path is logged.
+pub fn redact_path(path: &str) -> String {
+    let mut out = Vec::new();
+    let mut hide_next = false;
+    for segment in path.split('/') {
+        if hide_next {
+            out.push("<redacted>");
+            hide_next = false;
+            continue;
+        }
+        hide_next = matches!(segment, "token" | "done" | "cli");
+        out.push(segment);
+    }
+    out.join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_in_paths_are_redacted() {
+        assert_eq!(super::redact_path("/-/user/token/tsr_abc"), "/-/user/token/<redacted>");
+        assert_eq!(super::redact_path("/-/npm/v1/tokens/token/tsr_x"), "/-/npm/v1/tokens/token/<redacted>");
+        assert_eq!(super::redact_path("/-/v1/done/abc"), "/-/v1/done/<redacted>");
+        assert_eq!(super::redact_path("/left-pad"), "/left-pad");
+    }
+}

@@ -1,0 +1,96 @@
+//! `/-/npm/v1/user`: the profile `npm profile get|set` reads and writes, and the
+//! two-factor enrolment `npm profile enable-2fa|disable-2fa` drives.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::users::no_store;
+use crate::domain::two_factor::{self, TfaChange};
+use crate::domain::users;
+use crate::http::error::{ApiError, ApiResult};
+use crate::http::extract::{AppState, NpmJson, RequireAuth};
+use crate::npm::packument::iso_time;
+use crate::store::{ProfileUpdate, UserRow};
+
+/// Wire view of a profile.
+pub fn profile_view(user: &UserRow) -> Value {
+    let tfa = match &user.tfa_mode {
+        Some(mode) => json!({"pending": user.tfa_pending != 0, "mode": mode}),
+        None => Value::Bool(false),
+    };
+    json!({
+        "name": user.name,
+        "email": user.email,
+        "email_verified": false,
+        "tfa": tfa,
+        "fullname": user.fullname,
+        "homepage": user.homepage,
+        "freenode": user.freenode,
+        "twitter": user.twitter,
+        "github": user.github,
+        "created": iso_time(user.created_at),
+        "updated": iso_time(user.updated_at),
+    })
+}
+
+/// `GET /-/npm/v1/user`.
+pub async fn get_profile(State(app): State<AppState>, RequireAuth(caller): RequireAuth) -> ApiResult<Response> {
+    let user = users::profile(&app, &caller).await?;
+    Ok(no_store(StatusCode::OK, profile_view(&user)))
+}
+
+fn text_field(body: &Value, key: &str) -> Option<Option<String>> {
+    match body.get(key) {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) if s.is_empty() => Some(None),
+        Some(Value::String(s)) => Some(Some(s.chars().take(512).collect())),
+        Some(_) => Some(None),
+    }
+}
+
+/// `POST /-/npm/v1/user`.
+pub async fn post_profile(State(app): State<AppState>, RequireAuth(caller): RequireAuth, NpmJson(body): NpmJson<Value>) -> ApiResult<Response> {
+    match body.get("tfa") {
+        Some(Value::Object(tfa)) => {
+            let mode = tfa.get("mode").and_then(Value::as_str).unwrap_or("auth-and-writes");
+            let password = tfa.get("password").and_then(Value::as_str).unwrap_or("");
+            let out = match two_factor::change(&app, &caller, mode, password).await? {
+                TfaChange::Pending { otpauth_url, .. } => json!({"tfa": otpauth_url}),
+                TfaChange::ModeChanged(mode) => json!({"tfa": {"mode": mode, "pending": false}}),
+                TfaChange::Disabled => json!({"tfa": false}),
+            };
+            return Ok(no_store(StatusCode::OK, out));
+        }
+        Some(Value::Array(codes)) => {
+            let code = codes.first().and_then(Value::as_str).unwrap_or("");
+            let recovery = two_factor::confirm(&app, &caller, code).await?;
+            return Ok(no_store(StatusCode::OK, json!({"tfa": recovery})));
+        }
+        Some(_) => return Err(ApiError::bad_request("tfa must be an object or an array of one code")),
+        None => {}
+    }
+    let update = ProfileUpdate {
+        email: match body.get("email") {
+            Some(Value::String(s)) if !s.is_empty() && *s != caller.user.email => Some(s.clone()),
+            _ => None,
+        },
+        fullname: text_field(&body, "fullname"),
+        homepage: text_field(&body, "homepage"),
+        twitter: text_field(&body, "twitter"),
+        github: text_field(&body, "github"),
+        freenode: text_field(&body, "freenode"),
+    };
+    let password = match body.get("password") {
+        Some(p) => {
+            let old = p.get("old").and_then(Value::as_str).unwrap_or("").to_owned();
+            let new = p.get("new").and_then(Value::as_str).unwrap_or("").to_owned();
+            Some((old, new))
+        }
+        None => None,
+    };
+    let user = users::update_profile(&app, &caller, update, password, None).await?;
+    Ok(no_store(StatusCode::OK, profile_view(&user)))
+}

@@ -1,0 +1,163 @@
+//! `/-/npm/v1/tokens`: list (masked, paginated), create (shown once), revoke by key
+//! or full value. Accepts both the legacy and the npm 11 granular bodies.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::users::no_store;
+use crate::auth::token::masked;
+use crate::domain::auth::{cidr_of, limits_of};
+use crate::domain::tokens::{self, CreateRequest};
+use crate::http::error::ApiResult;
+use crate::http::extract::{AppState, NpmJson, RequireAuth};
+use crate::npm::packument::iso_time;
+use crate::store::TokenRow;
+
+/// Wire view of a stored token (never the secret).
+pub fn token_view(row: &TokenRow) -> Value {
+    let kind = tokens::display_kind(row);
+    let limits = limits_of(row);
+    json!({
+        "key": row.key,
+        "token": row.display_prefix,
+        "masked": masked(&row.display_prefix, &row.last_four),
+        "name": row.name,
+        "description": row.description,
+        "type": kind,
+        "readonly": kind == "read-only",
+        "automation": kind == "automation",
+        "cidr_whitelist": cidr_of(row).map(|c| c.to_strings()),
+        "packages": limits.as_ref().map(|l| l.packages.clone()),
+        "scopes": limits.as_ref().map(|l| l.scopes.clone()),
+        "packages_all": limits.as_ref().map(|l| l.packages_all),
+        "packages_and_scopes_permission": limits.as_ref().and_then(|l| l.permission.clone()),
+        "orgs": limits.as_ref().map(|l| l.orgs.clone()),
+        "orgs_permission": limits.as_ref().and_then(|l| l.orgs_permission.clone()),
+        "bypass_2fa": kind == "automation",
+        "origin": row.origin,
+        "created": iso_time(row.created_at),
+        "updated": iso_time(row.updated_at),
+        "expires": row.expires_at.map(iso_time),
+        "last_used": row.last_used_at.map(iso_time),
+        "last_used_ip": row.last_used_ip,
+    })
+}
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    page: Option<i64>,
+    #[serde(rename = "perPage")]
+    per_page: Option<i64>,
+}
+
+/// `GET /-/npm/v1/tokens`.
+pub async fn list_tokens(State(app): State<AppState>, RequireAuth(caller): RequireAuth, Query(q): Query<PageQuery>) -> ApiResult<Response> {
+    let page = q.page.unwrap_or(0).max(0);
+    let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
+    let (rows, total) = tokens::list(&app, &caller, page, per_page).await?;
+    let next = ((page + 1) * per_page < total)
+        .then(|| format!("{}/-/npm/v1/tokens?page={}&perPage={per_page}", app.public_url, page + 1));
+    Ok(no_store(
+        StatusCode::OK,
+        json!({"objects": rows.iter().map(token_view).collect::<Vec<_>>(), "total": total, "urls": {"next": next}}),
+    ))
+}
+
+/// One string or a list of strings (npm sends arrays; people send strings).
+#[derive(Deserialize, Default)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::None => Vec::new(),
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+/// A number or a numeric string (`expires`).
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum Days {
+    Number(i64),
+    Text(String),
+}
+
+/// Legacy and granular token-creation bodies.
+#[derive(Deserialize)]
+pub struct CreateBody {
+    name: Option<String>,
+    password: Option<String>,
+    readonly: Option<bool>,
+    automation: Option<bool>,
+    #[serde(alias = "token_description")]
+    description: Option<String>,
+    #[serde(default)]
+    packages: OneOrMany,
+    #[serde(default)]
+    scopes: OneOrMany,
+    packages_all: Option<bool>,
+    packages_and_scopes_permission: Option<String>,
+    #[serde(default)]
+    orgs: OneOrMany,
+    orgs_permission: Option<String>,
+    expires: Option<Days>,
+    #[serde(default, alias = "cidr")]
+    cidr_whitelist: Option<OneOrMany>,
+    bypass_2fa: Option<bool>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// `POST /-/npm/v1/tokens`.
+pub async fn create_token(State(app): State<AppState>, RequireAuth(caller): RequireAuth, NpmJson(body): NpmJson<CreateBody>) -> ApiResult<Response> {
+    let expires_days = match body.expires {
+        None => None,
+        Some(Days::Number(n)) => Some(n),
+        Some(Days::Text(t)) => Some(t.trim().parse().map_err(|_| {
+            crate::http::error::ApiError::bad_request(format!("invalid expires {t:?}: a number of days"))
+        })?),
+    };
+    let kind = body.kind.as_deref();
+    let request = CreateRequest {
+        name: body.name,
+        description: body.description,
+        password: body.password,
+        readonly: body.readonly.unwrap_or(false) || kind == Some("read-only") || kind == Some("readonly"),
+        automation: body.automation.unwrap_or(false) || kind == Some("automation"),
+        packages: body.packages.into_vec(),
+        scopes: body.scopes.into_vec(),
+        packages_all: body.packages_all.unwrap_or(false),
+        permission: body.packages_and_scopes_permission,
+        orgs: body.orgs.into_vec(),
+        orgs_permission: body.orgs_permission,
+        expires_days,
+        cidr: body.cidr_whitelist.unwrap_or_default().into_vec(),
+        bypass_2fa: body.bypass_2fa.unwrap_or(false),
+    };
+    let created = tokens::create(&app, &caller, request, "api").await?;
+    let mut view = token_view(&created.row);
+    let obj = view.as_object_mut().expect("object");
+    obj.insert("token".into(), json!(created.plain.expose()));
+    if created.row.expires_at.is_none() {
+        obj.remove("expires");
+    }
+    Ok(no_store(StatusCode::CREATED, view))
+}
+
+/// `DELETE /-/npm/v1/tokens/token/<key or token>`.
+pub async fn revoke_token(State(app): State<AppState>, RequireAuth(caller): RequireAuth, Path(key): Path<String>) -> ApiResult<Response> {
+    tokens::revoke(&app, &caller, &key).await?;
+    Ok(no_store(StatusCode::OK, json!({"ok": true})))
+}

@@ -1,0 +1,15 @@
+//! Tessera: a self-hosted, npm-compatible package registry built around its
+//! access-token system. See ARCHITECTURE.md for the map of modules.
+
+pub mod app;
+pub mod auth;
+pub mod blob;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod metrics;
+pub mod npm;
+pub mod server;
+pub mod store;

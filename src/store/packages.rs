@@ -1,0 +1,483 @@
+//! Packages, versions, dist-tags, maintainers and scopes. Every write bumps the
+//! package's `rev`, which versions the cached packument across instances.
+
+use super::{BeginWrite, Store, StoreError, StoreResult, on_pool};
+
+/// A package row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PackageRow {
+    pub id: i64,
+    pub name: String,
+    pub scope: Option<String>,
+    pub access: String,
+    pub publish_requires_tfa: i64,
+    pub automation_overrides_tfa: i64,
+    pub rev: i64,
+    pub description: Option<String>,
+    pub created_at: i64,
+    pub modified_at: i64,
+}
+
+/// A version row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub version: String,
+    pub manifest: String,
+    pub readme: Option<String>,
+    pub blob_key: String,
+    pub size: i64,
+    pub integrity: String,
+    pub shasum: String,
+    pub deprecated: Option<String>,
+    pub published_at: i64,
+}
+
+/// A maintainer: (user id, name, email).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MaintainerRow {
+    pub user_id: i64,
+    pub name: String,
+    pub email: String,
+}
+
+/// Everything needed to render a packument.
+#[derive(Debug, Clone)]
+pub struct PackageContents {
+    pub package: PackageRow,
+    pub versions: Vec<VersionRow>,
+    pub tags: Vec<(String, String)>,
+    pub maintainers: Vec<MaintainerRow>,
+}
+
+/// A version to publish.
+#[derive(Debug, Clone)]
+pub struct NewVersion<'a> {
+    pub name: &'a str,
+    pub scope: Option<&'a str>,
+    /// Access for a new package; `None` keeps an existing package's access.
+    pub access_if_new: &'a str,
+    pub access_change: Option<&'a str>,
+    pub version: &'a str,
+    pub manifest: &'a str,
+    pub readme: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub blob_key: &'a str,
+    pub size: i64,
+    pub integrity: &'a str,
+    pub shasum: &'a str,
+    pub user_id: i64,
+    pub tags: &'a [(String, String)],
+    pub now: i64,
+}
+
+/// What happened to a publish inside its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Published { created_package: bool },
+    VersionExists,
+    NotMaintainer,
+    ScopeTaken,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SearchRow {
+    pub id: i64,
+    pub name: String,
+    pub description: Option<String>,
+    pub modified_at: i64,
+    pub access: String,
+}
+
+const PACKAGE_SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
+    rev, description, created_at, modified_at FROM packages WHERE name = $1";
+
+impl Store {
+    pub async fn package_by_name(&self, name: &str) -> StoreResult<Option<PackageRow>> {
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, PackageRow>(PACKAGE_SQL)
+            .bind(name)
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    pub async fn is_maintainer(&self, package_id: i64, user_id: i64) -> StoreResult<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM maintainers WHERE package_id = $1 AND user_id = $2";
+        let n: i64 =
+            on_pool!(self, |p| sqlx::query_scalar(SQL).bind(package_id).bind(user_id).fetch_one(p).await)?;
+        Ok(n > 0)
+    }
+
+    pub async fn scope_owner(&self, scope: &str) -> StoreResult<Option<i64>> {
+        const SQL: &str = "SELECT owner_id FROM scopes WHERE name = $1";
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL).bind(scope).fetch_optional(p).await)?)
+    }
+
+    pub async fn maintainers(&self, package_id: i64) -> StoreResult<Vec<MaintainerRow>> {
+        const SQL: &str = "SELECT u.id AS user_id, u.name, u.email FROM maintainers m \
+                           JOIN users u ON u.id = m.user_id WHERE m.package_id = $1 ORDER BY u.name";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MaintainerRow>(SQL).bind(package_id).fetch_all(p).await)?)
+    }
+
+    /// Loads everything a packument is built from, in one read transaction so the
+    /// parts agree with the returned `rev`.
+    pub async fn package_contents(&self, name: &str) -> StoreResult<Option<PackageContents>> {
+        const VERSIONS: &str = "SELECT version, manifest, readme, blob_key, size, integrity, shasum, \
+            deprecated, published_at FROM versions WHERE package_id = $1 ORDER BY published_at, id";
+        const TAGS: &str = "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag";
+        const MAINTAINERS: &str = "SELECT u.id AS user_id, u.name, u.email FROM maintainers m \
+                           JOIN users u ON u.id = m.user_id WHERE m.package_id = $1 ORDER BY u.name";
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let Some(package) =
+                sqlx::query_as::<_, PackageRow>(PACKAGE_SQL).bind(name).fetch_optional(&mut *tx).await?
+            else {
+                return Ok(None);
+            };
+            let versions =
+                sqlx::query_as::<_, VersionRow>(VERSIONS).bind(package.id).fetch_all(&mut *tx).await?;
+            let tags: Vec<(String, String)> =
+                sqlx::query_as(TAGS).bind(package.id).fetch_all(&mut *tx).await?;
+            let maintainers =
+                sqlx::query_as::<_, MaintainerRow>(MAINTAINERS).bind(package.id).fetch_all(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(PackageContents { package, versions, tags, maintainers }))
+        })
+    }
+
+    /// The blob key and size of one version's tarball.
+    pub async fn tarball_of(&self, package_id: i64, version: &str) -> StoreResult<Option<(String, i64)>> {
+        const SQL: &str = "SELECT blob_key, size FROM versions WHERE package_id = $1 AND version = $2";
+        Ok(on_pool!(self, |p| sqlx::query_as(SQL).bind(package_id).bind(version).fetch_optional(p).await)?)
+    }
+
+    /// Publishes one version atomically: package (created if new, with its first
+    /// maintainer and scope claim), version row, dist-tags and rev bump commit together.
+    pub async fn publish_version(&self, v: &NewVersion<'_>) -> StoreResult<PublishOutcome> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin_write().await?;
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO packages (name, scope, access, rev, description, created_at, modified_at) \
+                 VALUES ($1, $2, $3, 0, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
+            )
+            .bind(v.name)
+            .bind(v.scope)
+            .bind(v.access_if_new)
+            .bind(v.description)
+            .bind(v.now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let created = inserted.is_some();
+            // Locks the package row (PostgreSQL) so concurrent publishes serialise here.
+            let package_id: i64 = sqlx::query_scalar(
+                "UPDATE packages SET rev = rev + 1, modified_at = $2, \
+                 description = COALESCE($3, description), access = COALESCE($4, access) \
+                 WHERE name = $1 RETURNING id",
+            )
+            .bind(v.name)
+            .bind(v.now)
+            .bind(v.description)
+            .bind(v.access_change)
+            .fetch_one(&mut *tx)
+            .await?;
+            if created {
+                if let Some(scope) = v.scope {
+                    sqlx::query("INSERT INTO scopes (name, owner_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                        .bind(scope)
+                        .bind(v.user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    let owner: i64 = sqlx::query_scalar("SELECT owner_id FROM scopes WHERE name = $1")
+                        .bind(scope)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    if owner != v.user_id {
+                        return Ok(PublishOutcome::ScopeTaken);
+                    }
+                }
+                sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                    .bind(package_id)
+                    .bind(v.user_id)
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM maintainers WHERE package_id = $1 AND user_id = $2",
+                )
+                .bind(package_id)
+                .bind(v.user_id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if n == 0 {
+                    return Ok(PublishOutcome::NotMaintainer);
+                }
+            }
+            let result = sqlx::query(
+                "INSERT INTO versions (package_id, version, manifest, readme, blob_key, size, integrity, \
+                 shasum, published_by, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (package_id, version) DO NOTHING",
+            )
+            .bind(package_id)
+            .bind(v.version)
+            .bind(v.manifest)
+            .bind(v.readme)
+            .bind(v.blob_key)
+            .bind(v.size)
+            .bind(v.integrity)
+            .bind(v.shasum)
+            .bind(v.user_id)
+            .bind(v.now)
+            .execute(&mut *tx)
+            .await?;
+            if result.rows_affected() == 0 {
+                return Ok(PublishOutcome::VersionExists);
+            }
+            for (tag, version) in v.tags {
+                sqlx::query(
+                    "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
+                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+                )
+                .bind(package_id)
+                .bind(tag)
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(PublishOutcome::Published { created_package: created })
+        })
+    }
+
+    /// Bumps the package revision after a metadata change inside `tx`-less writes.
+    async fn touch(&self, package_id: i64, now: i64) -> StoreResult<()> {
+        const SQL: &str = "UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1";
+        on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Sets `tag` to `version` (which must exist). False when the version is unknown.
+    pub async fn set_dist_tag(&self, package_id: i64, tag: &str, version: &str, now: i64) -> StoreResult<bool> {
+        const SQL: &str = "INSERT INTO dist_tags (package_id, tag, version) \
+            SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM versions WHERE package_id = $1 AND version = $3) \
+            ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version";
+        let done =
+            on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(tag).bind(version).execute(p).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Ok(false);
+        }
+        self.touch(package_id, now).await?;
+        Ok(true)
+    }
+
+    pub async fn remove_dist_tag(&self, package_id: i64, tag: &str, now: i64) -> StoreResult<bool> {
+        const SQL: &str = "DELETE FROM dist_tags WHERE package_id = $1 AND tag = $2";
+        let done = on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
+        if done == 0 {
+            return Ok(false);
+        }
+        self.touch(package_id, now).await?;
+        Ok(true)
+    }
+
+    /// Sets or clears (`None`) the deprecation message of the listed versions.
+    pub async fn set_deprecations(
+        &self,
+        package_id: i64,
+        changes: &[(String, Option<String>)],
+        now: i64,
+    ) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin_write().await?;
+            for (version, message) in changes {
+                sqlx::query("UPDATE versions SET deprecated = $3 WHERE package_id = $1 AND version = $2")
+                    .bind(package_id)
+                    .bind(version)
+                    .bind(message)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
+                .bind(package_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Removes versions and replaces the dist-tags, in one transaction.
+    pub async fn remove_versions(
+        &self,
+        package_id: i64,
+        versions: &[String],
+        tags: &[(String, String)],
+        now: i64,
+    ) -> StoreResult<()> {
+        on_pool!(self, |p| {
+            let mut tx = p.begin_write().await?;
+            for version in versions {
+                sqlx::query("DELETE FROM versions WHERE package_id = $1 AND version = $2")
+                    .bind(package_id)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("DELETE FROM dist_tags WHERE package_id = $1")
+                .bind(package_id)
+                .execute(&mut *tx)
+                .await?;
+            for (tag, version) in tags {
+                sqlx::query("INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3)")
+                    .bind(package_id)
+                    .bind(tag)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
+                .bind(package_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Deletes a package with all its versions, tags and maintainers.
+    pub async fn delete_package(&self, package_id: i64) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM packages WHERE id = $1").bind(package_id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_access(&self, package_id: i64, access: &str, now: i64) -> StoreResult<()> {
+        const SQL: &str = "UPDATE packages SET access = $2, rev = rev + 1, modified_at = $3 WHERE id = $1";
+        on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(access).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_mfa_policy(
+        &self,
+        package_id: i64,
+        requires_tfa: bool,
+        automation_overrides: bool,
+        now: i64,
+    ) -> StoreResult<()> {
+        const SQL: &str = "UPDATE packages SET publish_requires_tfa = $2, automation_overrides_tfa = $3, \
+                           rev = rev + 1, modified_at = $4 WHERE id = $1";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(package_id)
+            .bind(i64::from(requires_tfa))
+            .bind(i64::from(automation_overrides))
+            .bind(now)
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Replaces the maintainer set (owner add/rm). Refuses an empty set.
+    pub async fn set_maintainers(&self, package_id: i64, user_ids: &[i64], now: i64) -> StoreResult<()> {
+        if user_ids.is_empty() {
+            return Err(StoreError::Other(anyhow::anyhow!("a package needs at least one maintainer")));
+        }
+        on_pool!(self, |p| {
+            let mut tx = p.begin_write().await?;
+            sqlx::query("DELETE FROM maintainers WHERE package_id = $1")
+                .bind(package_id)
+                .execute(&mut *tx)
+                .await?;
+            for id in user_ids {
+                sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                    .bind(package_id)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
+                .bind(package_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })?;
+        Ok(())
+    }
+
+    /// Packages whose name or description contains `text`, visible to `viewer`
+    /// (public ones, plus restricted ones the viewer maintains), newest first.
+    pub async fn search_packages(
+        &self,
+        text: &str,
+        viewer: Option<i64>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SearchRow>> {
+        const SQL: &str = "SELECT p.id, p.name, p.description, p.modified_at, p.access FROM packages p \
+            WHERE (LOWER(p.name) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(p.description, '')) LIKE $1 ESCAPE '\\') \
+            AND (p.access = 'public' OR EXISTS (SELECT 1 FROM maintainers m WHERE m.package_id = p.id AND m.user_id = $2)) \
+            AND EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id) \
+            ORDER BY CASE WHEN p.name = $5 THEN 0 ELSE 1 END, p.modified_at DESC LIMIT $3 OFFSET $4";
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, SearchRow>(SQL)
+            .bind(&pattern)
+            .bind(viewer.unwrap_or(-1))
+            .bind(limit)
+            .bind(offset)
+            .bind(text)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// Blob keys referenced by any version (for garbage collection).
+    pub async fn referenced_blob_keys(&self) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT DISTINCT blob_key FROM versions";
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL).fetch_all(p).await)?)
+    }
+
+    /// Whether any version refers to a blob.
+    pub async fn blob_in_use(&self, key: &str) -> StoreResult<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM versions WHERE blob_key = $1";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL).bind(key).fetch_one(p).await)?;
+        Ok(n > 0)
+    }
+
+    /// Names of packages a user maintains.
+    pub async fn packages_of_user(&self, user_id: i64) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT p.name FROM packages p JOIN maintainers m ON m.package_id = p.id \
+                           WHERE m.user_id = $1 ORDER BY p.name";
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL).bind(user_id).fetch_all(p).await)?)
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Store {
+    /// The dist-tags of a package.
+    pub async fn dist_tags_of(&self, package_id: i64) -> StoreResult<Vec<(String, String)>> {
+        const SQL: &str = "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag";
+        Ok(on_pool!(self, |p| sqlx::query_as(SQL).bind(package_id).fetch_all(p).await)?)
+    }
+
+    /// Most recently changed packages (for the home page), visible to `viewer`.
+    pub async fn recent_packages(&self, viewer: Option<i64>, limit: i64) -> StoreResult<Vec<SearchRow>> {
+        const SQL: &str = "SELECT p.id, p.name, p.description, p.modified_at, p.access FROM packages p \
+            WHERE (p.access = 'public' OR EXISTS (SELECT 1 FROM maintainers m WHERE m.package_id = p.id AND m.user_id = $1)) \
+            AND EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id) \
+            ORDER BY p.modified_at DESC LIMIT $2";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, SearchRow>(SQL)
+            .bind(viewer.unwrap_or(-1))
+            .bind(limit)
+            .fetch_all(p)
+            .await)?)
+    }
+}

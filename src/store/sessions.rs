@@ -1,0 +1,169 @@
+//! Website sessions and browser-login requests for the npm CLI. Both are keyed by the
+//! keyed hash of their random id; the id itself lives only in the cookie or URL.
+
+use super::{Store, StoreResult, on_pool};
+
+/// A website session.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub user_id: i64,
+    pub csrf: String,
+    pub pending_otp: i64,
+    /// Sealed one-time message (a freshly generated token), shown once.
+    pub flash: Option<String>,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+}
+
+/// A browser login started by `npm login`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WebLoginRow {
+    pub user_id: Option<i64>,
+    pub client_name: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl Store {
+    pub async fn insert_session(
+        &self,
+        id_hash: &[u8],
+        user_id: i64,
+        csrf: &str,
+        pending_otp: bool,
+        now: i64,
+    ) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO sessions (id_hash, user_id, csrf, pending_otp, created_at, last_seen_at) \
+                           VALUES ($1, $2, $3, $4, $5, $5)";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id_hash.to_vec())
+            .bind(user_id)
+            .bind(csrf)
+            .bind(i64::from(pending_otp))
+            .bind(now)
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn session(&self, id_hash: &[u8]) -> StoreResult<Option<SessionRow>> {
+        const SQL: &str = "SELECT user_id, csrf, pending_otp, flash, created_at, last_seen_at \
+                           FROM sessions WHERE id_hash = $1";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, SessionRow>(SQL)
+            .bind(id_hash.to_vec())
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    pub async fn touch_session(&self, id_hash: &[u8], now: i64) -> StoreResult<()> {
+        const SQL: &str = "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1";
+        on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn complete_session_otp(&self, id_hash: &[u8]) -> StoreResult<()> {
+        const SQL: &str = "UPDATE sessions SET pending_otp = 0 WHERE id_hash = $1";
+        on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn set_session_flash(&self, id_hash: &[u8], flash: Option<&str>) -> StoreResult<()> {
+        const SQL: &str = "UPDATE sessions SET flash = $2 WHERE id_hash = $1";
+        on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).bind(flash).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Reads and clears the flash: the compare-and-clear makes it shown once even
+    /// when two requests race.
+    pub async fn take_session_flash(&self, id_hash: &[u8]) -> StoreResult<Option<String>> {
+        let current: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT flash FROM sessions WHERE id_hash = $1"
+        )
+        .bind(id_hash.to_vec())
+        .fetch_optional(p)
+        .await)?;
+        let Some(Some(flash)) = current else { return Ok(None) };
+        const CLEAR: &str = "UPDATE sessions SET flash = NULL WHERE id_hash = $1 AND flash = $2";
+        let done = on_pool!(self, |p| sqlx::query(CLEAR).bind(id_hash.to_vec()).bind(&flash).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok((done == 1).then_some(flash))
+    }
+
+    pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(id_hash.to_vec())
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    /// Ends every session of a user except `keep` (after a password change).
+    pub async fn delete_other_sessions(&self, user_id: i64, keep: Option<&[u8]>) -> StoreResult<()> {
+        const SQL: &str = "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(user_id)
+            .bind(keep.map(<[u8]>::to_vec).unwrap_or_default())
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn insert_web_login(
+        &self,
+        id_hash: &[u8],
+        done_hash: &[u8],
+        client_name: Option<&str>,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO web_logins (id_hash, done_hash, client_name, created_at, expires_at) \
+                           VALUES ($1, $2, $3, $4, $5)";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id_hash.to_vec())
+            .bind(done_hash.to_vec())
+            .bind(client_name)
+            .bind(now)
+            .bind(expires_at)
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+
+    pub async fn web_login_by_id(&self, id_hash: &[u8]) -> StoreResult<Option<WebLoginRow>> {
+        const SQL: &str = "SELECT user_id, client_name, created_at, expires_at FROM web_logins WHERE id_hash = $1";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, WebLoginRow>(SQL)
+            .bind(id_hash.to_vec())
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    pub async fn web_login_by_done(&self, done_hash: &[u8]) -> StoreResult<Option<WebLoginRow>> {
+        const SQL: &str = "SELECT user_id, client_name, created_at, expires_at FROM web_logins WHERE done_hash = $1";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, WebLoginRow>(SQL)
+            .bind(done_hash.to_vec())
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    /// Approves a pending browser login for `user_id`; false if unknown or already approved.
+    pub async fn approve_web_login(&self, id_hash: &[u8], user_id: i64) -> StoreResult<bool> {
+        const SQL: &str = "UPDATE web_logins SET user_id = $2 WHERE id_hash = $1 AND user_id IS NULL";
+        let done =
+            on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).bind(user_id).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Deletes an approved login by its done id; true exactly once (single use).
+    pub async fn consume_web_login(&self, done_hash: &[u8]) -> StoreResult<bool> {
+        const SQL: &str = "DELETE FROM web_logins WHERE done_hash = $1 AND user_id IS NOT NULL";
+        let done = on_pool!(self, |p| sqlx::query(SQL).bind(done_hash.to_vec()).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    pub async fn delete_expired_web_logins(&self, now: i64) -> StoreResult<()> {
+        on_pool!(self, |p| sqlx::query("DELETE FROM web_logins WHERE expires_at < $1")
+            .bind(now)
+            .execute(p)
+            .await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

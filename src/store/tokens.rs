@@ -1,0 +1,149 @@
+//! Access tokens: rows keyed by the HMAC of the token, never the token itself.
+
+use super::{Store, StoreResult, on_pool};
+
+/// A token row. Holds no secret: only the keyed hash, the 8-character display prefix
+/// and the last four characters.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TokenRow {
+    pub id: i64,
+    pub key: String,
+    pub user_id: i64,
+    pub display_prefix: String,
+    pub last_four: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub kind: String,
+    /// Granular limits as JSON text.
+    pub limits: Option<String>,
+    /// CIDR list as JSON text.
+    pub cidr: Option<String>,
+    pub origin: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub last_used_ip: Option<String>,
+    pub revoked_at: Option<i64>,
+}
+
+/// A token about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    pub key: &'a str,
+    pub user_id: i64,
+    pub hash: &'a [u8],
+    pub display_prefix: &'a str,
+    pub last_four: &'a str,
+    pub name: Option<&'a str>,
+    pub description: Option<&'a str>,
+    pub kind: &'a str,
+    pub limits: Option<&'a str>,
+    pub cidr: Option<&'a str>,
+    pub origin: &'a str,
+    pub now: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// A batched last-used update.
+#[derive(Debug, Clone)]
+pub struct TokenUse {
+    pub token_id: i64,
+    pub at: i64,
+    pub ip: String,
+}
+
+impl Store {
+    pub async fn insert_token(&self, t: &NewToken<'_>) -> StoreResult<i64> {
+        const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+            name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id";
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(t.key)
+            .bind(&t.key[..8])
+            .bind(t.user_id)
+            .bind(t.hash.to_vec())
+            .bind(t.display_prefix)
+            .bind(t.last_four)
+            .bind(t.name)
+            .bind(t.description)
+            .bind(t.kind)
+            .bind(t.limits)
+            .bind(t.cidr)
+            .bind(t.origin)
+            .bind(t.now)
+            .bind(t.expires_at)
+            .fetch_one(p)
+            .await)?)
+    }
+
+    /// The hot-path lookup: one indexed read by hash.
+    pub async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRow>> {
+        const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
+            limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
+            FROM tokens WHERE hash = $1";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
+            .bind(hash.to_vec())
+            .fetch_optional(p)
+            .await)?)
+    }
+
+    /// The user's tokens, newest first, including revoked ones when asked.
+    pub async fn tokens_of_user(
+        &self,
+        user_id: i64,
+        include_revoked: bool,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<TokenRow>, i64)> {
+        const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
+            limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
+            FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL) \
+            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4";
+        const COUNT: &str = "SELECT COUNT(*) FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL)";
+        let flag = i64::from(include_revoked);
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
+            .bind(user_id)
+            .bind(flag)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(p)
+            .await)?;
+        let total: i64 = on_pool!(self, |p| sqlx::query_scalar(COUNT)
+            .bind(user_id)
+            .bind(flag)
+            .fetch_one(p)
+            .await)?;
+        Ok((rows, total))
+    }
+
+    pub async fn token_by_key(&self, key: &str) -> StoreResult<Option<TokenRow>> {
+        const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
+            limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
+            FROM tokens WHERE key = $1";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL).bind(key).fetch_optional(p).await)?)
+    }
+
+    /// Marks a token revoked; true when it was live.
+    pub async fn revoke_token(&self, id: i64, now: i64) -> StoreResult<bool> {
+        const SQL: &str =
+            "UPDATE tokens SET revoked_at = $2, updated_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        let done = on_pool!(self, |p| sqlx::query(SQL).bind(id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(done == 1)
+    }
+
+    /// Applies a batch of last-used records (one statement per token).
+    pub async fn record_token_uses(&self, uses: &[TokenUse]) -> StoreResult<()> {
+        const SQL: &str = "UPDATE tokens SET last_used_at = $2, last_used_ip = $3 \
+                           WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+        for u in uses {
+            on_pool!(self, |p| sqlx::query(SQL).bind(u.token_id).bind(u.at).bind(&u.ip).execute(p).await.map(|r| r.rows_affected()))?;
+        }
+        Ok(())
+    }
+
+    /// Number of live tokens (for metrics and the scale benchmark).
+    pub async fn count_tokens(&self) -> StoreResult<i64> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM tokens").fetch_one(p).await)?)
+    }
+}
