@@ -36,7 +36,11 @@ pub struct Target {
 }
 
 /// Loads what the policy needs to know about `name` for `caller`.
-pub async fn package_facts(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Target> {
+pub async fn package_facts(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<Target> {
     let row = app.store.package_by_name(name.as_str()).await?;
     let mut facts = PackageFacts::default();
     if let Some(row) = &row {
@@ -50,12 +54,18 @@ pub async fn package_facts(app: &App, caller: Option<&Caller>, name: &PackageNam
     } else if let Some(c) = caller {
         facts.may_create = may_create_in_scope(app, c, name).await?;
     }
-    Ok(Target { name: name.clone(), row, facts })
+    Ok(Target {
+        name: name.clone(),
+        row,
+        facts,
+    })
 }
 
 /// A user owns `@username`; any other scope belongs to whoever first published in it.
 async fn may_create_in_scope(app: &App, caller: &Caller, name: &PackageName) -> Result<bool> {
-    let Some(scope) = name.scope() else { return Ok(true) };
+    let Some(scope) = name.scope() else {
+        return Ok(true);
+    };
     if scope == caller.user.name {
         return Ok(true);
     }
@@ -89,9 +99,9 @@ pub async fn authorize(
             Some(t) => format!("package {} not found", t.name),
             None => "not found".into(),
         })),
-        Decision::Deny(Denial::Unauthenticated) => {
-            Err(Error::Unauthenticated("authentication required; log in with `npm login`".into()))
-        }
+        Decision::Deny(Denial::Unauthenticated) => Err(Error::Unauthenticated(
+            "authentication required; log in with `npm login`".into(),
+        )),
         Decision::Deny(Denial::Forbidden(msg)) => Err(Error::Forbidden(msg)),
     }
 }

@@ -100,7 +100,8 @@ impl Store {
             limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
             FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL) \
             ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4";
-        const COUNT: &str = "SELECT COUNT(*) FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL)";
+        const COUNT: &str =
+            "SELECT COUNT(*) FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL)";
         let flag = i64::from(include_revoked);
         let rows = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
             .bind(user_id)
@@ -121,14 +122,21 @@ impl Store {
         const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
             limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
             FROM tokens WHERE key = $1";
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL).bind(key).fetch_optional(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
+            .bind(key)
+            .fetch_optional(p)
+            .await)?)
     }
 
     /// Marks a token revoked; true when it was live.
     pub async fn revoke_token(&self, id: i64, now: i64) -> StoreResult<bool> {
-        const SQL: &str =
-            "UPDATE tokens SET revoked_at = $2, updated_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-        let done = on_pool!(self, |p| sqlx::query(SQL).bind(id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        const SQL: &str = "UPDATE tokens SET revoked_at = $2, updated_at = $2 WHERE id = $1 AND revoked_at IS NULL";
+        let done = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }
 
@@ -137,13 +145,23 @@ impl Store {
         const SQL: &str = "UPDATE tokens SET last_used_at = $2, last_used_ip = $3 \
                            WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
         for u in uses {
-            on_pool!(self, |p| sqlx::query(SQL).bind(u.token_id).bind(u.at).bind(&u.ip).execute(p).await.map(|r| r.rows_affected()))?;
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(u.token_id)
+                .bind(u.at)
+                .bind(&u.ip)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
         }
         Ok(())
     }
 
     /// Number of live tokens (for metrics and the scale benchmark).
     pub async fn count_tokens(&self) -> StoreResult<i64> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM tokens").fetch_one(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tokens"
+        )
+        .fetch_one(p)
+        .await)?)
     }
 }

@@ -1,1 +1,18 @@
-fn main(){}
+//! The single integration-test binary. Every test starts a real server on an
+//! ephemeral port and drives it with the real npm CLI, the built `tessera` binary
+//! or plain HTTP.
+
+mod harness;
+
+/// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
+mod binary;
+/// Packages with the npm CLI: publish, install, view, dist-tags, deprecate, unpublish, owners, access, search.
+mod registry;
+/// Publish rules, visibility and bad input over HTTP.
+mod rules;
+/// Store-level behaviour on SQLite and PostgreSQL.
+mod store;
+/// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).
+mod tokens;
+/// Two-factor authentication.
+mod two_factor;

@@ -1,0 +1,525 @@
+//! Test harness: a real `tessera` server on an ephemeral port (the same `bind` +
+//! `serve` that `main` uses), an isolated npm runner, HTTP helpers and fixtures.
+
+#![allow(dead_code)]
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use tessera::app::App;
+use tessera::clock::ManualClock;
+use tessera::config::Config;
+
+/// A running server with its own data directory. Dropping it shuts it down.
+pub struct TestServer {
+    pub url: String,
+    pub port: u16,
+    pub app: Arc<App>,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+    runtime: Option<tokio::runtime::Runtime>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    done: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
+    database: Option<(String, String)>,
+}
+
+/// Options for a test server.
+#[derive(Default)]
+pub struct Builder {
+    postgres: bool,
+    tweak: Option<Box<dyn FnOnce(&mut Config)>>,
+}
+
+impl Builder {
+    /// Use a fresh PostgreSQL database (requires `TESSERA_TEST_DATABASE_URL`).
+    pub fn postgres(mut self) -> Self {
+        self.postgres = true;
+        self
+    }
+
+    pub fn config(mut self, f: impl FnOnce(&mut Config) + 'static) -> Self {
+        self.tweak = Some(Box::new(f));
+        self
+    }
+
+    pub fn start(self) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_data_dir(dir.path());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut database = None;
+        if self.postgres {
+            let admin =
+                postgres_url().expect("postgres requested without TESSERA_TEST_DATABASE_URL");
+            let name = format!(
+                "tessera_t_{}",
+                tessera::auth::token::random_base62(12).to_lowercase()
+            );
+            runtime.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("connect to postgres");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+            });
+            config.database_url = replace_db(&admin, &name);
+            database = Some((admin, name));
+        }
+        if let Some(f) = self.tweak {
+            f(&mut config);
+        }
+        let clock = Arc::new(ManualClock::default());
+        let (listener, app) = runtime
+            .block_on(tessera::server::bind(config, clock.clone()))
+            .expect("server starts");
+        let port = listener.local_addr().unwrap().port();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let serve_app = app.clone();
+        runtime.spawn(async move {
+            let _ = tessera::server::serve(listener, serve_app, async {
+                let _ = rx.await;
+            })
+            .await;
+            let _ = done_tx.send(());
+        });
+        TestServer {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            app,
+            clock,
+            dir,
+            runtime: Some(runtime),
+            shutdown: Some(tx),
+            done: std::sync::Mutex::new(Some(done_rx)),
+            database,
+        }
+    }
+}
+
+fn replace_db(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (url, String::new()),
+    };
+    let cut = base.rfind('/').expect("database URL has a path");
+    format!("{}/{name}{query}", &base[..cut])
+}
+
+/// The PostgreSQL URL tests may use, if configured.
+pub fn postgres_url() -> Option<String> {
+    std::env::var("TESSERA_TEST_DATABASE_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+/// Runs `body` against SQLite and, when configured, PostgreSQL.
+pub fn on_both_databases(body: impl Fn(TestServer)) {
+    body(TestServer::start());
+    if postgres_url().is_some() {
+        body(TestServer::builder().postgres().start());
+    } else if std::env::var("CI").is_ok() {
+        panic!("CI must set TESSERA_TEST_DATABASE_URL so PostgreSQL is covered");
+    } else {
+        eprintln!("skipping the PostgreSQL run: TESSERA_TEST_DATABASE_URL is not set");
+    }
+}
+
+impl TestServer {
+    pub fn start() -> TestServer {
+        Builder::default().start()
+    }
+
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// Runs a future on the server's runtime (for store inspection).
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime.as_ref().unwrap().block_on(f)
+    }
+
+    /// Creates an account through the CouchDB endpoint (as `npm adduser` does) and
+    /// returns its login token.
+    pub fn signup(&self, name: &str) -> String {
+        let response = http()
+            .put(format!("{}/-/user/org.couchdb.user:{name}", self.url))
+            .json(&json!({"name": name, "password": password_of(name), "email": format!("{name}@example.com"), "type": "user", "roles": []}))
+            .send()
+            .unwrap();
+        assert_eq!(response.status(), 201, "signup of {name}");
+        response.json::<Value>().unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// An npm runner logged in with `token` (or anonymous).
+    pub fn npm(&self, token: Option<&str>) -> Npm {
+        Npm::new(&self.url, token)
+    }
+
+    /// A request builder with an optional bearer token.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+    ) -> reqwest::blocking::RequestBuilder {
+        let mut r = http().request(method, format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r
+    }
+
+    pub fn get(&self, path: &str, token: Option<&str>) -> reqwest::blocking::Response {
+        self.request(reqwest::Method::GET, path, token)
+            .send()
+            .unwrap()
+    }
+
+    /// Creates a token through the API.
+    pub fn create_token(&self, login_token: &str, user: &str, body: Value) -> Value {
+        let mut body = body;
+        body["password"] = json!(password_of(user));
+        let r = self
+            .request(reqwest::Method::POST, "/-/npm/v1/tokens", Some(login_token))
+            .json(&body)
+            .send()
+            .unwrap();
+        let status = r.status();
+        let v: Value = r.json().unwrap();
+        assert_eq!(status, 201, "token create: {v}");
+        v
+    }
+
+    /// Every file under the data directory concatenated (to grep for secrets).
+    pub fn data_dir_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        collect(self.dir.path(), &mut out);
+        out
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<u8>) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.extend(bytes);
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.lock().unwrap().take() {
+            let _ = done.recv_timeout(std::time::Duration::from_secs(10));
+        }
+        if let (Some((admin, name)), Some(rt)) = (self.database.take(), self.runtime.as_ref()) {
+            rt.block_on(async {
+                use sqlx::Connection;
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        }
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(std::time::Duration::from_secs(5));
+        }
+    }
+}
+
+/// The password fixtures use for `name`.
+pub fn password_of(name: &str) -> String {
+    format!("{name}-correct-horse")
+}
+
+pub fn http() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().build().unwrap()
+}
+
+/// A client whose requests leave from `addr` (any 127.x address works on Linux).
+pub fn http_from(addr: IpAddr) -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .local_address(addr)
+        .build()
+        .unwrap()
+}
+
+/// An isolated npm: its own HOME, userconfig and cache.
+pub struct Npm {
+    pub dir: tempfile::TempDir,
+    pub registry: String,
+    pub userconfig: PathBuf,
+}
+
+/// A finished command.
+#[derive(Debug)]
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub command: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.status, 0,
+            "command failed: {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command, self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails_with(self, needle: &str) -> Run {
+        assert_ne!(
+            self.status, 0,
+            "command unexpectedly succeeded: {}\n{}",
+            self.command, self.stdout
+        );
+        let all = format!("{}\n{}", self.stdout, self.stderr);
+        assert!(
+            all.contains(needle),
+            "expected {needle:?} in output of {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.command,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+fn to_run(command: String, output: Output) -> Run {
+    Run {
+        status: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        command,
+    }
+}
+
+impl Npm {
+    pub fn new(registry: &str, token: Option<&str>) -> Npm {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::create_dir_all(dir.path().join("work")).unwrap();
+        let userconfig = dir.path().join("npmrc");
+        let npm = Npm {
+            dir,
+            registry: format!("{}/", registry.trim_end_matches('/')),
+            userconfig,
+        };
+        npm.write_config(token);
+        npm
+    }
+
+    fn write_config(&self, token: Option<&str>) {
+        let mut text = format!(
+            "registry={}\naudit=false\nfund=false\nupdate-notifier=false\nloglevel=notice\n",
+            self.registry
+        );
+        if let Some(t) = token {
+            text.push_str(&format!(
+                "{}:_authToken={t}\n",
+                tessera_nerf(&self.registry)
+            ));
+        }
+        std::fs::write(&self.userconfig, text).unwrap();
+    }
+
+    /// Replaces the saved token.
+    pub fn set_token(&self, token: Option<&str>) {
+        self.write_config(token);
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    /// Runs `npm ARGS` in `cwd` (default: the work folder).
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let mut cmd = Command::new("npm");
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path().join("home"))
+            .env("npm_config_userconfig", &self.userconfig)
+            .env("npm_config_cache", self.dir.path().join("cache"))
+            .env("npm_config_registry", &self.registry)
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_update_notifier", "false")
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null());
+        let command = format!("npm {} (in {})", args.join(" "), cwd.display());
+        to_run(command, cmd.output().expect("npm is installed"))
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(&self.work(), args)
+    }
+
+    /// Writes a package folder and returns its path.
+    pub fn package(&self, name: &str, version: &str, extra: Value) -> PathBuf {
+        let dir = self
+            .dir
+            .path()
+            .join("packages")
+            .join(format!("{}-{version}", name.replace('/', "__")));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut manifest = json!({"name": name, "version": version, "description": format!("{name} for tests"), "main": "index.js", "license": "MIT"});
+        if let (Some(m), Some(e)) = (manifest.as_object_mut(), extra.as_object()) {
+            m.extend(e.clone());
+        }
+        std::fs::write(
+            dir.join("package.json"),
+            serde_json::to_string_pretty(&manifest).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("index.js"),
+            format!("module.exports = {:?};\n", format!("{name}@{version}")),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("README.md"),
+            format!("# {name}\n\nVersion {version}.\n"),
+        )
+        .unwrap();
+        dir
+    }
+
+    /// `npm publish` of a fresh package folder.
+    pub fn publish(&self, name: &str, version: &str, flags: &[&str]) -> Run {
+        let dir = self.package(name, version, json!({}));
+        let mut args = vec!["publish"];
+        args.extend_from_slice(flags);
+        self.run_in(&dir, &args)
+    }
+}
+
+/// `http://127.0.0.1:1234/` → `//127.0.0.1:1234/`.
+pub fn tessera_nerf(registry: &str) -> String {
+    let rest = registry.split_once("://").map_or(registry, |(_, r)| r);
+    format!("//{}/", rest.trim_end_matches('/'))
+}
+
+/// Runs the built `tessera` binary.
+pub fn tessera(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
+    use std::io::Write;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(args)
+        .env_remove("TESSERA_LISTEN")
+        .env_remove("TESSERA_DATABASE_URL")
+        .env_remove("TESSERA_DATA_DIR")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("tessera binary");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    drop(child.stdin.take());
+    let output = child.wait_with_output().unwrap();
+    to_run(format!("tessera {}", args.join(" ")), output)
+}
+
+/// Makes 127.0.0.2 and 127.0.0.3 interface addresses so npm's `--local-address`
+/// accepts them. Returns false (with a printed reason) when that is not possible.
+pub fn extra_loopback_addresses() -> bool {
+    for addr in ["127.0.0.2/32", "127.0.0.3/32"] {
+        let out = Command::new("ip")
+            .args(["addr", "add", addr, "dev", "lo"])
+            .output();
+        match out {
+            Ok(o) if o.status.success() => {}
+            Ok(o) if String::from_utf8_lossy(&o.stderr).contains("File exists") => {}
+            Ok(o) => {
+                eprintln!(
+                    "skipping: cannot add {addr} to lo: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                );
+                return false;
+            }
+            Err(e) => {
+                eprintln!("skipping: `ip` is not available: {e}");
+                return false;
+            }
+        }
+    }
+    true
+}
+
+/// The current TOTP code for a secret at the server's clock.
+pub fn otp_now(server: &TestServer, secret: &[u8]) -> String {
+    use tessera::clock::Clock;
+    tessera::auth::totp::code_at(secret, (server.clock.now_ms() / 1000) as u64)
+}
+
+/// Decodes the base32 secret of an otpauth URL.
+pub fn secret_from_otpauth(url: &str) -> Vec<u8> {
+    let secret = url
+        .split("secret=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    base32_decode(secret)
+}
+
+fn base32_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut bits: u64 = 0;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for c in text.trim_end_matches('=').bytes() {
+        let v = ALPHABET
+            .iter()
+            .position(|&a| a == c.to_ascii_uppercase())
+            .expect("base32") as u64;
+        bits = (bits << 5) | v;
+        count += 5;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    out
+}
