@@ -26,11 +26,14 @@ pub struct TestServer {
     database: Option<(String, String)>,
 }
 
+/// A change to the test server's configuration.
+type Tweak = Box<dyn FnOnce(&mut Config)>;
+
 /// Options for a test server.
 #[derive(Default)]
 pub struct Builder {
     postgres: bool,
-    tweak: Option<Box<dyn FnOnce(&mut Config)>>,
+    tweak: Option<Tweak>,
 }
 
 impl Builder {
