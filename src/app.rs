@@ -84,7 +84,7 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)?;
         let key = load_or_create_server_key(&config)?;
         let store = Store::connect(&config.database_url).await?;
-        let blobs = Blobs::open_dir(config.blob_dir.clone())?;
+        let blobs = Blobs::open(&config.blobs)?;
         let keys = Keys {
             token_hash: key.token_hash_key(),
             totp: key.totp_encryption_key(),

@@ -22,8 +22,17 @@ pub struct RawConfig {
     pub database_url: Option<String>,
     /// `public_url` / `TESSERA_PUBLIC_URL`: base of tarball links. Default: `http://<listen>`.
     pub public_url: Option<String>,
-    /// `blob_store` / `TESSERA_BLOB_STORE`: a folder path. Default: `<data_dir>/blobs`.
+    /// `blob_store` / `TESSERA_BLOB_STORE`: a folder path or `s3://bucket[/prefix]`.
+    /// Default: `<data_dir>/blobs`.
     pub blob_store: Option<String>,
+    /// `s3_endpoint`: S3-compatible endpoint (else `AWS_ENDPOINT_URL`).
+    pub s3_endpoint: Option<String>,
+    /// `s3_region` (else `AWS_REGION`, else us-east-1).
+    pub s3_region: Option<String>,
+    /// `s3_access_key_id` (else `AWS_ACCESS_KEY_ID`).
+    pub s3_access_key_id: Option<String>,
+    /// `s3_secret_access_key` (else `AWS_SECRET_ACCESS_KEY`).
+    pub s3_secret_access_key: Option<String>,
     /// `open_signup` / `TESSERA_OPEN_SIGNUP`. Default true.
     pub open_signup: Option<bool>,
     /// `anonymous_read` / `TESSERA_ANONYMOUS_READ`. Default true.
@@ -57,6 +66,10 @@ impl RawConfig {
             database_url: over.database_url.or(self.database_url),
             public_url: over.public_url.or(self.public_url),
             blob_store: over.blob_store.or(self.blob_store),
+            s3_endpoint: over.s3_endpoint.or(self.s3_endpoint),
+            s3_region: over.s3_region.or(self.s3_region),
+            s3_access_key_id: over.s3_access_key_id.or(self.s3_access_key_id),
+            s3_secret_access_key: over.s3_secret_access_key.or(self.s3_secret_access_key),
             open_signup: over.open_signup.or(self.open_signup),
             anonymous_read: over.anonymous_read.or(self.anonymous_read),
             login_token_days: over.login_token_days.or(self.login_token_days),
@@ -64,6 +77,56 @@ impl RawConfig {
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
             server_key_file: over.server_key_file.or(self.server_key_file),
             log_format: over.log_format.or(self.log_format),
+        }
+    }
+}
+
+/// A secret setting: `Debug` never prints it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(s: String) -> Self {
+        SecretString(s)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// S3-compatible object storage settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Key prefix inside the bucket, without leading or trailing `/`.
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<SecretString>,
+}
+
+/// Where tarballs are stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobConfig {
+    Folder(PathBuf),
+    S3(S3Config),
+}
+
+impl BlobConfig {
+    /// Human-readable location.
+    pub fn describe(&self) -> String {
+        match self {
+            BlobConfig::Folder(p) => p.display().to_string(),
+            BlobConfig::S3(s) if s.prefix.is_empty() => format!("s3://{}", s.bucket),
+            BlobConfig::S3(s) => format!("s3://{}/{}", s.bucket, s.prefix),
         }
     }
 }
@@ -76,7 +139,7 @@ pub struct Config {
     pub database_url: String,
     /// Without trailing slash; `None` until the listener is bound when not configured.
     pub public_url: Option<String>,
-    pub blob_dir: PathBuf,
+    pub blobs: BlobConfig,
     pub open_signup: bool,
     pub anonymous_read: bool,
     pub login_token_days: i64,
@@ -113,10 +176,25 @@ impl Config {
             Some(u) => anyhow::bail!("public URL must start with http:// or https:// (got {u:?})"),
             None => None,
         };
-        let blob_dir = raw
-            .blob_store
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("blobs"));
+        let blobs = match raw.blob_store {
+            Some(url) if url.starts_with("s3://") => {
+                let rest = &url["s3://".len()..];
+                let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                if bucket.is_empty() {
+                    anyhow::bail!("blob store {url:?} names no bucket");
+                }
+                BlobConfig::S3(S3Config {
+                    bucket: bucket.to_owned(),
+                    prefix: prefix.trim_matches('/').to_owned(),
+                    endpoint: raw.s3_endpoint,
+                    region: raw.s3_region,
+                    access_key_id: raw.s3_access_key_id,
+                    secret_access_key: raw.s3_secret_access_key.map(SecretString),
+                })
+            }
+            Some(path) => BlobConfig::Folder(PathBuf::from(path)),
+            None => BlobConfig::Folder(data_dir.join("blobs")),
+        };
         let trusted_proxies = raw
             .trusted_proxies
             .unwrap_or_default()
@@ -142,7 +220,7 @@ impl Config {
             data_dir,
             database_url,
             public_url,
-            blob_dir,
+            blobs,
             open_signup: raw.open_signup.unwrap_or(true),
             anonymous_read: raw.anonymous_read.unwrap_or(true),
             login_token_days,

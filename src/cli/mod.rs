@@ -30,6 +30,8 @@ enum Command {
     Migrate(operator::ServerArgs),
     /// Delete stored tarballs that no version refers to (operator).
     Gc(operator::ServerArgs),
+    /// Copy all data to another database (and blob store), e.g. SQLite to PostgreSQL.
+    MigrateStore(operator::MigrateStoreArgs),
     /// Print the effective configuration and where each value came from.
     #[command(subcommand)]
     Config(operator::ConfigCommand),
@@ -75,6 +77,7 @@ pub fn main() -> ExitCode {
             Command::User(cmd) => operator::user(cmd).await,
             Command::Migrate(args) => operator::migrate(args).await,
             Command::Gc(args) => operator::gc(args).await,
+            Command::MigrateStore(args) => operator::migrate_store(args).await,
             Command::Config(cmd) => operator::config(cmd).await,
             Command::Token(cmd) => user::token(cmd).await,
             Command::Login(args) => user::login(args).await,

@@ -63,6 +63,10 @@ impl ServerArgs {
             database_url: self.database_url.clone(),
             public_url: self.public_url.clone(),
             blob_store: self.blob_store.clone(),
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
             open_signup: self.open_signup,
             anonymous_read: self.anonymous_read,
             login_token_days: self.login_token_days,
@@ -264,7 +268,7 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
         ),
         (
             "blob_store",
-            config.blob_dir.display().to_string(),
+            config.blobs.describe(),
             source(
                 "TESSERA_BLOB_STORE",
                 flags.blob_store.is_some(),
@@ -351,4 +355,47 @@ fn redact_url(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// `tessera migrate-store`: the source is the usual server settings.
+#[derive(Debug, Args)]
+pub struct MigrateStoreArgs {
+    /// Database to copy into (must be empty), e.g. postgres://user@host/db.
+    #[arg(long)]
+    to_database_url: String,
+    /// Blob store to copy tarballs into (a folder or s3://bucket/prefix); default: keep.
+    #[arg(long)]
+    to_blob_store: Option<String>,
+    #[command(flatten)]
+    source: ServerArgs,
+}
+
+/// Copies rows (and optionally blobs) from the configured store to another one.
+pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
+    let source = open(&args.source).await?;
+    let target = crate::store::Store::connect(&args.to_database_url).await?;
+    let report = source.store.copy_into(&target).await?;
+    for (table, rows) in &report {
+        println!("{table:<16} {rows} row(s)");
+    }
+    if let Some(blob_target) = &args.to_blob_store {
+        let mut raw = args.source.file()?.merge(args.source.raw());
+        raw.blob_store = Some(blob_target.clone());
+        let to = crate::blob::Blobs::open(&Config::from_raw(raw)?.blobs)?;
+        let mut copied = 0;
+        for key in source.store.referenced_blob_keys().await? {
+            let bytes = source
+                .blobs
+                .get(&key)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("blob {key} is referenced but missing"))?;
+            to.put(&key, bytes).await?;
+            copied += 1;
+        }
+        println!("blobs            {copied} copied");
+    }
+    target.close().await;
+    source.shutdown().await;
+    println!("done: point --database-url at the new database");
+    Ok(())
 }

@@ -85,13 +85,13 @@ pub async fn packument(
     Ok(cached)
 }
 
-/// The tarball of `name` named `file` (`<bare>-<version>.tgz`).
+/// The tarball of `name` named `file` (`<bare>-<version>.tgz`), streamed.
 pub async fn tarball(
     app: &App,
     caller: Option<&Caller>,
     name: &PackageName,
     file: &str,
-) -> Result<Bytes> {
+) -> Result<(u64, crate::blob::BlobStream)> {
     let version = file
         .strip_prefix(name.bare())
         .and_then(|r| r.strip_prefix('-'))
@@ -105,7 +105,7 @@ pub async fn tarball(
         .await?
         .ok_or_else(|| Error::NotFound(format!("{name}@{version} not found")))?;
     app.blobs
-        .get(&key)
+        .stream(&key)
         .await
         .map_err(|e| Error::Unavailable(format!("blob store: {e}")))?
         .ok_or_else(|| {

@@ -9,12 +9,14 @@ mod packages;
 mod security;
 mod sessions;
 mod tokens;
+mod transfer;
 mod users;
 
 pub use packages::*;
 pub use security::*;
 pub use sessions::*;
 pub use tokens::*;
+pub use transfer::CopyReport;
 pub use users::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -10,6 +10,8 @@ mod binary;
 mod registry;
 /// Publish rules, visibility and bad input over HTTP.
 mod rules;
+/// Several instances, PostgreSQL and S3, failures, migrate-store.
+mod scale;
 /// Store-level behaviour on SQLite and PostgreSQL.
 mod store;
 /// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).

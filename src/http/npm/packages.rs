@@ -140,14 +140,15 @@ pub async fn get_package_path(
             get_packument(&app, caller.as_ref(), &pkg, &headers).await
         }
         PackagePath::Tarball(pkg, file) => {
-            let bytes = packages::tarball(&app, caller.as_ref(), &pkg, &file).await?;
+            let (size, stream) = packages::tarball(&app, caller.as_ref(), &pkg, &file).await?;
             Ok(Response::builder()
                 .header(header::CONTENT_TYPE, "application/octet-stream")
+                .header(header::CONTENT_LENGTH, size)
                 .header(
                     header::CACHE_CONTROL,
                     "private, max-age=31536000, immutable",
                 )
-                .body(Body::from(bytes))
+                .body(Body::from_stream(stream))
                 .expect("valid response"))
         }
         PackagePath::Version(pkg, spec) => {
