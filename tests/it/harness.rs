@@ -526,3 +526,78 @@ fn base32_decode(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// Runs `npm ARGS` on a pseudo-terminal, answering prompts: each `(pattern, reply)`
+/// waits for the regex `pattern` in the output, then types `reply` and Enter.
+/// Returns the exit status and everything printed.
+pub fn npm_on_pty(npm: &Npm, args: &[&str], dialogue: &[(&str, &str)]) -> (i32, String) {
+    const DRIVER: &str = r#"
+import os, pty, sys, time, re, select, fcntl, termios, struct, json
+spec = json.loads(sys.argv[1])
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvp("npm", ["npm"] + spec["args"])
+fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 160, 0, 0))
+out = b""
+def read_some(timeout):
+    global out
+    r, _, _ = select.select([fd], [], [], timeout)
+    if not r:
+        return True
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:
+        return False
+    if not chunk:
+        return False
+    out += chunk
+    return True
+pos = 0
+for pattern, reply in spec["dialogue"]:
+    end = time.time() + 60
+    while True:
+        m = re.compile(pattern.encode()).search(out, pos)
+        if m:
+            pos = m.end()
+            break
+        if time.time() > end or not read_some(0.5):
+            sys.stdout.write(out.decode(errors="replace"))
+            sys.stdout.write("\n[driver] no match for %r\n" % pattern)
+            os.kill(pid, 9)
+            sys.exit(90)
+    os.write(fd, reply.encode() + b"\r")
+while read_some(5):
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    let driver = npm.dir.path().join("pty-driver.py");
+    std::fs::write(&driver, DRIVER).unwrap();
+    let mut all_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    all_args.extend([
+        "--userconfig".to_owned(),
+        npm.userconfig.to_str().unwrap().to_owned(),
+        "--cache".to_owned(),
+        npm.dir.path().join("cache").to_str().unwrap().to_owned(),
+    ]);
+    let spec = json!({"args": all_args, "dialogue": dialogue});
+    let output = Command::new("python3")
+        .arg(&driver)
+        .arg(spec.to_string())
+        .current_dir(npm.work())
+        .env("HOME", npm.dir.path().join("home"))
+        .env("npm_config_audit", "false")
+        .env("npm_config_fund", "false")
+        .env("npm_config_update_notifier", "false")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}

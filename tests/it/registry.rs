@@ -237,3 +237,38 @@ fn anonymous_read_can_be_switched_off() {
         .fails_with("E401");
     server.npm(Some(&token)).run(&["install", "closed-t"]).ok();
 }
+
+/// `npm adduser` and `npm login` (legacy prompts on a terminal), `npm whoami`.
+#[test]
+fn adduser_and_login_through_the_couchdb_endpoint() {
+    let server = TestServer::start();
+    let npm = server.npm(None);
+    let password = password_of("frank");
+    let (status, out) = npm_on_pty(
+        &npm,
+        &["adduser", "--auth-type=legacy"],
+        &[
+            ("Username:", "frank"),
+            ("Password:", &password),
+            ("Email", "frank@example.com"),
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(npm.run(&["whoami"]).ok().stdout.trim(), "frank");
+    let again = server.npm(None);
+    let (status, out) = npm_on_pty(
+        &again,
+        &["login", "--auth-type=legacy"],
+        &[("Username:", "frank"), ("Password:", &password)],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(again.run(&["whoami"]).ok().stdout.trim(), "frank");
+    let wrong = server.npm(None);
+    let (status, out) = npm_on_pty(
+        &wrong,
+        &["login", "--auth-type=legacy"],
+        &[("Username:", "frank"), ("Password:", "not-the-password")],
+    );
+    assert_ne!(status, 0, "{out}");
+    assert!(out.contains("E401"), "{out}");
+}

@@ -246,6 +246,8 @@ fn package_policies_mode_switch_and_disable() {
         .json()
         .unwrap();
     assert_eq!(access["mfa"], "automation");
+    let shown = npm.run(&["access", "get", "status", "policy-t"]).ok();
+    assert!(shown.all().contains("mfa=automation"), "{}", shown.all());
     auto_npm.publish("policy-t", "1.0.2", &[]).ok();
     // Switching modes needs an OTP.
     let switch = |otp: Option<String>| {
@@ -379,4 +381,42 @@ sys.exit(os.waitstatus_to_exitcode(status))
         "{}",
         profile.stdout
     );
+}
+
+/// `npm login --auth-type=legacy` on a terminal with 2FA: username, password, then
+/// the OTP prompt the server's challenge triggers; and `--otp` on the command line.
+#[test]
+fn npm_login_with_two_factor() {
+    let server = TestServer::start();
+    let login = server.signup("alice");
+    let (secret, _) = enable(&server, &login, "alice", "auth-only");
+    let npm = server.npm(None);
+    let password = password_of("alice");
+    let code = otp_now(&server, &secret);
+    let (status, out) = npm_on_pty(
+        &npm,
+        &["login", "--auth-type=legacy"],
+        &[
+            ("Username:", "alice"),
+            ("Password:", &password),
+            ("(?i)one-time password|OTP", &code),
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("Logged in on"), "{out}");
+    assert_eq!(npm.run(&["whoami"]).ok().stdout.trim(), "alice");
+    // Without a terminal, --otp supplies the code up front.
+    server.clock.advance_ms(30_000);
+    let other = server.npm(None);
+    let (status, out) = npm_on_pty(
+        &other,
+        &[
+            "login",
+            "--auth-type=legacy",
+            &format!("--otp={}", otp_now(&server, &secret)),
+        ],
+        &[("Username:", "alice"), ("Password:", &password)],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert_eq!(other.run(&["whoami"]).ok().stdout.trim(), "alice");
 }

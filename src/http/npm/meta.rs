@@ -123,7 +123,29 @@ pub async fn package_endpoint(
         }
         ("GET", ["visibility"]) => {
             let public = packages::visibility(&app, caller.as_ref(), &name).await?;
-            Ok(no_store(StatusCode::OK, json!({"public": public})))
+            let row = app
+                .store
+                .package_by_name(name.as_str())
+                .await
+                .map_err(crate::domain::Error::from)?;
+            let mfa = row.as_ref().map(packages::mfa_label).unwrap_or("none");
+            let mut response = no_store(StatusCode::OK, json!({"public": public, "mfa": mfa}));
+            // npm prints this header, so `npm access get status` also shows the 2FA policy.
+            let notice = match mfa {
+                "publish" => format!(
+                    "{name}: mfa=publish (two-factor authentication required; tokens that skip it are refused)"
+                ),
+                "automation" => format!(
+                    "{name}: mfa=automation (two-factor authentication required; automation tokens may publish)"
+                ),
+                _ => format!(
+                    "{name}: mfa=none (publishing does not require two-factor authentication)"
+                ),
+            };
+            if let Ok(value) = axum::http::HeaderValue::from_str(&notice) {
+                response.headers_mut().insert("npm-notice", value);
+            }
+            Ok(response)
         }
         ("GET", ["access"]) => {
             let caller_ref = caller.as_ref();
