@@ -177,3 +177,81 @@ fn user_add_for_closed_registries_and_clean_shutdown() {
     let view = npm.run(&["view", "durable-t", "version"]).ok();
     assert_eq!(view.stdout.trim(), "1.0.0");
 }
+
+#[test]
+fn json_logs_carry_request_ids_and_metrics_count_routes_and_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert_eq!(
+        http()
+            .get(format!("{url}/-/health"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        http()
+            .get(format!("{url}/-/ready"))
+            .send()
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = http()
+        .get(format!("{url}/-/whoami"))
+        .bearer_auth("tsr_notarealtoken")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let metrics = http()
+        .get(format!("{url}/-/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "tessera_requests_total{method=\"GET\",route=\"/-/whoami\",status=\"401\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_auth_failures_total{reason=\"malformed_token\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tessera_token_checks_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tessera_request_duration_seconds_bucket"));
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let entry = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["request_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("no JSON log line with request id {id}: {text}"));
+    assert_eq!(entry["fields"]["status"], 401);
+}

@@ -310,6 +310,9 @@ def wait_for(pattern, timeout=60):
     global out
     end = time.time() + timeout
     while time.time() < end:
+        m = re.search(pattern, out)
+        if m:
+            return m
         r, _, _ = select.select([fd], [], [], 0.5)
         if r:
             try:
@@ -326,7 +329,7 @@ def wait_for(pattern, timeout=60):
     sys.exit("timed out waiting for %r" % pattern)
 wait_for(rb"password")
 os.write(fd, password.encode() + b"\r")
-m = wait_for(rb"Or enter code: *([A-Z2-7]+)")
+m = wait_for(rb"Or enter code: *([A-Z2-7]+)[^A-Z2-7]")
 secret = base64.b32decode(m.group(1) + b"=" * (-len(m.group(1)) % 8))
 wait_for(rb"OTP code")
 mac = hmac.new(secret, struct.pack(">Q", now // 30), hashlib.sha1).digest()
