@@ -1,1 +1,4 @@
-fn main(){}
+//! Integration tests.
+
+mod web;
+mod web_harness;
