@@ -102,24 +102,58 @@ pub struct Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // chromedriver runs in its own process group with Chromium under it.
-        let pgid = self.driver.id();
-        let _ = std::process::Command::new("kill").arg("-KILL").arg(format!("-{pgid}")).status();
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        kill_tree(&mut self.driver, Some(self._profile.path()));
     }
+}
+
+/// Kills chromedriver, every process descended from it, and every process started
+/// with our profile folder (Chromium may outlive or leave its parent), by pid.
+fn kill_tree(driver: &mut std::process::Child, profile: Option<&Path>) {
+    let root = driver.id();
+    let mut parents = Vec::new();
+    let mut marked = Vec::new();
+    if let Ok(entries) = std::fs::read_dir("/proc") {
+        for entry in entries.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.push((pid, ppid));
+            }
+            if let Some(profile) = profile {
+                let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmdline).contains(&*profile.to_string_lossy()) {
+                    marked.push(pid);
+                }
+            }
+        }
+    }
+    let mut tree = vec![root];
+    let mut i = 0;
+    while i < tree.len() {
+        let p = tree[i];
+        tree.extend(parents.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    tree.extend(marked);
+    tree.sort_unstable();
+    tree.dedup();
+    let others: Vec<String> = tree.iter().filter(|p| **p != root).map(u32::to_string).collect();
+    if !others.is_empty() {
+        let _ = std::process::Command::new("kill").arg("-KILL").args(&others).status();
+    }
+    let _ = driver.kill();
+    let _ = driver.wait();
 }
 
 impl Browser {
     /// Starts chromedriver and a Chromium session (desktop-sized window).
     pub async fn start(base: &str) -> Browser {
-        use std::os::unix::process::CommandExt;
         let port = free_port();
         let driver = std::process::Command::new("/usr/bin/chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .process_group(0)
             .spawn()
             .expect("chromedriver starts");
         let profile = tempfile::tempdir().expect("tempdir");
@@ -130,6 +164,7 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,800",
+                    "--disable-breakpad", "--disable-crash-reporter",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
                 "prefs": {"profile.content_settings.exceptions.clipboard": {
@@ -305,9 +340,7 @@ struct BrowserGuard(Option<std::process::Child>);
 impl Drop for BrowserGuard {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {
-            let _ = std::process::Command::new("kill").arg("-KILL").arg(format!("-{}", child.id())).status();
-            let _ = child.kill();
-            let _ = child.wait();
+            kill_tree(&mut child, None);
         }
     }
 }
