@@ -21,14 +21,23 @@ trait FormExt {
 
 impl FormExt for reqwest::RequestBuilder {
     fn form_(self, fields: &[(&str, &str)]) -> Self {
-        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-        let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
-        self.header("content-type", "application/x-www-form-urlencoded").body(body.join("&"))
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect();
+        self.header("content-type", "application/x-www-form-urlencoded")
+            .body(body.join("&"))
     }
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// Generates a token through the form and returns the full token shown at the top.
@@ -44,8 +53,15 @@ async fn generate(b: &Browser, name: &str, kind_label: &str, otp: Option<&str>) 
     }
     b.click_button("Generate Token").await;
     let token = b.text("#new-token-value").await;
-    assert_eq!(b.path().await, "/settings/tokens", "back on the Access Tokens page");
-    assert!(token.starts_with("tsr_") && token.len() == 40, "full token at the top: {token}");
+    assert_eq!(
+        b.path().await,
+        "/settings/tokens",
+        "back on the Access Tokens page"
+    );
+    assert!(
+        token.starts_with("tsr_") && token.len() == 40,
+        "full token at the top: {token}"
+    );
     token
 }
 
@@ -53,7 +69,10 @@ async fn generate(b: &Browser, name: &str, kind_label: &str, otp: Option<&str>) 
 async fn timed(b: &Browser, label: &str, path: &str) -> (f64, f64, f64) {
     b.goto(path).await;
     let t = b.timing().await;
-    eprintln!("page-load {label:<28} {path:<32} response {:6.1} ms  DOMContentLoaded {:6.1} ms  load {:6.1} ms", t.0, t.1, t.2);
+    eprintln!(
+        "page-load {label:<28} {path:<32} response {:6.1} ms  DOMContentLoaded {:6.1} ms  load {:6.1} ms",
+        t.0, t.1, t.2
+    );
     t
 }
 
@@ -303,7 +322,11 @@ fn web_two_factor_enrolment() {
     server.rt.block_on(async move {
         let b = Browser::start(&url).await;
         b.sign_in("bob", PASSWORD).await;
-        b.css("img[alt='Profile picture']").await.click().await.unwrap();
+        b.css("img[alt='Profile picture']")
+            .await
+            .click()
+            .await
+            .unwrap();
         b.click_link("Two-Factor Authentication").await;
         b.wait_path("/settings/2fa").await;
         b.screenshot("2fa-off").await;
@@ -315,7 +338,10 @@ fn web_two_factor_enrolment() {
         assert!(qr.starts_with("data:image/svg+xml;base64,"));
         let secret_text = b.text("#tfa-secret").await;
         b.screenshot("2fa-enrol").await;
-        let secret = totp_rs::Secret::try_from_base32(&secret_text).expect("base32 secret").as_ref().to_vec();
+        let secret = totp_rs::Secret::try_from_base32(&secret_text)
+            .expect("base32 secret")
+            .as_ref()
+            .to_vec();
 
         // A wrong code keeps it pending.
         b.fill("Code from your authenticator app", "000000").await;
@@ -329,7 +355,12 @@ fn web_two_factor_enrolment() {
         b.css("#recovery-codes code").await;
         let codes: Vec<String> = {
             let mut v = Vec::new();
-            for e in b.client.find_all(Locator::Css("#recovery-codes code")).await.unwrap() {
+            for e in b
+                .client
+                .find_all(Locator::Css("#recovery-codes code"))
+                .await
+                .unwrap()
+            {
                 v.push(e.text().await.unwrap());
             }
             v
@@ -337,12 +368,19 @@ fn web_two_factor_enrolment() {
         assert_eq!(codes.len(), 10);
         b.screenshot("2fa-recovery-codes").await;
         b.client.refresh().await.unwrap();
-        assert!(!b.has("#recovery-codes").await, "recovery codes are shown once");
+        assert!(
+            !b.has("#recovery-codes").await,
+            "recovery codes are shown once"
+        );
         assert!(b.text("main").await.contains("auth-and-writes"));
         b.screenshot("2fa-on").await;
 
         // Sign out; signing in now asks for the one-time password (a recovery code works).
-        b.css("img[alt='Profile picture']").await.click().await.unwrap();
+        b.css("img[alt='Profile picture']")
+            .await
+            .click()
+            .await
+            .unwrap();
         b.click_button("Sign out").await;
         b.sign_in("bob", PASSWORD).await;
         b.wait_path("/login/otp").await;
@@ -355,7 +393,11 @@ fn web_two_factor_enrolment() {
         b.css("img[alt='Profile picture']").await;
 
         // And with the next TOTP code.
-        b.css("img[alt='Profile picture']").await.click().await.unwrap();
+        b.css("img[alt='Profile picture']")
+            .await
+            .click()
+            .await
+            .unwrap();
         b.click_button("Sign out").await;
         b.sign_in("bob", PASSWORD).await;
         b.wait_path("/login/otp").await;
@@ -366,15 +408,31 @@ fn web_two_factor_enrolment() {
 
         // Generating a token now asks for a one-time password too.
         b.goto("/settings/tokens/new").await;
-        assert!(b.has("input[name='otp']").await, "OTP field when the account has 2FA");
-        assert_eq!(b.field("One-time password").await.attr("required").await.unwrap().as_deref(), Some("true"));
+        assert!(
+            b.has("input[name='otp']").await,
+            "OTP field when the account has 2FA"
+        );
+        assert_eq!(
+            b.field("One-time password")
+                .await
+                .attr("required")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("true")
+        );
         let token = generate(&b, "with otp", "Publish", Some(&codes[1])).await;
         assert!(token.starts_with("tsr_"));
 
         // The log shows it all.
         b.goto("/settings/security-log").await;
         let log = b.text("table.log").await;
-        for event in ["2FA enabled", "Website sign-in", "Recovery code used", "Token created"] {
+        for event in [
+            "2FA enabled",
+            "Website sign-in",
+            "Recovery code used",
+            "Token created",
+        ] {
             assert!(log.contains(event), "{event} in {log}");
         }
         b.close().await;
@@ -434,7 +492,10 @@ fn web_npm_login_through_the_browser() {
             .unwrap();
         assert!(status.success(), "npm login exits 0");
         let (ok, out, err) = npm.run(&["whoami"]).await;
-        assert!(ok && out.trim() == "carol", "npm whoami after browser login: {out} {err}");
+        assert!(
+            ok && out.trim() == "carol",
+            "npm whoami after browser login: {out} {err}"
+        );
 
         // Single use: the approval page is gone now.
         b.goto(&login_url).await;
@@ -451,7 +512,10 @@ fn web_csrf_origin_and_headers() {
     server.create_user("dave", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
-        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
         let html = "text/html,application/xhtml+xml";
         let cookie_of = |r: &reqwest::Response, name: &str| -> Option<String> {
             r.headers()
@@ -467,10 +531,20 @@ fn web_csrf_origin_and_headers() {
         };
 
         // The sign-in form and its pre-session CSRF cookie.
-        let r = http.get(format!("{url}/login")).header("accept", html).send().await.unwrap();
+        let r = http
+            .get(format!("{url}/login"))
+            .header("accept", html)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let h = r.headers();
-        assert!(h["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+        assert!(
+            h["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'")
+        );
         assert_eq!(h["x-frame-options"], "DENY");
         assert_eq!(h["x-content-type-options"], "nosniff");
         assert!(h.contains_key("referrer-policy"));
@@ -480,14 +554,24 @@ fn web_csrf_origin_and_headers() {
 
         // Sign-in without the token: 403.
         let form = [("username", "dave"), ("password", PASSWORD)];
-        let r = http.post(format!("{url}/login")).header("cookie", &pre).form_(&form).send().await.unwrap();
+        let r = http
+            .post(format!("{url}/login"))
+            .header("cookie", &pre)
+            .form_(&form)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
         // From another origin: 403.
         let r = http
             .post(format!("{url}/login"))
             .header("cookie", &pre)
             .header("origin", "http://evil.example")
-            .form_(&[("csrf", pre_token.as_str()), ("username", "dave"), ("password", PASSWORD)])
+            .form_(&[
+                ("csrf", pre_token.as_str()),
+                ("username", "dave"),
+                ("password", PASSWORD),
+            ])
             .send()
             .await
             .unwrap();
@@ -497,7 +581,11 @@ fn web_csrf_origin_and_headers() {
             .post(format!("{url}/login"))
             .header("cookie", &pre)
             .header("origin", &url)
-            .form_(&[("csrf", pre_token.as_str()), ("username", "dave"), ("password", PASSWORD)])
+            .form_(&[
+                ("csrf", pre_token.as_str()),
+                ("username", "dave"),
+                ("password", PASSWORD),
+            ])
             .send()
             .await
             .unwrap();
@@ -509,17 +597,28 @@ fn web_csrf_origin_and_headers() {
             .map(|v| v.to_str().unwrap().to_owned())
             .find(|v| v.starts_with("tessera_session="))
             .unwrap();
-        assert!(raw.contains("HttpOnly") && raw.contains("SameSite=Lax"), "{raw}");
+        assert!(
+            raw.contains("HttpOnly") && raw.contains("SameSite=Lax"),
+            "{raw}"
+        );
         let session = cookie_of(&r, "tessera_session").unwrap();
 
-        let page = http.get(format!("{url}/settings/tokens/new")).header("accept", html).header("cookie", &session);
+        let page = http
+            .get(format!("{url}/settings/tokens/new"))
+            .header("accept", html)
+            .header("cookie", &session);
         let r = page.send().await.unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["cache-control"], "no-store");
         let token = csrf_in(&r.text().await.unwrap());
 
         // Token creation without the CSRF token: 403, nothing created.
-        let fields = [("name", "csrf"), ("kind", "publish"), ("password", PASSWORD), ("expires", "never")];
+        let fields = [
+            ("name", "csrf"),
+            ("kind", "publish"),
+            ("password", PASSWORD),
+            ("expires", "never"),
+        ];
         let r = http
             .post(format!("{url}/settings/tokens/new"))
             .header("cookie", &session)
@@ -531,7 +630,13 @@ fn web_csrf_origin_and_headers() {
         // With a wrong one: 403.
         let mut wrong = fields.to_vec();
         wrong.push(("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
-        let r = http.post(format!("{url}/settings/tokens/new")).header("cookie", &session).form_(&wrong).send().await.unwrap();
+        let r = http
+            .post(format!("{url}/settings/tokens/new"))
+            .header("cookie", &session)
+            .form_(&wrong)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 403);
         // With the right one but from another site: 403.
         let mut right = fields.to_vec();
@@ -548,13 +653,27 @@ fn web_csrf_origin_and_headers() {
         let user = server_user(&url, &http, &session).await;
         assert_eq!(user, 0, "no token was created by refused posts");
         // Correct: created, shown once.
-        let r = http.post(format!("{url}/settings/tokens/new")).header("cookie", &session).form_(&right).send().await.unwrap();
+        let r = http
+            .post(format!("{url}/settings/tokens/new"))
+            .header("cookie", &session)
+            .form_(&right)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 303);
         let list = |s: String| {
             let http = http.clone();
             let url = url.clone();
             async move {
-                http.get(format!("{url}/settings/tokens")).header("accept", html).header("cookie", s).send().await.unwrap().text().await.unwrap()
+                http.get(format!("{url}/settings/tokens"))
+                    .header("accept", html)
+                    .header("cookie", s)
+                    .send()
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap()
             }
         };
         let first = list(session.clone()).await;
@@ -563,10 +682,28 @@ fn web_csrf_origin_and_headers() {
         assert!(!second.contains("id=\"new-token-value\""));
 
         // npm asking for a package named like a page gets JSON, not HTML.
-        let r = http.get(format!("{url}/login")).header("accept", "application/json").send().await.unwrap();
+        let r = http
+            .get(format!("{url}/login"))
+            .header("accept", "application/json")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404);
-        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
-        let r = http.get(format!("{url}/search")).header("accept", "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*").send().await.unwrap();
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
+        let r = http
+            .get(format!("{url}/search"))
+            .header(
+                "accept",
+                "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404);
 
         // Sign-in throttling: repeated failures are refused with 429.
@@ -575,7 +712,11 @@ fn web_csrf_origin_and_headers() {
             let r = http
                 .post(format!("{url}/login"))
                 .header("cookie", &pre)
-                .form_(&[("csrf", pre_token.as_str()), ("username", "dave"), ("password", "wrong password")])
+                .form_(&[
+                    ("csrf", pre_token.as_str()),
+                    ("username", "dave"),
+                    ("password", "wrong password"),
+                ])
                 .send()
                 .await
                 .unwrap();
@@ -584,9 +725,21 @@ fn web_csrf_origin_and_headers() {
         assert_eq!(last, 429, "failed sign-ins are throttled");
 
         // Signing out invalidates the session server-side.
-        let r = http.post(format!("{url}/logout")).header("cookie", &session).form_(&[("csrf", token.as_str())]).send().await.unwrap();
+        let r = http
+            .post(format!("{url}/logout"))
+            .header("cookie", &session)
+            .form_(&[("csrf", token.as_str())])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 303);
-        let r = http.get(format!("{url}/settings/tokens")).header("accept", html).header("cookie", &session).send().await.unwrap();
+        let r = http
+            .get(format!("{url}/settings/tokens"))
+            .header("accept", html)
+            .header("cookie", &session)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 303, "the old cookie no longer signs in");
     });
 }

@@ -41,8 +41,9 @@ impl Server {
             .enable_all()
             .build()
             .expect("runtime");
-        let (listener, app) =
-            rt.block_on(tessera::server::bind(config, Arc::new(SystemClock))).expect("server binds");
+        let (listener, app) = rt
+            .block_on(tessera::server::bind(config, Arc::new(SystemClock)))
+            .expect("server binds");
         let url = app.public_url.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let served = app.clone();
@@ -53,13 +54,25 @@ impl Server {
             .await
             .expect("server runs");
         });
-        Server { url, app, rt, shutdown: Some(tx), done: Some(done), _dir: dir }
+        Server {
+            url,
+            app,
+            rt,
+            shutdown: Some(tx),
+            done: Some(done),
+            _dir: dir,
+        }
     }
 
     /// Creates an account through the domain (as `tessera user add` does).
     pub fn create_user(&self, name: &str, password: &str) {
         self.rt
-            .block_on(tessera::domain::users::create_user(&self.app, name, &format!("{name}@example.com"), password))
+            .block_on(tessera::domain::users::create_user(
+                &self.app,
+                name,
+                &format!("{name}@example.com"),
+                password,
+            ))
             .expect("user created");
     }
 }
@@ -70,7 +83,9 @@ impl Drop for Server {
             let _ = tx.send(());
         }
         if let Some(done) = self.done.take() {
-            let _ = self.rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), done).await });
+            let _ = self
+                .rt
+                .block_on(async { tokio::time::timeout(Duration::from_secs(10), done).await });
         }
     }
 }
@@ -88,7 +103,11 @@ pub fn browser_missing() -> Option<String> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Headless Chromium driven through chromedriver. Dropping it kills both processes.
@@ -114,9 +133,15 @@ fn kill_tree(driver: &mut std::process::Child, profile: Option<&Path>) {
     let mut marked = Vec::new();
     if let Ok(entries) = std::fs::read_dir("/proc") {
         for entry in entries.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-            let ppid = stat.rsplit(')').next().and_then(|r| r.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<u32>().ok());
             if let Some(ppid) = ppid {
                 parents.push((pid, ppid));
             }
@@ -138,9 +163,16 @@ fn kill_tree(driver: &mut std::process::Child, profile: Option<&Path>) {
     tree.extend(marked);
     tree.sort_unstable();
     tree.dedup();
-    let others: Vec<String> = tree.iter().filter(|p| **p != root).map(u32::to_string).collect();
+    let others: Vec<String> = tree
+        .iter()
+        .filter(|p| **p != root)
+        .map(u32::to_string)
+        .collect();
     if !others.is_empty() {
-        let _ = std::process::Command::new("kill").arg("-KILL").args(&others).status();
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .args(&others)
+            .status();
     }
     let _ = driver.kill();
     let _ = driver.wait();
@@ -204,7 +236,11 @@ impl Browser {
     }
 
     pub async fn goto(&self, path: &str) {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
         self.client.goto(&url).await.expect("navigate");
     }
 
@@ -241,7 +277,12 @@ impl Browser {
     }
 
     pub async fn has(&self, selector: &str) -> bool {
-        !self.client.find_all(Locator::Css(selector)).await.expect("find").is_empty()
+        !self
+            .client
+            .find_all(Locator::Css(selector))
+            .await
+            .expect("find")
+            .is_empty()
     }
 
     pub async fn text(&self, selector: &str) -> String {
@@ -250,14 +291,22 @@ impl Browser {
 
     /// The input a `<label>` with this exact text names.
     pub async fn field(&self, label: &str) -> fantoccini::elements::Element {
-        let xpath = format!("//label[normalize-space(text())='{label}' or normalize-space(.)='{label}']");
+        let xpath =
+            format!("//label[normalize-space(text())='{label}' or normalize-space(.)='{label}']");
         let label_el = self
             .client
             .find(Locator::XPath(&xpath))
             .await
             .unwrap_or_else(|e| panic!("no label {label:?}: {e}"));
-        let id = label_el.attr("for").await.expect("attr").expect("label has for");
-        self.client.find(Locator::Id(&id)).await.expect("labelled field")
+        let id = label_el
+            .attr("for")
+            .await
+            .expect("attr")
+            .expect("label has for");
+        self.client
+            .find(Locator::Id(&id))
+            .await
+            .expect("labelled field")
     }
 
     /// Types into the field labelled `label` (clearing it first).
@@ -270,12 +319,20 @@ impl Browser {
     /// Clicks the label (radio buttons, checkboxes).
     pub async fn choose(&self, label: &str) {
         let xpath = format!("//label[normalize-space(.)='{label}']");
-        self.client.find(Locator::XPath(&xpath)).await.expect("label").click().await.expect("click");
+        self.client
+            .find(Locator::XPath(&xpath))
+            .await
+            .expect("label")
+            .click()
+            .await
+            .expect("click");
     }
 
     /// Clicks the button (or summary) with this text.
     pub async fn click_button(&self, text: &str) {
-        let xpath = format!("//button[normalize-space(.)='{text}'] | //summary[normalize-space(.)='{text}']");
+        let xpath = format!(
+            "//button[normalize-space(.)='{text}'] | //summary[normalize-space(.)='{text}']"
+        );
         self.client
             .find(Locator::XPath(&xpath))
             .await
@@ -354,7 +411,10 @@ pub struct Npm {
 impl Npm {
     pub fn new(registry: &str) -> Npm {
         let home = tempfile::tempdir().expect("tempdir");
-        Npm { home, registry: format!("{}/", registry.trim_end_matches('/')) }
+        Npm {
+            home,
+            registry: format!("{}/", registry.trim_end_matches('/')),
+        }
     }
 
     pub fn userconfig(&self) -> PathBuf {
@@ -363,8 +423,12 @@ impl Npm {
 
     /// Writes a userconfig holding `token` for the registry.
     pub fn use_token(&self, token: &str) {
-        let host = self.registry.trim_start_matches("http://").trim_start_matches("https://");
-        std::fs::write(self.userconfig(), format!("//{host}:_authToken={token}\n")).expect("write npmrc");
+        let host = self
+            .registry
+            .trim_start_matches("http://")
+            .trim_start_matches("https://");
+        std::fs::write(self.userconfig(), format!("//{host}:_authToken={token}\n"))
+            .expect("write npmrc");
     }
 
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
@@ -388,7 +452,8 @@ impl Npm {
     /// Runs npm in `dir` (or HOME) and returns (success, stdout, stderr).
     pub async fn run_in(&self, dir: Option<&Path>, args: &[&str]) -> (bool, String, String) {
         let mut c = self.command(args);
-        c.current_dir(dir.unwrap_or(self.home.path())).stdin(Stdio::null());
+        c.current_dir(dir.unwrap_or(self.home.path()))
+            .stdin(Stdio::null());
         let out = tokio::time::timeout(Duration::from_secs(90), c.output())
             .await
             .expect("npm finishes in time")
@@ -416,7 +481,11 @@ pub fn package_dir(name: &str, version: &str, readme: &str) -> TempDir {
         "keywords": ["test", "tessera"],
         "main": "index.js"
     });
-    std::fs::write(dir.path().join("package.json"), serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("package.json"),
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("index.js"), "module.exports = 42;\n").unwrap();
     std::fs::write(dir.path().join("README.md"), readme).unwrap();
     dir

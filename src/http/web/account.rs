@@ -98,7 +98,14 @@ pub struct PasswordForm {
     otp: String,
 }
 
-csrf_form!(LoginForm, OtpForm, SignupForm, CsrfOnly, ProfileForm, PasswordForm);
+csrf_form!(
+    LoginForm,
+    OtpForm,
+    SignupForm,
+    CsrfOnly,
+    ProfileForm,
+    PasswordForm
+);
 
 fn with_cookie(mut response: Response, value: axum::http::HeaderValue) -> Response {
     response.headers_mut().append(header::SET_COOKIE, value);
@@ -106,16 +113,28 @@ fn with_cookie(mut response: Response, value: axum::http::HeaderValue) -> Respon
 }
 
 /// `GET /login`.
-pub async fn login_page(State(app): State<AppState>, viewer: Viewer, Query(q): Query<NextQuery>) -> PageResult {
+pub async fn login_page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
     let next = safe_next(q.next.as_deref()).unwrap_or_else(|| "/".into());
     if viewer.caller().is_some() {
         return Ok(Redirect::to(&next).into_response());
     }
-    Ok(page::ok(&LoginPage { layout: Layout::new(&app, &viewer, "Sign in"), username: String::new(), next, error: None }))
+    Ok(page::ok(&LoginPage {
+        layout: Layout::new(&app, &viewer, "Sign in"),
+        username: String::new(),
+        next,
+        error: None,
+    }))
 }
 
 /// `POST /login`: the password step.
-pub async fn login_post(State(app): State<AppState>, Posted { viewer, form }: Posted<LoginForm>) -> PageResult {
+pub async fn login_post(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<LoginForm>,
+) -> PageResult {
     let next = safe_next(Some(&form.next)).unwrap_or_else(|| "/".into());
     let username = form.username.trim().to_owned();
     match sessions::sign_in(&app, &username, &form.password, viewer.ip).await {
@@ -124,52 +143,80 @@ pub async fn login_post(State(app): State<AppState>, Posted { viewer, form }: Po
                 sessions::sign_out(&app, old).await?;
             }
             let to = if signed.needs_otp {
-                let n: String =
-                    percent_encoding::utf8_percent_encode(&next, percent_encoding::NON_ALPHANUMERIC).collect();
+                let n: String = percent_encoding::utf8_percent_encode(
+                    &next,
+                    percent_encoding::NON_ALPHANUMERIC,
+                )
+                .collect();
                 format!("/login/otp?next={n}")
             } else {
                 next
             };
-            Ok(with_cookie(Redirect::to(&to).into_response(), session::session_cookie(&app, &signed.cookie)))
+            Ok(with_cookie(
+                Redirect::to(&to).into_response(),
+                session::session_cookie(&app, &signed.cookie),
+            ))
         }
         Err(e) => {
             let (status, message) = page::describe(e);
             Ok(page::render(
                 status,
-                &LoginPage { layout: Layout::new(&app, &viewer, "Sign in"), username, next, error: Some(message) },
+                &LoginPage {
+                    layout: Layout::new(&app, &viewer, "Sign in"),
+                    username,
+                    next,
+                    error: Some(message),
+                },
             ))
         }
     }
 }
 
 /// `GET /login/otp`: the second step.
-pub async fn otp_page(State(app): State<AppState>, viewer: Viewer, Query(q): Query<NextQuery>) -> PageResult {
+pub async fn otp_page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
     let next = safe_next(q.next.as_deref()).unwrap_or_else(|| "/".into());
     match &viewer.session {
-        Some(s) if s.pending_otp => {
-            Ok(page::ok(&OtpPage { layout: Layout::new(&app, &viewer, "One-time password"), next, error: None }))
-        }
+        Some(s) if s.pending_otp => Ok(page::ok(&OtpPage {
+            layout: Layout::new(&app, &viewer, "One-time password"),
+            next,
+            error: None,
+        })),
         Some(_) => Ok(Redirect::to(&next).into_response()),
         None => Ok(Redirect::to("/login").into_response()),
     }
 }
 
 /// `POST /login/otp`.
-pub async fn otp_post(State(app): State<AppState>, Posted { viewer, form }: Posted<OtpForm>) -> PageResult {
+pub async fn otp_post(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<OtpForm>,
+) -> PageResult {
     let next = safe_next(Some(&form.next)).unwrap_or_else(|| "/".into());
     let Some(session) = viewer.session.as_ref().filter(|s| s.pending_otp) else {
         return Ok(Redirect::to("/login").into_response());
     };
     match sessions::finish_otp(&app, session, &form.otp).await {
-        Ok(cookie) => Ok(with_cookie(Redirect::to(&next).into_response(), session::session_cookie(&app, &cookie))),
-        Err(domain::Error::Unauthenticated(_)) => {
-            Ok(with_cookie(Redirect::to("/login").into_response(), session::clear_session_cookie(&app)))
-        }
+        Ok(cookie) => Ok(with_cookie(
+            Redirect::to(&next).into_response(),
+            session::session_cookie(&app, &cookie),
+        )),
+        Err(domain::Error::Unauthenticated(_)) => Ok(with_cookie(
+            Redirect::to("/login").into_response(),
+            session::clear_session_cookie(&app),
+        )),
         Err(e) => {
             let (status, message) = page::describe(e);
             Ok(page::render(
                 status,
-                &OtpPage { layout: Layout::new(&app, &viewer, "One-time password"), next, error: Some(message) },
+                &OtpPage {
+                    layout: Layout::new(&app, &viewer, "One-time password"),
+                    next,
+                    error: Some(message),
+                },
             ))
         }
     }
@@ -178,8 +225,11 @@ pub async fn otp_post(State(app): State<AppState>, Posted { viewer, form }: Post
 /// `GET /signup`.
 pub async fn signup_page(State(app): State<AppState>, viewer: Viewer) -> PageResult {
     if !app.config.open_signup {
-        return Err(PageError::new(StatusCode::NOT_FOUND, "Sign-up is closed on this registry; ask an administrator.")
-            .with_layout(Layout::new(&app, &viewer, "Sign up")));
+        return Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            "Sign-up is closed on this registry; ask an administrator.",
+        )
+        .with_layout(Layout::new(&app, &viewer, "Sign up")));
     }
     Ok(page::ok(&SignupPage {
         layout: Layout::new(&app, &viewer, "Sign up"),
@@ -190,7 +240,10 @@ pub async fn signup_page(State(app): State<AppState>, viewer: Viewer) -> PageRes
 }
 
 /// `POST /signup`: creates the account and signs in.
-pub async fn signup_post(State(app): State<AppState>, Posted { viewer, form }: Posted<SignupForm>) -> PageResult {
+pub async fn signup_post(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<SignupForm>,
+) -> PageResult {
     let username = form.username.trim().to_owned();
     let email = form.email.trim().to_owned();
     let result = async {
@@ -199,23 +252,37 @@ pub async fn signup_post(State(app): State<AppState>, Posted { viewer, form }: P
     }
     .await;
     match result {
-        Ok(signed) => Ok(with_cookie(Redirect::to("/").into_response(), session::session_cookie(&app, &signed.cookie))),
+        Ok(signed) => Ok(with_cookie(
+            Redirect::to("/").into_response(),
+            session::session_cookie(&app, &signed.cookie),
+        )),
         Err(e) => {
             let (status, message) = page::describe(e);
             Ok(page::render(
                 status,
-                &SignupPage { layout: Layout::new(&app, &viewer, "Sign up"), username, email, error: Some(message) },
+                &SignupPage {
+                    layout: Layout::new(&app, &viewer, "Sign up"),
+                    username,
+                    email,
+                    error: Some(message),
+                },
             ))
         }
     }
 }
 
 /// `POST /logout`: deletes the session.
-pub async fn logout(State(app): State<AppState>, Posted { viewer, .. }: Posted<CsrfOnly>) -> PageResult {
+pub async fn logout(
+    State(app): State<AppState>,
+    Posted { viewer, .. }: Posted<CsrfOnly>,
+) -> PageResult {
     if let Some(s) = &viewer.session {
         sessions::sign_out(&app, s).await?;
     }
-    Ok(with_cookie(Redirect::to("/").into_response(), session::clear_session_cookie(&app)))
+    Ok(with_cookie(
+        Redirect::to("/").into_response(),
+        session::clear_session_cookie(&app),
+    ))
 }
 
 #[derive(Template)]
@@ -276,12 +343,27 @@ async fn profile_render(
 }
 
 /// `GET /settings/profile`.
-pub async fn profile_page(State(app): State<AppState>, viewer: Viewer, Query(q): Query<NextQuery>) -> PageResult {
-    profile_render(&app, &viewer, notice_text(q.notice.as_deref()), None, None, StatusCode::OK).await
+pub async fn profile_page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
+    profile_render(
+        &app,
+        &viewer,
+        notice_text(q.notice.as_deref()),
+        None,
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// `POST /settings/profile`: name and email.
-pub async fn profile_post(State(app): State<AppState>, Posted { viewer, form }: Posted<ProfileForm>) -> PageResult {
+pub async fn profile_post(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<ProfileForm>,
+) -> PageResult {
     let caller = viewer.require("/settings/profile")?;
     let session = viewer.signed_in().expect("signed in");
     let fullname = form.fullname.trim();
@@ -290,7 +372,15 @@ pub async fn profile_post(State(app): State<AppState>, Posted { viewer, form }: 
         fullname: Some((!fullname.is_empty()).then(|| fullname.to_owned())),
         ..Default::default()
     };
-    match users::update_profile(&app, &with_otp(caller, &form.otp), update, None, Some(&session.id_hash)).await {
+    match users::update_profile(
+        &app,
+        &with_otp(caller, &form.otp),
+        update,
+        None,
+        Some(&session.id_hash),
+    )
+    .await
+    {
         Ok(_) => Ok(Redirect::to("/settings/profile?notice=saved").into_response()),
         Err(e) => {
             let (status, message) = page::describe(e);
@@ -300,7 +390,10 @@ pub async fn profile_post(State(app): State<AppState>, Posted { viewer, form }: 
 }
 
 /// `POST /settings/password`: revokes every other session of the user.
-pub async fn password_post(State(app): State<AppState>, Posted { viewer, form }: Posted<PasswordForm>) -> PageResult {
+pub async fn password_post(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<PasswordForm>,
+) -> PageResult {
     let caller = viewer.require("/settings/profile")?;
     let session = viewer.signed_in().expect("signed in");
     if form.new != form.confirm {
@@ -378,5 +471,8 @@ pub async fn security_log(State(app): State<AppState>, viewer: Viewer) -> PageRe
             at: fmt_time(e.created_at),
         })
         .collect();
-    Ok(page::ok(&SecurityLogPage { layout: Layout::new(&app, &viewer, "Security Log").section("security-log"), events }))
+    Ok(page::ok(&SecurityLogPage {
+        layout: Layout::new(&app, &viewer, "Security Log").section("security-log"),
+        events,
+    }))
 }

@@ -34,13 +34,24 @@ fn gone(app: &AppState, viewer: &Viewer) -> PageError {
 }
 
 /// `GET /login/cli/<id>`.
-pub async fn page(State(app): State<AppState>, viewer: Viewer, Path(id): Path<String>) -> PageResult {
+pub async fn page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Path(id): Path<String>,
+) -> PageResult {
     if !valid_id(&id) {
         return Err(gone(&app, &viewer));
     }
     viewer.require(&format!("/login/cli/{id}"))?;
-    let client = web_login::pending(&app, &id).await?.ok_or_else(|| gone(&app, &viewer))?;
-    Ok(page::ok(&CliLoginPage { layout: Layout::new(&app, &viewer, "Log in to npm"), id, client, approved: false }))
+    let client = web_login::pending(&app, &id)
+        .await?
+        .ok_or_else(|| gone(&app, &viewer))?;
+    Ok(page::ok(&CliLoginPage {
+        layout: Layout::new(&app, &viewer, "Log in to npm"),
+        id,
+        client,
+        approved: false,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,14 +63,25 @@ pub struct ApproveForm {
 csrf_form!(ApproveForm);
 
 /// `POST /login/cli/<id>`: approves the login.
-pub async fn approve(State(app): State<AppState>, Path(id): Path<String>, Posted { viewer, .. }: Posted<ApproveForm>) -> PageResult {
+pub async fn approve(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Posted { viewer, .. }: Posted<ApproveForm>,
+) -> PageResult {
     if !valid_id(&id) {
         return Err(gone(&app, &viewer));
     }
     let caller = viewer.require(&format!("/login/cli/{id}"))?;
-    let client = web_login::pending(&app, &id).await?.ok_or_else(|| gone(&app, &viewer))?;
+    let client = web_login::pending(&app, &id)
+        .await?
+        .ok_or_else(|| gone(&app, &viewer))?;
     web_login::approve(&app, caller, &id)
         .await
         .map_err(|e| PageError::from(e).with_layout(Layout::new(&app, &viewer, "Log in to npm")))?;
-    Ok(page::ok(&CliLoginPage { layout: Layout::new(&app, &viewer, "Logged in"), id, client, approved: true }))
+    Ok(page::ok(&CliLoginPage {
+        layout: Layout::new(&app, &viewer, "Logged in"),
+        id,
+        client,
+        approved: true,
+    }))
 }

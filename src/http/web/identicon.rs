@@ -17,7 +17,11 @@ pub fn svg(name: &str) -> String {
                 continue;
             }
             for x in [col, 4 - col] {
-                rects.push_str(&format!(r#"<rect x="{}" y="{}" width="1" height="1"/>"#, x + 1, row + 1));
+                rects.push_str(&format!(
+                    r#"<rect x="{}" y="{}" width="1" height="1"/>"#,
+                    x + 1,
+                    row + 1
+                ));
                 if col == 2 {
                     break;
                 }
@@ -31,7 +35,10 @@ pub fn svg(name: &str) -> String {
 
 /// `data:image/svg+xml;base64,…` for `name`.
 pub fn data_uri(name: &str) -> String {
-    format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg(name)))
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg(name))
+    )
 }
 
 #[cfg(test)]

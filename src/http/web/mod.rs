@@ -35,18 +35,36 @@ pub fn router(app: AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(packages::home))
         .route("/search", get(packages::search))
-        .route("/package/{*rest}", get(packages::package_get).post(packages::package_post))
+        .route(
+            "/package/{*rest}",
+            get(packages::package_get).post(packages::package_post),
+        )
         .route("/login", get(account::login_page).post(account::login_post))
         .route("/login/otp", get(account::otp_page).post(account::otp_post))
-        .route("/login/cli/{id}", get(cli_login::page).post(cli_login::approve))
-        .route("/signup", get(account::signup_page).post(account::signup_post))
+        .route(
+            "/login/cli/{id}",
+            get(cli_login::page).post(cli_login::approve),
+        )
+        .route(
+            "/signup",
+            get(account::signup_page).post(account::signup_post),
+        )
         .route("/logout", post(account::logout))
-        .route("/settings", get(|| async { Redirect::to("/settings/profile") }))
-        .route("/settings/profile", get(account::profile_page).post(account::profile_post))
+        .route(
+            "/settings",
+            get(|| async { Redirect::to("/settings/profile") }),
+        )
+        .route(
+            "/settings/profile",
+            get(account::profile_page).post(account::profile_post),
+        )
         .route("/settings/password", post(account::password_post))
         .route("/settings/security-log", get(account::security_log))
         .route("/settings/tokens", get(tokens::list))
-        .route("/settings/tokens/new", get(tokens::new_page).post(tokens::create))
+        .route(
+            "/settings/tokens/new",
+            get(tokens::new_page).post(tokens::create),
+        )
         .route("/settings/tokens/{key}/revoke", post(tokens::revoke))
         .route("/settings/2fa", get(tfa::page))
         .route("/settings/2fa/enable", post(tfa::enable))
@@ -86,7 +104,9 @@ async fn npm_passthrough(State(app): State<AppState>, request: Request, next: Ne
     let minted = (method == Method::GET && !session::has_pre_cookie(request.headers()))
         .then(|| crate::auth::token::random_base62(32));
     if let Some(value) = &minted {
-        request.extensions_mut().insert(session::NewPreCsrf(value.clone()));
+        request
+            .extensions_mut()
+            .insert(session::NewPreCsrf(value.clone()));
     }
     let mut response = next.run(request).await;
     let headers = response.headers_mut();

@@ -47,7 +47,11 @@ pub async fn home(State(app): State<AppState>, viewer: Viewer) -> PageResult {
             private: r.access != "public",
         })
         .collect();
-    Ok(page::ok(&HomePage { layout: Layout::new(&app, &viewer, "Packages"), recent, registry: format!("{}/", app.public_url) }))
+    Ok(page::ok(&HomePage {
+        layout: Layout::new(&app, &viewer, "Packages"),
+        recent,
+        registry: format!("{}/", app.public_url),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -65,11 +69,17 @@ struct SearchPage {
 }
 
 /// `GET /search?q=`.
-pub async fn search(State(app): State<AppState>, viewer: Viewer, Query(q): Query<SearchQuery>) -> PageResult {
+pub async fn search(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<SearchQuery>,
+) -> PageResult {
     let text = q.q.trim().chars().take(200).collect::<String>();
     let hits = match packages::search(&app, viewer.caller(), &text, 0, 50).await {
         Ok(h) => h,
-        Err(domain::Error::Unauthenticated(_)) => return Err(super::session::sign_in_redirect("/search")),
+        Err(domain::Error::Unauthenticated(_)) => {
+            return Err(super::session::sign_in_redirect("/search"));
+        }
         Err(e) => return Err(e.into()),
     };
     let hits = hits
@@ -84,7 +94,11 @@ pub async fn search(State(app): State<AppState>, viewer: Viewer, Query(q): Query
         .collect();
     let mut layout = Layout::new(&app, &viewer, format!("Search: {text}"));
     layout.query = text.clone();
-    Ok(page::ok(&SearchPage { layout, query: text, hits }))
+    Ok(page::ok(&SearchPage {
+        layout,
+        query: text,
+        hits,
+    }))
 }
 
 /// What `/package/<name>/<tail…>` addresses.
@@ -92,15 +106,21 @@ fn split(rest: &str) -> Result<(PackageName, Vec<String>), PageError> {
     let segments: Vec<String> = rest
         .trim_start_matches('/')
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
-    let (name, tail) = if segments[0].starts_with('@') && !segments[0].contains('/') && segments.len() > 1 {
-        (format!("{}/{}", segments[0], segments[1]), segments[2..].to_vec())
-    } else if segments[0].starts_with('@') && segments[0].contains('/') {
-        (segments[0].clone(), segments[1..].to_vec())
-    } else {
-        (segments[0].clone(), segments[1..].to_vec())
-    };
+    let (name, tail) =
+        if segments[0].starts_with('@') && !segments[0].contains('/') && segments.len() > 1 {
+            (
+                format!("{}/{}", segments[0], segments[1]),
+                segments[2..].to_vec(),
+            )
+        } else {
+            (segments[0].clone(), segments[1..].to_vec())
+        };
     let name = PackageName::parse(&name).map_err(|_| PageError::not_found())?;
     let tail = tail.into_iter().filter(|s| !s.is_empty()).collect();
     Ok((name, tail))
@@ -144,13 +164,20 @@ pub fn render_readme(markdown: &str) -> String {
         | pulldown_cmark::Options::ENABLE_TASKLISTS;
     let mut html = String::new();
     pulldown_cmark::html::push_html(&mut html, pulldown_cmark::Parser::new_ext(&text, options));
-    ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(&html).to_string()
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .clean(&html)
+        .to_string()
 }
 
 fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        Value::Object(o) => o.get("url").and_then(Value::as_str).unwrap_or("").to_owned(),
+        Value::Object(o) => o
+            .get("url")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned(),
         _ => String::new(),
     }
 }
@@ -158,27 +185,46 @@ fn text(v: &Value) -> String {
 /// Only http(s) links are shown as links.
 fn http_link(url: String) -> String {
     let url = url.trim_start_matches("git+").to_owned();
-    if url.starts_with("https://") || url.starts_with("http://") { url } else { String::new() }
+    if url.starts_with("https://") || url.starts_with("http://") {
+        url
+    } else {
+        String::new()
+    }
 }
 
-async fn package_page(app: &AppState, viewer: &Viewer, name: &PackageName, notice_code: Option<&str>) -> PageResult {
+async fn package_page(
+    app: &AppState,
+    viewer: &Viewer,
+    name: &PackageName,
+    notice_code: Option<&str>,
+) -> PageResult {
     let caller = viewer.caller();
     let doc = match packages::packument(app, caller, name).await {
         Ok(d) => d,
         Err(domain::Error::Unauthenticated(_)) if caller.is_none() => {
-            return Err(super::session::sign_in_redirect(&format!("/package/{name}")));
+            return Err(super::session::sign_in_redirect(&format!(
+                "/package/{name}"
+            )));
         }
         Err(domain::Error::NotFound(_)) => {
             return Err(PageError::not_found().with_layout(Layout::new(app, viewer, "Not found")));
         }
         Err(e) => return Err(e.into()),
     };
-    let full: Value = serde_json::from_slice(&doc.full).map_err(|e| domain::Error::Internal(e.into()))?;
-    let latest = full["dist-tags"]["latest"].as_str().unwrap_or("").to_owned();
+    let full: Value =
+        serde_json::from_slice(&doc.full).map_err(|e| domain::Error::Internal(e.into()))?;
+    let latest = full["dist-tags"]["latest"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     let manifest = &full["versions"][&latest];
     let tags: Vec<(String, String)> = full["dist-tags"]
         .as_object()
-        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned())).collect())
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+                .collect()
+        })
         .unwrap_or_default();
     let mut versions: Vec<(i64, VersionView)> = full["versions"]
         .as_object()
@@ -186,11 +232,17 @@ async fn package_page(app: &AppState, viewer: &Viewer, name: &PackageName, notic
             o.iter()
                 .map(|(v, m)| {
                     let published = full["time"][v].as_str().unwrap_or("");
-                    let ms = time::OffsetDateTime::parse(published, &time::format_description::well_known::Rfc3339)
-                        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
-                        .unwrap_or(0);
-                    let tag_list: Vec<&str> =
-                        tags.iter().filter(|(_, tv)| tv == v).map(|(t, _)| t.as_str()).collect();
+                    let ms = time::OffsetDateTime::parse(
+                        published,
+                        &time::format_description::well_known::Rfc3339,
+                    )
+                    .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                    .unwrap_or(0);
+                    let tag_list: Vec<&str> = tags
+                        .iter()
+                        .filter(|(_, tv)| tv == v)
+                        .map(|(t, _)| t.as_str())
+                        .collect();
                     (
                         ms,
                         VersionView {
@@ -204,10 +256,14 @@ async fn package_page(app: &AppState, viewer: &Viewer, name: &PackageName, notic
                 .collect()
         })
         .unwrap_or_default();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
+    versions.sort_by_key(|v| std::cmp::Reverse(v.0));
     let maintainers = full["maintainers"]
         .as_array()
-        .map(|a| a.iter().filter_map(|m| m["name"].as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m["name"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     let target = domain::package_facts(app, caller, name).await?;
     let row = target.row.as_ref().ok_or_else(PageError::not_found)?;
@@ -222,9 +278,18 @@ async fn package_page(app: &AppState, viewer: &Viewer, name: &PackageName, notic
         repository: http_link(text(&manifest["repository"])),
         keywords: manifest["keywords"]
             .as_array()
-            .map(|a| a.iter().filter_map(|k| k.as_str().map(str::to_owned)).take(20).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .take(20)
+                    .collect()
+            })
             .unwrap_or_default(),
-        readme_html: if readme.trim().is_empty() { String::new() } else { render_readme(readme) },
+        readme_html: if readme.trim().is_empty() {
+            String::new()
+        } else {
+            render_readme(readme)
+        },
         versions: versions.into_iter().map(|(_, v)| v).collect(),
         tags,
         maintainers,
@@ -288,10 +353,20 @@ pub struct NoticeQuery {
 }
 
 /// `GET /package/<name>` and `GET /package/<name>/settings`.
-pub async fn package_get(State(app): State<AppState>, viewer: Viewer, Query(q): Query<NoticeQuery>, request: Request) -> PageResult {
+pub async fn package_get(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<NoticeQuery>,
+    request: Request,
+) -> PageResult {
     let rest = request.uri().path().strip_prefix("/package/").unwrap_or("");
     let (name, tail) = split(rest)?;
-    match tail.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match tail
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => package_page(&app, &viewer, &name, q.notice.as_deref()).await,
         ["settings"] => settings_page(&app, &viewer, &name, None, StatusCode::OK).await,
         _ => Err(PageError::not_found().with_layout(Layout::new(&app, &viewer, "Not found"))),
@@ -321,9 +396,17 @@ pub async fn package_post(
     let (name, tail) = split(rest)?;
     let caller = viewer.require(&format!("/package/{name}/settings"))?;
     let caller = with_otp(caller, &form.otp);
-    let result = match tail.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let result = match tail
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["settings", "access"] => {
-            let change = packages::AccessChange { access: Some(form.access.clone()), ..Default::default() };
+            let change = packages::AccessChange {
+                access: Some(form.access.clone()),
+                ..Default::default()
+            };
             packages::change_access(&app, &caller, &name, change).await
         }
         ["settings", "mfa"] => {
@@ -331,7 +414,12 @@ pub async fn package_post(
                 "none" => (false, false),
                 "publish" => (true, false),
                 "automation" => (true, true),
-                _ => return Err(PageError::new(StatusCode::BAD_REQUEST, "Choose a publishing policy.")),
+                _ => {
+                    return Err(PageError::new(
+                        StatusCode::BAD_REQUEST,
+                        "Choose a publishing policy.",
+                    ));
+                }
             };
             let change = packages::AccessChange {
                 publish_requires_tfa: Some(requires),

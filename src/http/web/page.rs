@@ -60,7 +60,10 @@ pub fn render<T: Template>(status: StatusCode, template: &T) -> Response {
         Ok(body) => {
             let mut response = (status, body).into_response();
             let h = response.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
@@ -90,18 +93,28 @@ struct ErrorPage<'a> {
 pub struct PageError {
     pub status: StatusCode,
     pub message: String,
-    pub layout: Option<Layout>,
+    pub layout: Option<Box<Layout>>,
     /// A redirect instead of an error page (e.g. to the sign-in page).
     pub location: Option<String>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> PageError {
-        PageError { status, message: message.into(), layout: None, location: None }
+        PageError {
+            status,
+            message: message.into(),
+            layout: None,
+            location: None,
+        }
     }
 
     pub fn redirect(location: impl Into<String>) -> PageError {
-        PageError { status: StatusCode::SEE_OTHER, message: String::new(), layout: None, location: Some(location.into()) }
+        PageError {
+            status: StatusCode::SEE_OTHER,
+            message: String::new(),
+            layout: None,
+            location: Some(location.into()),
+        }
     }
 
     pub fn forbidden(message: impl Into<String>) -> PageError {
@@ -109,11 +122,14 @@ impl PageError {
     }
 
     pub fn not_found() -> PageError {
-        Self::new(StatusCode::NOT_FOUND, "There is nothing here, or you may not see it.")
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "There is nothing here, or you may not see it.",
+        )
     }
 
     pub fn with_layout(mut self, layout: Layout) -> PageError {
-        self.layout = Some(layout);
+        self.layout = Some(Box::new(layout));
         self
     }
 }
@@ -136,7 +152,7 @@ impl IntoResponse for PageError {
         if let Some(location) = &self.location {
             return axum::response::Redirect::to(location).into_response();
         }
-        let layout = self.layout.unwrap_or_else(|| Layout {
+        let layout = self.layout.map(|l| *l).unwrap_or_else(|| Layout {
             title: "Error".into(),
             user: None,
             csrf: String::new(),
@@ -161,14 +177,16 @@ pub type PageResult = Result<Response, PageError>;
 
 /// `2024-05-01 14:03 UTC`.
 pub fn fmt_time(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     t.format(&f).unwrap_or_default()
 }
 
 /// `2024-05-01`.
 pub fn fmt_date(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!("[year]-[month]-[day]");
     t.format(&f).unwrap_or_default()
 }
@@ -176,7 +194,8 @@ pub fn fmt_date(ms: i64) -> String {
 /// A `next` parameter that may be followed: a local path only.
 pub fn safe_next(next: Option<&str>) -> Option<String> {
     let n = next?.trim();
-    let local = n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://");
+    let local =
+        n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.contains("://");
     (local && n.len() < 512 && !n.bytes().any(|b| b.is_ascii_control())).then(|| n.to_owned())
 }
 
@@ -184,7 +203,10 @@ pub fn safe_next(next: Option<&str>) -> Option<String> {
 mod tests {
     #[test]
     fn next_must_be_local() {
-        assert_eq!(super::safe_next(Some("/login/cli/abc")).as_deref(), Some("/login/cli/abc"));
+        assert_eq!(
+            super::safe_next(Some("/login/cli/abc")).as_deref(),
+            Some("/login/cli/abc")
+        );
         assert_eq!(super::safe_next(Some("//evil.example")), None);
         assert_eq!(super::safe_next(Some("https://evil.example")), None);
         assert_eq!(super::safe_next(Some("/\\evil")), None);

@@ -33,7 +33,11 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 fn secure(app: &App) -> &'static str {
-    if app.public_url.starts_with("https://") { "; Secure" } else { "" }
+    if app.public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 /// `Set-Cookie` for a new session.
@@ -48,14 +52,20 @@ pub fn session_cookie(app: &App, id: &str) -> HeaderValue {
 
 /// `Set-Cookie` that removes the session cookie.
 pub fn clear_session_cookie(app: &App) -> HeaderValue {
-    HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}", secure(app)))
-        .expect("cookie is ASCII")
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+        secure(app)
+    ))
+    .expect("cookie is ASCII")
 }
 
 /// `Set-Cookie` for the pre-session CSRF cookie.
 pub fn pre_cookie(app: &App, value: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!("{PRE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{}", secure(app)))
-        .expect("cookie is ASCII")
+    HeaderValue::from_str(&format!(
+        "{PRE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{}",
+        secure(app)
+    ))
+    .expect("cookie is ASCII")
 }
 
 /// Who is looking at the page.
@@ -85,7 +95,11 @@ impl Viewer {
     pub fn csrf(&self) -> String {
         match &self.session {
             Some(s) => s.csrf.clone(),
-            None => self.pre_csrf.clone().or_else(|| self.new_pre_csrf.clone()).unwrap_or_default(),
+            None => self
+                .pre_csrf
+                .clone()
+                .or_else(|| self.new_pre_csrf.clone())
+                .unwrap_or_default(),
         }
     }
 
@@ -105,7 +119,8 @@ impl Viewer {
 
 /// A 303 to the sign-in page, returning to `here` afterwards.
 pub fn sign_in_redirect(here: &str) -> PageError {
-    let next: String = percent_encoding::utf8_percent_encode(here, percent_encoding::NON_ALPHANUMERIC).collect();
+    let next: String =
+        percent_encoding::utf8_percent_encode(here, percent_encoding::NON_ALPHANUMERIC).collect();
     PageError::redirect(format!("/login?next={next}"))
 }
 
@@ -129,7 +144,10 @@ fn is_pre_token(v: &str) -> bool {
 impl FromRequestParts<AppState> for Viewer {
     type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         if let Some(v) = parts.extensions.get::<Viewer>() {
             return Ok(v.clone());
         }
@@ -138,9 +156,16 @@ impl FromRequestParts<AppState> for Viewer {
             Some(id) => sessions::load(app, id, ip).await.map_err(PageError::from)?,
             None => None,
         };
-        let pre_csrf = cookie(&parts.headers, PRE_COOKIE).filter(|v| is_pre_token(v)).map(str::to_owned);
+        let pre_csrf = cookie(&parts.headers, PRE_COOKIE)
+            .filter(|v| is_pre_token(v))
+            .map(str::to_owned);
         let new_pre_csrf = parts.extensions.get::<NewPreCsrf>().map(|n| n.0.clone());
-        let viewer = Viewer { session, ip, pre_csrf, new_pre_csrf };
+        let viewer = Viewer {
+            session,
+            ip,
+            pre_csrf,
+            new_pre_csrf,
+        };
         parts.extensions.insert(viewer.clone());
         Ok(viewer)
     }
@@ -160,8 +185,15 @@ pub fn public_origin(app: &App) -> &str {
 pub fn check_origin(app: &App, headers: &HeaderMap) -> Result<(), PageError> {
     match headers.get(header::ORIGIN) {
         None => Ok(()),
-        Some(v) if v.to_str().is_ok_and(|o| o.eq_ignore_ascii_case(public_origin(app))) => Ok(()),
-        Some(_) => Err(PageError::forbidden("This form was sent from another site and was refused.")),
+        Some(v)
+            if v.to_str()
+                .is_ok_and(|o| o.eq_ignore_ascii_case(public_origin(app))) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(PageError::forbidden(
+            "This form was sent from another site and was refused.",
+        )),
     }
 }
 
@@ -201,10 +233,15 @@ where
         let viewer = Viewer::from_request_parts(&mut parts, app).await?;
         let Form(form) = Form::<T>::from_request(Request::from_parts(parts, body), app)
             .await
-            .map_err(|e| PageError::new(axum::http::StatusCode::BAD_REQUEST, format!("Malformed form: {e}")))?;
-        let valid = viewer
-            .expected_csrf()
-            .is_some_and(|expected| !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(form.csrf().as_bytes())));
+            .map_err(|e| {
+                PageError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    format!("Malformed form: {e}"),
+                )
+            })?;
+        let valid = viewer.expected_csrf().is_some_and(|expected| {
+            !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(form.csrf().as_bytes()))
+        });
         if !valid {
             return Err(PageError::forbidden(
                 "The form's security token is missing or out of date. Reload the page and try again.",

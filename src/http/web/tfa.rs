@@ -46,7 +46,10 @@ fn qr_data_uri(url: &str) -> String {
             .build(),
         Err(_) => String::new(),
     };
-    format!("data:image/svg+xml;base64,{}", base64::engine::general_purpose::STANDARD.encode(svg))
+    format!(
+        "data:image/svg+xml;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(svg)
+    )
 }
 
 fn mode_label(mode: TfaMode) -> &'static str {
@@ -72,8 +75,16 @@ async fn render(
     };
     let pending = two_factor::pending_enrolment(app, caller)
         .await?
-        .map(|(url, secret)| Pending { qr: qr_data_uri(&url), secret, otpauth: url });
-    let codes_left = if caller.principal.tfa == TfaMode::Off { 0 } else { two_factor::recovery_codes_left(app, caller).await? };
+        .map(|(url, secret)| Pending {
+            qr: qr_data_uri(&url),
+            secret,
+            otpauth: url,
+        });
+    let codes_left = if caller.principal.tfa == TfaMode::Off {
+        0
+    } else {
+        two_factor::recovery_codes_left(app, caller).await?
+    };
     Ok(page::render(
         status,
         &TfaPage {
@@ -89,8 +100,19 @@ async fn render(
 }
 
 /// `GET /settings/2fa`.
-pub async fn page(State(app): State<AppState>, viewer: Viewer, Query(q): Query<NextQuery>) -> PageResult {
-    render(&app, &viewer, notice(q.notice.as_deref()), None, StatusCode::OK).await
+pub async fn page(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
+    render(
+        &app,
+        &viewer,
+        notice(q.notice.as_deref()),
+        None,
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -115,8 +137,12 @@ async fn change(app: AppState, viewer: Viewer, form: ChangeForm, mode: &str) -> 
     let caller = viewer.require("/settings/2fa")?;
     match two_factor::change(&app, &with_otp(caller, &form.otp), mode, &form.password).await {
         Ok(TfaChange::Pending { .. }) => Ok(Redirect::to("/settings/2fa").into_response()),
-        Ok(TfaChange::ModeChanged(_)) => Ok(Redirect::to("/settings/2fa?notice=2fa-mode").into_response()),
-        Ok(TfaChange::Disabled) => Ok(Redirect::to("/settings/2fa?notice=2fa-disabled").into_response()),
+        Ok(TfaChange::ModeChanged(_)) => {
+            Ok(Redirect::to("/settings/2fa?notice=2fa-mode").into_response())
+        }
+        Ok(TfaChange::Disabled) => {
+            Ok(Redirect::to("/settings/2fa?notice=2fa-disabled").into_response())
+        }
         Err(e) => {
             let (status, message) = page::describe(e);
             render(&app, &viewer, None, Some(message), status).await
@@ -125,25 +151,37 @@ async fn change(app: AppState, viewer: Viewer, form: ChangeForm, mode: &str) -> 
 }
 
 /// `POST /settings/2fa/enable`: starts enrolment (pending until confirmed).
-pub async fn enable(State(app): State<AppState>, Posted { viewer, form }: Posted<ChangeForm>) -> PageResult {
+pub async fn enable(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<ChangeForm>,
+) -> PageResult {
     let mode = form.mode.clone();
     change(app, viewer, form, &mode).await
 }
 
 /// `POST /settings/2fa/mode`: switches between auth-only and auth-and-writes.
-pub async fn mode(State(app): State<AppState>, Posted { viewer, form }: Posted<ChangeForm>) -> PageResult {
+pub async fn mode(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<ChangeForm>,
+) -> PageResult {
     let mode = form.mode.clone();
     change(app, viewer, form, &mode).await
 }
 
 /// `POST /settings/2fa/disable` (also cancels a pending enrolment).
-pub async fn disable(State(app): State<AppState>, Posted { viewer, form }: Posted<ChangeForm>) -> PageResult {
+pub async fn disable(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<ChangeForm>,
+) -> PageResult {
     change(app, viewer, form, "disable").await
 }
 
 /// `POST /settings/2fa/confirm`: the first code turns 2FA on; the recovery codes are
 /// shown once on the next page.
-pub async fn confirm(State(app): State<AppState>, Posted { viewer, form }: Posted<ConfirmForm>) -> PageResult {
+pub async fn confirm(
+    State(app): State<AppState>,
+    Posted { viewer, form }: Posted<ConfirmForm>,
+) -> PageResult {
     let caller = viewer.require("/settings/2fa")?;
     let session = viewer.signed_in().expect("signed in");
     match two_factor::confirm(&app, caller, form.code.trim()).await {

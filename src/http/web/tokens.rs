@@ -47,7 +47,9 @@ struct TokensPage {
 }
 
 fn describe_limits(row: &crate::store::TokenRow) -> String {
-    let Some(l) = crate::domain::auth::limits_of(row) else { return String::new() };
+    let Some(l) = crate::domain::auth::limits_of(row) else {
+        return String::new();
+    };
     let mut parts = Vec::new();
     if l.lists_packages() {
         let mut names: Vec<String> = l.packages.clone();
@@ -66,9 +68,14 @@ fn view(row: &crate::store::TokenRow) -> TokenView {
         name: row.name.clone().unwrap_or_default(),
         kind: tokens::display_kind(row),
         masked: masked(&row.display_prefix, &row.last_four),
-        cidr: crate::domain::auth::cidr_of(row).map(|c| c.to_strings().join(", ")).unwrap_or_default(),
+        cidr: crate::domain::auth::cidr_of(row)
+            .map(|c| c.to_strings().join(", "))
+            .unwrap_or_default(),
         created: fmt_time(row.created_at),
-        expires: row.expires_at.map(fmt_time).unwrap_or_else(|| "Never".into()),
+        expires: row
+            .expires_at
+            .map(fmt_time)
+            .unwrap_or_else(|| "Never".into()),
         last_used: row.last_used_at.map(fmt_time).unwrap_or_default(),
         last_used_ip: row.last_used_ip.clone().unwrap_or_default(),
         limits: describe_limits(row),
@@ -76,13 +83,21 @@ fn view(row: &crate::store::TokenRow) -> TokenView {
 }
 
 /// `GET /settings/tokens`.
-pub async fn list(State(app): State<AppState>, viewer: Viewer, Query(q): Query<NextQuery>) -> PageResult {
+pub async fn list(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
     let caller = viewer.require("/settings/tokens")?;
     let session = viewer.signed_in().expect("signed in");
     let (rows, total) = tokens::list(&app, caller, 0, 500).await?;
     let new_token = match sessions::take_flash(&app, session).await? {
         Some(Flash::NewToken { key, token }) => Some(NewToken {
-            name: rows.iter().find(|r| r.key == key).and_then(|r| r.name.clone()).unwrap_or_default(),
+            name: rows
+                .iter()
+                .find(|r| r.key == key)
+                .and_then(|r| r.name.clone())
+                .unwrap_or_default(),
             token,
         }),
         _ => None,
@@ -139,14 +154,24 @@ impl NewTokenPage {
     }
 
     fn expirations(&self) -> [(&'static str, &'static str); 5] {
-        [("never", "No expiration"), ("7", "7 days"), ("30", "30 days"), ("90", "90 days"), ("custom", "Custom…")]
+        [
+            ("never", "No expiration"),
+            ("7", "7 days"),
+            ("30", "30 days"),
+            ("90", "90 days"),
+            ("custom", "Custom…"),
+        ]
     }
 }
 
 /// `GET /settings/tokens/new`.
 pub async fn new_page(State(app): State<AppState>, viewer: Viewer) -> PageResult {
     let caller = viewer.require("/settings/tokens/new")?;
-    let form = NewTokenForm { kind: "read-only".into(), expires: "never".into(), ..Default::default() };
+    let form = NewTokenForm {
+        kind: "read-only".into(),
+        expires: "never".into(),
+        ..Default::default()
+    };
     Ok(page::ok(&NewTokenPage {
         layout: Layout::new(&app, &viewer, "Generate New Token").section("tokens"),
         form,
@@ -156,20 +181,24 @@ pub async fn new_page(State(app): State<AppState>, viewer: Viewer) -> PageResult
 }
 
 fn split_list(text: &str) -> Vec<String> {
-    text.split([',', ' ', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    text.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Turns the form into the domain's request; the domain validates everything.
 fn request_of(form: &NewTokenForm) -> Result<CreateRequest, String> {
     let expires_days = match form.expires.as_str() {
         "" | "never" => None,
-        "custom" => Some(
-            form.custom_days
-                .trim()
-                .parse::<i64>()
-                .map_err(|_| "Enter the custom expiration as a whole number of days (1 to 3650).".to_owned())?,
+        "custom" => Some(form.custom_days.trim().parse::<i64>().map_err(|_| {
+            "Enter the custom expiration as a whole number of days (1 to 3650).".to_owned()
+        })?),
+        days => Some(
+            days.parse::<i64>()
+                .map_err(|_| format!("Unknown expiration {days:?}."))?,
         ),
-        days => Some(days.parse::<i64>().map_err(|_| format!("Unknown expiration {days:?}."))?),
     };
     if matches!(expires_days, Some(d) if d < 1) {
         return Err("Enter the custom expiration as a whole number of days (1 to 3650).".into());
@@ -198,18 +227,27 @@ fn request_of(form: &NewTokenForm) -> Result<CreateRequest, String> {
         scopes,
         permission: Some(form.permission.clone()).filter(|p| !p.is_empty()),
         expires_days,
-        cidr: if cidr.is_empty() { Vec::new() } else { vec![cidr.to_owned()] },
+        cidr: if cidr.is_empty() {
+            Vec::new()
+        } else {
+            vec![cidr.to_owned()]
+        },
         ..Default::default()
     })
 }
 
 /// `POST /settings/tokens/new`: creates the token through `domain::tokens::create`
 /// and shows it once on the list.
-pub async fn create(State(app): State<AppState>, Posted { viewer, mut form }: Posted<NewTokenForm>) -> PageResult {
+pub async fn create(
+    State(app): State<AppState>,
+    Posted { viewer, mut form }: Posted<NewTokenForm>,
+) -> PageResult {
     let caller = viewer.require("/settings/tokens/new")?;
     let session = viewer.signed_in().expect("signed in");
     let result = match request_of(&form) {
-        Ok(req) => tokens::create(&app, &with_otp(caller, &form.otp), req, "web").await.map_err(page::describe),
+        Ok(req) => tokens::create(&app, &with_otp(caller, &form.otp), req, "web")
+            .await
+            .map_err(page::describe),
         Err(message) => Err((StatusCode::BAD_REQUEST, message)),
     };
     match result {
@@ -217,7 +255,10 @@ pub async fn create(State(app): State<AppState>, Posted { viewer, mut form }: Po
             sessions::set_flash(
                 &app,
                 session,
-                &Flash::NewToken { key: created.row.key.clone(), token: created.plain.expose().to_owned() },
+                &Flash::NewToken {
+                    key: created.row.key.clone(),
+                    token: created.plain.expose().to_owned(),
+                },
             )
             .await?;
             Ok(Redirect::to("/settings/tokens").into_response())
@@ -255,6 +296,8 @@ pub async fn revoke(
     let caller = viewer.require("/settings/tokens")?;
     tokens::revoke(&app, &with_otp(caller, &form.otp), &key)
         .await
-        .map_err(|e| super::PageError::from(e).with_layout(Layout::new(&app, &viewer, "Access Tokens")))?;
+        .map_err(|e| {
+            super::PageError::from(e).with_layout(Layout::new(&app, &viewer, "Access Tokens"))
+        })?;
     Ok(Redirect::to("/settings/tokens?notice=revoked").into_response())
 }
