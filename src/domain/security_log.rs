@@ -12,3 +12,13 @@ pub async fn record(app: &App, user_id: i64, kind: &str, detail: &str, ip: Optio
         tracing::warn!(user_id, kind, error = %e, "could not record security event");
     }
 }
+
+/// The caller's security log, newest first.
+pub async fn list(
+    app: &App,
+    caller: &super::Caller,
+    limit: i64,
+) -> super::Result<Vec<crate::store::SecurityEventRow>> {
+    super::authorize(app, Some(caller), super::access::Action::ReadProfile, None).await?;
+    Ok(app.store.security_events(caller.user.id, limit.clamp(1, 1000)).await?)
+}

@@ -288,3 +288,20 @@ pub async fn confirm(app: &App, caller: &Caller, code: &str) -> Result<Vec<Strin
     .await;
     Ok(codes)
 }
+
+/// While an enrolment is pending, its otpauth URL and base32 secret (to show the
+/// QR code again until the first code confirms it); `None` otherwise.
+pub async fn pending_enrolment(app: &App, caller: &Caller) -> Result<Option<(String, String)>> {
+    authorize_without_otp(app, caller)?;
+    if caller.user.tfa_pending == 0 || caller.user.tfa_mode.is_none() {
+        return Ok(None);
+    }
+    let secret = secret_of(app, &caller.user)?;
+    Ok(Some((totp::otpauth_url(&secret, &caller.user.name), totp::secret_base32(&secret))))
+}
+
+/// Number of unused recovery codes.
+pub async fn recovery_codes_left(app: &App, caller: &Caller) -> Result<i64> {
+    authorize(app, Some(caller), Action::ReadProfile, None).await?;
+    Ok(app.store.unused_recovery_codes(caller.user.id).await?)
+}

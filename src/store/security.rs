@@ -106,3 +106,26 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// Records a failure under a free-form key (sign-in throttling uses
+    /// `signin-ip:<addr>` and `signin-user:<id>`; such rows have no `user_id`, so they
+    /// never count towards the one-time-password limits).
+    pub async fn record_keyed_failure(&self, key: &str, now: i64) -> StoreResult<()> {
+        self.record_otp_failure(None, key, now).await
+    }
+
+    /// Failures recorded under `key` since `since`, and the oldest of them.
+    pub async fn keyed_failures_since(&self, key: &str, since: i64) -> StoreResult<(i64, Option<i64>)> {
+        const SQL: &str =
+            "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE user_id IS NULL AND ip = $1 AND created_at >= $2";
+        Ok(on_pool!(self, |p| sqlx::query_as(SQL).bind(key).bind(since).fetch_one(p).await)?)
+    }
+
+    /// Forgets the failures recorded under `key`.
+    pub async fn clear_keyed_failures(&self, key: &str) -> StoreResult<()> {
+        const SQL: &str = "DELETE FROM otp_failures WHERE user_id IS NULL AND ip = $1";
+        on_pool!(self, |p| sqlx::query(SQL).bind(key).execute(p).await.map(|r| r.rows_affected()))?;
+        Ok(())
+    }
+}

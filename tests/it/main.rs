@@ -18,3 +18,7 @@ mod store;
 mod tokens;
 /// Two-factor authentication.
 mod two_factor;
+/// The website in headless Chromium: sign-in, Access Tokens, 2FA, browser login for npm.
+mod web;
+/// Chromium, chromedriver and an async server for the website tests.
+mod web_harness;

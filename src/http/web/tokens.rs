@@ -1,0 +1,303 @@
+//! Access Tokens: the list (masked, newest first), "Generate New Token", the new
+//! token shown once at the top (carried across the redirect sealed in the session),
+//! and revocation with a confirmation step.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect};
+use serde::Deserialize;
+
+use super::account::{NextQuery, notice};
+use super::page::{self, Layout, PageResult, fmt_time};
+use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp, writes_need_otp};
+use crate::auth::token::masked;
+use crate::domain::sessions::{self, Flash};
+use crate::domain::tokens::{self, CreateRequest};
+use crate::http::extract::AppState;
+
+/// One token as the list shows it.
+struct TokenView {
+    key: String,
+    name: String,
+    kind: &'static str,
+    masked: String,
+    cidr: String,
+    created: String,
+    expires: String,
+    last_used: String,
+    last_used_ip: String,
+    limits: String,
+}
+
+struct NewToken {
+    name: String,
+    token: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    layout: Layout,
+    tokens: Vec<TokenView>,
+    total: i64,
+    new_token: Option<NewToken>,
+    revoke_needs_otp: bool,
+    notice: Option<&'static str>,
+}
+
+fn describe_limits(row: &crate::store::TokenRow) -> String {
+    let Some(l) = crate::domain::auth::limits_of(row) else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if l.lists_packages() {
+        let mut names: Vec<String> = l.packages.clone();
+        names.extend(l.scopes.iter().map(|s| format!("@{s}")));
+        parts.push(names.join(", "));
+    }
+    if let Some(p) = &l.permission {
+        parts.push(p.clone());
+    }
+    parts.join(" · ")
+}
+
+fn view(row: &crate::store::TokenRow) -> TokenView {
+    TokenView {
+        key: row.key.clone(),
+        name: row.name.clone().unwrap_or_default(),
+        kind: tokens::display_kind(row),
+        masked: masked(&row.display_prefix, &row.last_four),
+        cidr: crate::domain::auth::cidr_of(row)
+            .map(|c| c.to_strings().join(", "))
+            .unwrap_or_default(),
+        created: fmt_time(row.created_at),
+        expires: row
+            .expires_at
+            .map(fmt_time)
+            .unwrap_or_else(|| "Never".into()),
+        last_used: row.last_used_at.map(fmt_time).unwrap_or_default(),
+        last_used_ip: row.last_used_ip.clone().unwrap_or_default(),
+        limits: describe_limits(row),
+    }
+}
+
+/// `GET /settings/tokens`.
+pub async fn list(
+    State(app): State<AppState>,
+    viewer: Viewer,
+    Query(q): Query<NextQuery>,
+) -> PageResult {
+    let caller = viewer.require("/settings/tokens")?;
+    let session = viewer.signed_in().expect("signed in");
+    let (rows, total) = tokens::list(&app, caller, 0, 500).await?;
+    let new_token = match sessions::take_flash(&app, session).await? {
+        Some(Flash::NewToken { key, token }) => Some(NewToken {
+            name: rows
+                .iter()
+                .find(|r| r.key == key)
+                .and_then(|r| r.name.clone())
+                .unwrap_or_default(),
+            token,
+        }),
+        _ => None,
+    };
+    Ok(page::ok(&TokensPage {
+        layout: Layout::new(&app, &viewer, "Access Tokens").section("tokens"),
+        tokens: rows.iter().map(view).collect(),
+        total,
+        new_token,
+        revoke_needs_otp: writes_need_otp(caller),
+        notice: notice(q.notice.as_deref()),
+    }))
+}
+
+/// The "Generate New Token" form, as posted (and as re-shown after an error).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct NewTokenForm {
+    csrf: String,
+    name: String,
+    kind: String,
+    cidr: String,
+    expires: String,
+    custom_days: String,
+    packages: String,
+    permission: String,
+    password: String,
+    otp: String,
+}
+
+csrf_form!(NewTokenForm, RevokeForm);
+
+#[derive(Template)]
+#[template(path = "token_new.html")]
+struct NewTokenPage {
+    layout: Layout,
+    form: NewTokenForm,
+    needs_otp: bool,
+    error: Option<String>,
+}
+
+/// Descriptions of the three types, from the npm documentation the seed quotes.
+pub const READ_ONLY_TEXT: &str = "A read-only token can only be used to download packages from the registry. It will have permission to read any private package that you have access to. This is recommended for automation and workflows where you are installing packages, but not publishing new ones.";
+pub const AUTOMATION_TEXT: &str = "An automation token can download packages and publish new ones, but if you have two-factor authentication (2FA) configured on your account, it will not be enforced. You can use an automation token in continuous integration workflows and other automation systems to publish a package even when you cannot enter a one-time passcode. This is recommended for automation workflows where you are publishing new packages.";
+pub const PUBLISH_TEXT: &str = "A publish token can perform any action on your behalf, including downloading packages, publishing packages, and changing user settings or package settings. If you have two-factor authentication configured on your account, you will be required to enter a one-time passcode when using a publish token. This is recommended for interactive workflows.";
+
+impl NewTokenPage {
+    fn kinds(&self) -> [(&'static str, &'static str, &'static str); 3] {
+        [
+            ("read-only", "Read-only", READ_ONLY_TEXT),
+            ("automation", "Automation", AUTOMATION_TEXT),
+            ("publish", "Publish", PUBLISH_TEXT),
+        ]
+    }
+
+    fn expirations(&self) -> [(&'static str, &'static str); 5] {
+        [
+            ("never", "No expiration"),
+            ("7", "7 days"),
+            ("30", "30 days"),
+            ("90", "90 days"),
+            ("custom", "Custom…"),
+        ]
+    }
+}
+
+/// `GET /settings/tokens/new`.
+pub async fn new_page(State(app): State<AppState>, viewer: Viewer) -> PageResult {
+    let caller = viewer.require("/settings/tokens/new")?;
+    let form = NewTokenForm {
+        kind: "read-only".into(),
+        expires: "never".into(),
+        ..Default::default()
+    };
+    Ok(page::ok(&NewTokenPage {
+        layout: Layout::new(&app, &viewer, "Generate New Token").section("tokens"),
+        form,
+        needs_otp: tfa_on(caller),
+        error: None,
+    }))
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.split([',', ' ', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Turns the form into the domain's request; the domain validates everything.
+fn request_of(form: &NewTokenForm) -> Result<CreateRequest, String> {
+    let expires_days = match form.expires.as_str() {
+        "" | "never" => None,
+        "custom" => Some(form.custom_days.trim().parse::<i64>().map_err(|_| {
+            "Enter the custom expiration as a whole number of days (1 to 3650).".to_owned()
+        })?),
+        days => Some(
+            days.parse::<i64>()
+                .map_err(|_| format!("Unknown expiration {days:?}."))?,
+        ),
+    };
+    if matches!(expires_days, Some(d) if d < 1) {
+        return Err("Enter the custom expiration as a whole number of days (1 to 3650).".into());
+    }
+    let (readonly, automation) = match form.kind.as_str() {
+        "read-only" => (true, false),
+        "automation" => (false, true),
+        "publish" => (false, false),
+        _ => return Err("Select the type of access token.".into()),
+    };
+    let mut packages = Vec::new();
+    let mut scopes = Vec::new();
+    for entry in split_list(&form.packages) {
+        match entry.strip_prefix('@') {
+            Some(scope) if !scope.contains('/') => scopes.push(scope.to_owned()),
+            _ => packages.push(entry),
+        }
+    }
+    let cidr = form.cidr.trim();
+    Ok(CreateRequest {
+        name: Some(form.name.trim().to_owned()).filter(|n| !n.is_empty()),
+        password: Some(form.password.clone()),
+        readonly,
+        automation,
+        packages,
+        scopes,
+        permission: Some(form.permission.clone()).filter(|p| !p.is_empty()),
+        expires_days,
+        cidr: if cidr.is_empty() {
+            Vec::new()
+        } else {
+            vec![cidr.to_owned()]
+        },
+        ..Default::default()
+    })
+}
+
+/// `POST /settings/tokens/new`: creates the token through `domain::tokens::create`
+/// and shows it once on the list.
+pub async fn create(
+    State(app): State<AppState>,
+    Posted { viewer, mut form }: Posted<NewTokenForm>,
+) -> PageResult {
+    let caller = viewer.require("/settings/tokens/new")?;
+    let session = viewer.signed_in().expect("signed in");
+    let result = match request_of(&form) {
+        Ok(req) => tokens::create(&app, &with_otp(caller, &form.otp), req, "web")
+            .await
+            .map_err(page::describe),
+        Err(message) => Err((StatusCode::BAD_REQUEST, message)),
+    };
+    match result {
+        Ok(created) => {
+            sessions::set_flash(
+                &app,
+                session,
+                &Flash::NewToken {
+                    key: created.row.key.clone(),
+                    token: created.plain.expose().to_owned(),
+                },
+            )
+            .await?;
+            Ok(Redirect::to("/settings/tokens").into_response())
+        }
+        Err((status, message)) => {
+            // Keep what was typed, except the secrets.
+            form.password.clear();
+            form.otp.clear();
+            Ok(page::render(
+                status,
+                &NewTokenPage {
+                    layout: Layout::new(&app, &viewer, "Generate New Token").section("tokens"),
+                    form,
+                    needs_otp: tfa_on(caller),
+                    error: Some(message),
+                },
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RevokeForm {
+    csrf: String,
+    otp: String,
+}
+
+/// `POST /settings/tokens/<key>/revoke`: the confirmed revocation.
+pub async fn revoke(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    Posted { viewer, form }: Posted<RevokeForm>,
+) -> PageResult {
+    let caller = viewer.require("/settings/tokens")?;
+    tokens::revoke(&app, &with_otp(caller, &form.otp), &key)
+        .await
+        .map_err(|e| {
+            super::PageError::from(e).with_layout(Layout::new(&app, &viewer, "Access Tokens"))
+        })?;
+    Ok(Redirect::to("/settings/tokens?notice=revoked").into_response())
+}
