@@ -271,12 +271,11 @@ impl Browser {
     pub async fn wait_text(&self, selector: &str, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            if let Ok(e) = self.client.find(Locator::Css(selector)).await {
-                if let Ok(t) = e.text().await {
-                    if t.contains(needle) {
-                        return t;
-                    }
-                }
+            if let Ok(e) = self.client.find(Locator::Css(selector)).await
+                && let Ok(t) = e.text().await
+                && t.contains(needle)
+            {
+                return t;
             }
             if Instant::now() > deadline {
                 panic!("{selector} never contained {needle:?}");
