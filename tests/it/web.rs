@@ -84,6 +84,7 @@ fn web_tokens_in_browser_and_with_npm() {
     }
     let server = Server::start();
     server.create_user("alice", PASSWORD);
+    server.create_user("frank", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
         let b = Browser::start(&url).await;
@@ -236,7 +237,17 @@ fn web_tokens_in_browser_and_with_npm() {
         b.click_link("Package settings").await;
         b.wait_path("/package/web-made/settings").await;
         b.css("h1").await;
+        b.fill("Add maintainer (username)", "frank").await;
+        b.click_button("Add maintainer").await;
+        b.wait_text(".maintainers", "frank").await;
+        b.choose("Require two-factor authentication or an automation token").await;
+        b.click_button("Save publishing access").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
         b.screenshot("package-settings").await;
+        b.goto("/package/web-made").await;
+        b.wait_text(".package-side", "required, or an automation token").await;
+        let (ok, out, _) = npm.run(&["owner", "ls", "web-made"]).await;
+        assert!(ok && out.contains("frank"), "npm sees the new maintainer: {out}");
         b.goto("/search?q=web").await;
         assert!(b.text(".packages").await.contains("web-made"));
         b.screenshot("search").await;
@@ -424,11 +435,35 @@ fn web_two_factor_enrolment() {
         let token = generate(&b, "with otp", "Publish", Some(&codes[1])).await;
         assert!(token.starts_with("tsr_"));
 
+        // Switch mode, then disable (each asks for the password and a one-time password).
+        b.goto("/settings/2fa").await;
+        b.choose("Authorization only").await;
+        b.fill("Password", PASSWORD).await;
+        b.fill("One-time password", &codes[2]).await;
+        b.click_button("Switch mode").await;
+        b.wait_text(".alert.ok", "mode was changed").await;
+        assert!(b.text("main").await.contains("mode auth-only"));
+        b.css("#disable-password")
+            .await
+            .send_keys(PASSWORD)
+            .await
+            .unwrap();
+        b.css("#disable-otp")
+            .await
+            .send_keys(&codes[3])
+            .await
+            .unwrap();
+        b.click_button("Disable two-factor authentication").await;
+        b.wait_text(".alert.ok", "is off").await;
+        assert!(b.has("#mode-aw").await, "enrolment is offered again");
+
         // The log shows it all.
         b.goto("/settings/security-log").await;
         let log = b.text("table.log").await;
         for event in [
             "2FA enabled",
+            "2FA mode changed",
+            "2FA disabled",
             "Website sign-in",
             "Recovery code used",
             "Token created",
@@ -483,7 +518,7 @@ fn web_npm_login_through_the_browser() {
         assert_eq!(b.text("h1").await, "Log in to npm");
         b.screenshot("npm-login-approve").await;
         b.click_button("Approve login").await;
-        assert_eq!(b.text("h1").await, "npm is logged in");
+        b.wait_text("h1", "npm is logged in").await;
         b.screenshot("npm-login-done").await;
 
         let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
@@ -757,4 +792,155 @@ async fn server_user(url: &str, http: &reqwest::Client, session: &str) -> usize 
         .await
         .unwrap();
     body.matches("data-token-key=").count()
+}
+
+/// Signs in over plain HTTP; returns (session cookie, CSRF token of the session).
+async fn http_sign_in(
+    http: &reqwest::Client,
+    url: &str,
+    user: &str,
+    password: &str,
+) -> (String, String) {
+    let r = http
+        .get(format!("{url}/login"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    let pre = set_cookie(&r, "tessera_csrf").unwrap();
+    let token = csrf_field(&r.text().await.unwrap());
+    let r = http
+        .post(format!("{url}/login"))
+        .header("cookie", &pre)
+        .form_(&[
+            ("csrf", token.as_str()),
+            ("username", user),
+            ("password", password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed in");
+    let session = set_cookie(&r, "tessera_session").unwrap();
+    let body = http
+        .get(format!("{url}/settings/profile"))
+        .header("accept", "text/html")
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (session, csrf_field(&body))
+}
+
+fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+fn csrf_field(body: &str) -> String {
+    let i = body.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    body[i..i + body[i..].find('"').unwrap()].to_owned()
+}
+
+/// Changing the password keeps the current session and ends the others.
+#[test]
+fn web_password_change_signs_out_other_sessions() {
+    let server = Server::start();
+    server.create_user("erin", PASSWORD);
+    let url = server.url.clone();
+    server.rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let (a, a_csrf) = http_sign_in(&http, &url, "erin", PASSWORD).await;
+        let (b, _) = http_sign_in(&http, &url, "erin", PASSWORD).await;
+        let status = |cookie: String| {
+            let http = http.clone();
+            let url = url.clone();
+            async move {
+                http.get(format!("{url}/settings/profile"))
+                    .header("accept", "text/html")
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(status(b.clone()).await, 200);
+        // A wrong current password changes nothing.
+        let r = http
+            .post(format!("{url}/settings/password"))
+            .header("cookie", &a)
+            .form_(&[
+                ("csrf", a_csrf.as_str()),
+                ("current", "nope nope"),
+                ("new", "a new password"),
+                ("confirm", "a new password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("Current password is incorrect")
+        );
+        assert_eq!(status(b.clone()).await, 200);
+        let r = http
+            .post(format!("{url}/settings/password"))
+            .header("cookie", &a)
+            .form_(&[
+                ("csrf", a_csrf.as_str()),
+                ("current", PASSWORD),
+                ("new", "a new password"),
+                ("confirm", "a new password"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(status(a.clone()).await, 200, "the current session stays");
+        assert_eq!(
+            status(b.clone()).await,
+            303,
+            "other sessions are signed out"
+        );
+        http_sign_in(&http, &url, "erin", "a new password").await;
+        // Name and email through the same domain call.
+        let r = http
+            .post(format!("{url}/settings/profile"))
+            .header("cookie", &a)
+            .form_(&[
+                ("csrf", a_csrf.as_str()),
+                ("fullname", "Erin Example"),
+                ("email", "erin@example.org"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let body = http
+            .get(format!("{url}/settings/profile"))
+            .header("accept", "text/html")
+            .header("cookie", &a)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(body.contains("Erin Example") && body.contains("erin@example.org"));
+    });
 }

@@ -267,6 +267,23 @@ impl Browser {
         }
     }
 
+    /// Waits until the element's text contains `needle` (the page may still be loading).
+    pub async fn wait_text(&self, selector: &str, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(selector)).await
+                && let Ok(t) = e.text().await
+                && t.contains(needle)
+            {
+                return t;
+            }
+            if Instant::now() > deadline {
+                panic!("{selector} never contained {needle:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn css(&self, selector: &str) -> fantoccini::elements::Element {
         self.client
             .wait()

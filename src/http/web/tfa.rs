@@ -71,7 +71,12 @@ async fn render(
     let session = viewer.signed_in().expect("signed in");
     let recovery_codes = match sessions::take_flash(app, session).await? {
         Some(Flash::RecoveryCodes(codes)) => codes,
-        _ => Vec::new(),
+        // Another page's message: leave it for that page.
+        Some(other) => {
+            sessions::set_flash(app, session, &other).await?;
+            Vec::new()
+        }
+        None => Vec::new(),
     };
     let pending = two_factor::pending_enrolment(app, caller)
         .await?

@@ -100,7 +100,12 @@ pub async fn list(
                 .unwrap_or_default(),
             token,
         }),
-        _ => None,
+        // Another page's message: leave it for that page.
+        Some(other) => {
+            sessions::set_flash(&app, session, &other).await?;
+            None
+        }
+        None => None,
     };
     Ok(page::ok(&TokensPage {
         layout: Layout::new(&app, &viewer, "Access Tokens").section("tokens"),
