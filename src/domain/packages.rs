@@ -562,8 +562,14 @@ pub async fn recent(app: &App, caller: Option<&Caller>, limit: i64) -> Result<Ve
 /// Whether `caller` may change the settings of `name` (visibility, maintainers,
 /// publishing policy): the access check's answer, used to show or hide the settings.
 /// The change itself is checked again, with its one-time password, when it is made.
-pub async fn may_change_settings(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<bool> {
-    let Some(caller) = caller else { return Ok(false) };
+pub async fn may_change_settings(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<bool> {
+    let Some(caller) = caller else {
+        return Ok(false);
+    };
     let target = package_facts(app, Some(caller), name).await?;
     Ok(matches!(
         super::access::decide(

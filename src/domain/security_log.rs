@@ -20,5 +20,8 @@ pub async fn list(
     limit: i64,
 ) -> super::Result<Vec<crate::store::SecurityEventRow>> {
     super::authorize(app, Some(caller), super::access::Action::ReadProfile, None).await?;
-    Ok(app.store.security_events(caller.user.id, limit.clamp(1, 1000)).await?)
+    Ok(app
+        .store
+        .security_events(caller.user.id, limit.clamp(1, 1000))
+        .await?)
 }

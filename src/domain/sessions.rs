@@ -87,7 +87,10 @@ pub struct SignedIn {
 }
 
 fn signin_keys(user_id: Option<i64>, ip: IpAddr) -> (String, Option<String>) {
-    (format!("signin-ip:{ip}"), user_id.map(|id| format!("signin-user:{id}")))
+    (
+        format!("signin-ip:{ip}"),
+        user_id.map(|id| format!("signin-user:{id}")),
+    )
 }
 
 async fn sign_in_throttle(app: &App, keys: &(String, Option<String>)) -> Result<()> {
@@ -107,8 +110,12 @@ async fn sign_in_throttle(app: &App, keys: &(String, Option<String>)) -> Result<
     match oldest {
         None => Ok(()),
         Some(t) => {
-            let wait = t.map_or(SIGN_IN_WINDOW_MS, |t| t + SIGN_IN_WINDOW_MS - now).max(1000);
-            Err(super::Error::TooManyAttempts { retry_after_secs: (wait as u64).div_ceil(1000) })
+            let wait = t
+                .map_or(SIGN_IN_WINDOW_MS, |t| t + SIGN_IN_WINDOW_MS - now)
+                .max(1000);
+            Err(super::Error::TooManyAttempts {
+                retry_after_secs: (wait as u64).div_ceil(1000),
+            })
         }
     }
 }
@@ -126,7 +133,10 @@ pub async fn sign_in(app: &App, name: &str, password: &str, ip: IpAddr) -> Resul
             app.store.record_keyed_failure(&keys.0, now).await?;
             if let (Some(user_key), Some(user)) = (&keys.1, &known) {
                 app.store.record_keyed_failure(user_key, now).await?;
-                let (count, _) = app.store.keyed_failures_since(user_key, now - SIGN_IN_WINDOW_MS).await?;
+                let (count, _) = app
+                    .store
+                    .keyed_failures_since(user_key, now - SIGN_IN_WINDOW_MS)
+                    .await?;
                 if count == MAX_SIGN_IN_FAILURES {
                     super::security_log::record(
                         app,
@@ -142,8 +152,9 @@ pub async fn sign_in(app: &App, name: &str, password: &str, ip: IpAddr) -> Resul
         }
     };
     let user = &caller.user;
-    let needs_otp = super::access::TfaMode::from_row(user.tfa_mode.as_deref(), user.tfa_pending != 0)
-        != super::access::TfaMode::Off;
+    let needs_otp =
+        super::access::TfaMode::from_row(user.tfa_mode.as_deref(), user.tfa_pending != 0)
+            != super::access::TfaMode::Off;
     let cookie = create(app, user.id, needs_otp).await?;
     if !needs_otp {
         signed_in(app, user.id, &keys, ip).await?;
@@ -151,11 +162,23 @@ pub async fn sign_in(app: &App, name: &str, password: &str, ip: IpAddr) -> Resul
     Ok(SignedIn { cookie, needs_otp })
 }
 
-async fn signed_in(app: &App, user_id: i64, keys: &(String, Option<String>), ip: IpAddr) -> Result<()> {
+async fn signed_in(
+    app: &App,
+    user_id: i64,
+    keys: &(String, Option<String>),
+    ip: IpAddr,
+) -> Result<()> {
     if let Some(user_key) = &keys.1 {
         app.store.clear_keyed_failures(user_key).await?;
     }
-    super::security_log::record(app, user_id, "web-sign-in", "signed in to the website", Some(&ip.to_string())).await;
+    super::security_log::record(
+        app,
+        user_id,
+        "web-sign-in",
+        "signed in to the website",
+        Some(&ip.to_string()),
+    )
+    .await;
     Ok(())
 }
 
@@ -163,12 +186,16 @@ async fn signed_in(app: &App, user_id: i64, keys: &(String, Option<String>), ip:
 /// pending session with a fresh one, whose cookie value is returned.
 pub async fn finish_otp(app: &App, session: &Session, code: &str) -> Result<String> {
     if !session.pending_otp {
-        return Err(super::Error::Invalid("this session is already signed in".into()));
+        return Err(super::Error::Invalid(
+            "this session is already signed in".into(),
+        ));
     }
     let row = app.store.session(&session.id_hash).await?;
     if row.is_none_or(|r| app.now() - r.created_at > PENDING_OTP_MS) {
         app.store.delete_session(&session.id_hash).await?;
-        return Err(super::Error::Unauthenticated("the sign-in took too long; sign in again".into()));
+        return Err(super::Error::Unauthenticated(
+            "the sign-in took too long; sign in again".into(),
+        ));
     }
     let user = &session.caller.user;
     let ip = session.caller.ip;
@@ -198,12 +225,17 @@ pub enum Flash {
 pub async fn set_flash(app: &App, session: &Session, flash: &Flash) -> Result<()> {
     let json = serde_json::to_vec(flash).map_err(|e| super::Error::Internal(e.into()))?;
     let sealed = crate::auth::secret_box::seal(&app.keys.totp, &json);
-    app.store.set_session_flash(&session.id_hash, Some(&sealed)).await?;
+    app.store
+        .set_session_flash(&session.id_hash, Some(&sealed))
+        .await?;
     Ok(())
 }
 
 /// Takes the session's flash: returns it once, then never again.
 pub async fn take_flash(app: &App, session: &Session) -> Result<Option<Flash>> {
-    let Some(sealed) = app.store.take_session_flash(&session.id_hash).await? else { return Ok(None) };
-    Ok(crate::auth::secret_box::open(&app.keys.totp, &sealed).and_then(|b| serde_json::from_slice(&b).ok()))
+    let Some(sealed) = app.store.take_session_flash(&session.id_hash).await? else {
+        return Ok(None);
+    };
+    Ok(crate::auth::secret_box::open(&app.keys.totp, &sealed)
+        .and_then(|b| serde_json::from_slice(&b).ok()))
 }

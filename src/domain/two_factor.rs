@@ -297,7 +297,10 @@ pub async fn pending_enrolment(app: &App, caller: &Caller) -> Result<Option<(Str
         return Ok(None);
     }
     let secret = secret_of(app, &caller.user)?;
-    Ok(Some((totp::otpauth_url(&secret, &caller.user.name), totp::secret_base32(&secret))))
+    Ok(Some((
+        totp::otpauth_url(&secret, &caller.user.name),
+        totp::secret_base32(&secret),
+    )))
 }
 
 /// Number of unused recovery codes.

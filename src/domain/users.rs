@@ -171,7 +171,9 @@ pub async fn update_profile(
 /// Website sign-up: creates an account when sign-up is open.
 pub async fn sign_up(app: &App, name: &str, email: &str, password: &str) -> Result<UserRow> {
     if !app.config.open_signup {
-        return Err(Error::Forbidden("Sign-up is closed on this registry; ask an administrator.".into()));
+        return Err(Error::Forbidden(
+            "Sign-up is closed on this registry; ask an administrator.".into(),
+        ));
     }
     create_user(app, name, email, password).await
 }

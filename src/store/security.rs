@@ -116,16 +116,27 @@ impl Store {
     }
 
     /// Failures recorded under `key` since `since`, and the oldest of them.
-    pub async fn keyed_failures_since(&self, key: &str, since: i64) -> StoreResult<(i64, Option<i64>)> {
-        const SQL: &str =
-            "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE user_id IS NULL AND ip = $1 AND created_at >= $2";
-        Ok(on_pool!(self, |p| sqlx::query_as(SQL).bind(key).bind(since).fetch_one(p).await)?)
+    pub async fn keyed_failures_since(
+        &self,
+        key: &str,
+        since: i64,
+    ) -> StoreResult<(i64, Option<i64>)> {
+        const SQL: &str = "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE user_id IS NULL AND ip = $1 AND created_at >= $2";
+        Ok(on_pool!(self, |p| sqlx::query_as(SQL)
+            .bind(key)
+            .bind(since)
+            .fetch_one(p)
+            .await)?)
     }
 
     /// Forgets the failures recorded under `key`.
     pub async fn clear_keyed_failures(&self, key: &str) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM otp_failures WHERE user_id IS NULL AND ip = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(key).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(key)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

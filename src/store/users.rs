@@ -240,7 +240,11 @@ impl Store {
 impl Store {
     /// How many of the user's recovery codes are still unused.
     pub async fn unused_recovery_codes(&self, id: i64) -> StoreResult<i64> {
-        const SQL: &str = "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL";
-        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL).bind(id).fetch_one(p).await)?)
+        const SQL: &str =
+            "SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL";
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(id)
+            .fetch_one(p)
+            .await)?)
     }
 }
