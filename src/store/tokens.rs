@@ -1,6 +1,6 @@
 //! Access tokens: rows keyed by the HMAC of the token, never the token itself.
 
-use super::{Store, StoreResult, on_pool};
+use super::{Store, StoreError, StoreResult, on_pool};
 
 /// A token row. Holds no secret: only the keyed hash, the 8-character display prefix
 /// and the last four characters.
@@ -75,6 +75,37 @@ impl Store {
             .bind(t.expires_at)
             .fetch_one(p)
             .await)?)
+    }
+
+    /// Inserts many tokens in one transaction (bulk loads such as the scale generator).
+    pub async fn insert_tokens(&self, tokens: &[NewToken<'_>]) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+            name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)";
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for t in tokens {
+                sqlx::query(SQL)
+                    .bind(t.key)
+                    .bind(&t.key[..8])
+                    .bind(t.user_id)
+                    .bind(t.hash.to_vec())
+                    .bind(t.display_prefix)
+                    .bind(t.last_four)
+                    .bind(t.name)
+                    .bind(t.description)
+                    .bind(t.kind)
+                    .bind(t.limits)
+                    .bind(t.cidr)
+                    .bind(t.origin)
+                    .bind(t.now)
+                    .bind(t.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
     }
 
     /// The hot-path lookup: one indexed read by hash.
