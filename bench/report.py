@@ -42,7 +42,8 @@ def parse_wrk(path, test, target, rnd, load):
     out["socket_errors"] = sum(int(x) for x in m.groups()) if m else 0
     out["timeouts"] = int(m.group(4)) if m else 0
     if out["requests"] == 0:
-        out["error"] = text.strip()[-300:]
+        out["p50_ms"] = out["p99_ms"] = None
+        out["error"] = "no request completed: " + text.strip()[-200:]
     print(json.dumps(out))
 
 
@@ -244,8 +245,10 @@ def markdown(doc):
         lines.append("Failed checks: " + "; ".join(f"{c['test']} on {c['target']}: {c['status']}" for c in bad) + ".")
     if meta["wrk_errors"]:
         lines.append("wrk runs with errors: " + "; ".join(
-            f"{e['test']}/{e['target']}#{e['round']}: non-2xx {e['non2xx']}, socket errors {e['socket_errors']}"
-            f" (timeouts {e['timeouts']})" for e in meta["wrk_errors"]) + ".")
+            f"{e['test']}/{e['target']}#{e['round']}: "
+            + ("no request completed" if e.get("error") else
+               f"non-2xx {e['non2xx']}, socket errors {e['socket_errors']} (timeouts {e['timeouts']})")
+            for e in meta["wrk_errors"]) + ".")
     return "\n".join(lines) + "\n"
 
 

@@ -235,6 +235,13 @@ create_user() { # registry -> token on stdout
         python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
 }
 
+# Logs an existing user in (Verdaccio wants Basic credentials for that) -> token.
+login_user() { # registry
+    curl -fsS -X PUT "$1/-/user/org.couchdb.user:bench" -H 'content-type: application/json' \
+        -u "bench:$PASSWORD" -d "{\"name\":\"bench\",\"password\":\"$PASSWORD\"}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+}
+
 load_data() { # label registry token
     local label=$1 registry=$2 token=$3 t0 t1
     log "loading $label through npm: $SMALL x $VERSIONS + 1 x $BIG_VERSIONS versions ($PARALLEL parallel)"
@@ -303,7 +310,7 @@ PID[ceiling]=$!
 track "${PID[ceiling]}"
 wait_ready "$CEILING_URL/" "${PID[ceiling]}"
 sleep 3
-if measured verdaccio-legacy; then VLEG_TOKEN=$(create_user "$VLEG_URL"); fi
+if measured verdaccio-legacy; then VLEG_TOKEN=$(login_user "$VLEG_URL"); fi
 
 declare -A URL=([tessera]=$TESSERA_URL [verdaccio-jwt]=$VJWT_URL [verdaccio-legacy]=$VLEG_URL [ceiling]=$CEILING_URL)
 declare -A TOKEN=([tessera]=${TESSERA_TOKEN:-} [verdaccio-jwt]=${VJWT_TOKEN:-} [verdaccio-legacy]=${VLEG_TOKEN:-} [ceiling]=none)

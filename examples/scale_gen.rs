@@ -35,11 +35,21 @@ struct Args {
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = std::env::args().skip(1);
-    let mut out = Args { dir: std::path::PathBuf::new(), packages: 100_000, tokens: 1_000_000, users: 1000, batch: 5000 };
+    let mut out = Args {
+        dir: std::path::PathBuf::new(),
+        packages: 100_000,
+        tokens: 1_000_000,
+        users: 1000,
+        batch: 5000,
+    };
     let mut dir = None;
     while let Some(a) = args.next() {
         let mut num = |name: &str| -> anyhow::Result<usize> {
-            args.next().ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?.replace('_', "").parse().map_err(Into::into)
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{name} needs a value"))?
+                .replace('_', "")
+                .parse()
+                .map_err(Into::into)
         };
         match a.as_str() {
             "--packages" => out.packages = num("--packages")?,
@@ -54,7 +64,8 @@ fn parse_args() -> anyhow::Result<Args> {
             other => anyhow::bail!("unexpected argument {other:?}"),
         }
     }
-    out.dir = dir.ok_or_else(|| anyhow::anyhow!("usage: scale_gen DATA_DIR [--packages N] [--tokens N]"))?;
+    out.dir = dir
+        .ok_or_else(|| anyhow::anyhow!("usage: scale_gen DATA_DIR [--packages N] [--tokens N]"))?;
     Ok(out)
 }
 
@@ -66,7 +77,12 @@ fn rate(n: usize, start: Instant) -> String {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let app = App::open(Config::for_data_dir(&args.dir), Arc::new(SystemClock), "http://127.0.0.1:4880".into()).await?;
+    let app = App::open(
+        Config::for_data_dir(&args.dir),
+        Arc::new(SystemClock),
+        "http://127.0.0.1:4880".into(),
+    )
+    .await?;
     let store = &app.store;
     let now = app.now();
 
@@ -78,7 +94,11 @@ async fn main() -> anyhow::Result<()> {
         let name = format!("scale-user-{i:04}");
         let id = match store.user_by_name(&name).await? {
             Some(u) => u.id,
-            None => store.insert_user(&name, &format!("{name}@example.com"), &hash, now).await?,
+            None => {
+                store
+                    .insert_user(&name, &format!("{name}@example.com"), &hash, now)
+                    .await?
+            }
         };
         user_ids.push(id);
     }
@@ -87,7 +107,9 @@ async fn main() -> anyhow::Result<()> {
     // One tarball blob that every generated version points at.
     let tarball: &[u8] = b"scale generator placeholder tarball";
     let digests = integrity::digest(tarball);
-    app.blobs.put(&digests.sha512_hex, Bytes::from_static(tarball)).await?;
+    app.blobs
+        .put(&digests.sha512_hex, Bytes::from_static(tarball))
+        .await?;
 
     // Packages, `batch` per transaction.
     let started = Instant::now();
@@ -128,8 +150,13 @@ async fn main() -> anyhow::Result<()> {
             })
             .collect();
         let outcomes = store.publish_versions(&versions).await?;
-        if let Some(bad) = outcomes.iter().find(|o| !matches!(o, PublishOutcome::Published { .. })) {
-            anyhow::bail!("batch at package {done} not published: {bad:?} (run on an empty data dir)");
+        if let Some(bad) = outcomes
+            .iter()
+            .find(|o| !matches!(o, PublishOutcome::Published { .. }))
+        {
+            anyhow::bail!(
+                "batch at package {done} not published: {bad:?} (run on an empty data dir)"
+            );
         }
         done = end;
         if done % 20_000 == 0 || done == args.packages {
@@ -145,7 +172,12 @@ async fn main() -> anyhow::Result<()> {
         let rows: Vec<(String, [u8; 32], String, String)> = (done..end)
             .map(|_| {
                 let plain = PlainToken::generate();
-                (random_base62(24), plain.hash(&app.keys.token_hash).0, plain.display_prefix(), plain.last_four())
+                (
+                    random_base62(24),
+                    plain.hash(&app.keys.token_hash).0,
+                    plain.display_prefix(),
+                    plain.last_four(),
+                )
             })
             .collect();
         let tokens: Vec<NewToken<'_>> = rows

@@ -66,14 +66,21 @@ pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
                 Err(e) => Err(e.into()),
             }
         }
-        Err(e) => Err(anyhow::anyhow!("cannot read server key {}: {e}", path.display())),
+        Err(e) => Err(anyhow::anyhow!(
+            "cannot read server key {}: {e}",
+            path.display()
+        )),
     }
 }
 
 impl App {
     /// Opens the store (running migrations), blobs and keys. `public_url` is the base
     /// for links when the config does not name one.
-    pub async fn open(config: Config, clock: Arc<dyn Clock>, public_url: String) -> anyhow::Result<Arc<App>> {
+    pub async fn open(
+        config: Config,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+    ) -> anyhow::Result<Arc<App>> {
         std::fs::create_dir_all(&config.data_dir)?;
         let key = load_or_create_server_key(&config)?;
         let store = Store::connect(&config.database_url).await?;

@@ -12,7 +12,10 @@ pub struct Blobs {
 }
 
 fn valid_key(key: &str) -> bool {
-    key.len() == 128 && key.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    key.len() == 128
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 impl Blobs {
@@ -38,7 +41,11 @@ impl Blobs {
             }
             let dir = dest.parent().expect("blob paths have a parent");
             std::fs::create_dir_all(dir)?;
-            let tmp = root.join("tmp").join(format!("{}.{}", crate::auth::token::random_base62(12), "part"));
+            let tmp = root.join("tmp").join(format!(
+                "{}.{}",
+                crate::auth::token::random_base62(12),
+                "part"
+            ));
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(&bytes)?;
             file.sync_all()?;

@@ -45,7 +45,8 @@ impl RawConfig {
     pub fn from_file(path: &Path) -> anyhow::Result<RawConfig> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
+        toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("invalid config file {}: {e}", path.display()))
     }
 
     /// Fields of `over` win over fields of `self`.
@@ -112,7 +113,10 @@ impl Config {
             Some(u) => anyhow::bail!("public URL must start with http:// or https:// (got {u:?})"),
             None => None,
         };
-        let blob_dir = raw.blob_store.map(PathBuf::from).unwrap_or_else(|| data_dir.join("blobs"));
+        let blob_dir = raw
+            .blob_store
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("blobs"));
         let trusted_proxies = raw
             .trusted_proxies
             .unwrap_or_default()
@@ -132,7 +136,9 @@ impl Config {
         }
         Ok(Config {
             listen,
-            server_key_file: raw.server_key_file.unwrap_or_else(|| data_dir.join("server.key")),
+            server_key_file: raw
+                .server_key_file
+                .unwrap_or_else(|| data_dir.join("server.key")),
             data_dir,
             database_url,
             public_url,

@@ -20,7 +20,9 @@ impl Counter {
     }
 }
 
-const BUCKETS_MS: [f64; 10] = [1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0];
+const BUCKETS_MS: [f64; 10] = [
+    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
+];
 
 #[derive(Debug, Default, Clone)]
 struct RouteStats {
@@ -40,12 +42,19 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn auth_failure(&self, reason: &'static str) {
-        *self.auth_failures.lock().unwrap_or_else(|p| p.into_inner()).entry(reason).or_default() += 1;
+        *self
+            .auth_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(reason)
+            .or_default() += 1;
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, ms: f64) {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let s = routes.entry((method.to_owned(), route.to_owned())).or_default();
+        let s = routes
+            .entry((method.to_owned(), route.to_owned()))
+            .or_default();
         s.count += 1;
         s.sum_ms += ms;
         for (i, b) in BUCKETS_MS.iter().enumerate() {
@@ -60,12 +69,28 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# TYPE tessera_token_checks_total counter");
-        let _ = writeln!(out, "tessera_token_checks_total {}", self.token_checks.get());
+        let _ = writeln!(
+            out,
+            "tessera_token_checks_total {}",
+            self.token_checks.get()
+        );
         let _ = writeln!(out, "# TYPE tessera_auth_failures_total counter");
-        for (reason, n) in self.auth_failures.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(out, "tessera_auth_failures_total{{reason=\"{reason}\"}} {n}");
+        for (reason, n) in self
+            .auth_failures
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "tessera_auth_failures_total{{reason=\"{reason}\"}} {n}"
+            );
         }
-        let routes = self.routes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let routes = self
+            .routes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let _ = writeln!(out, "# TYPE tessera_requests_total counter");
         for ((method, route), s) in &routes {
             for (status, n) in &s.by_status {
@@ -86,9 +111,21 @@ impl Metrics {
                     s.buckets[i]
                 );
             }
-            let _ = writeln!(out, "tessera_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}", s.count);
-            let _ = writeln!(out, "tessera_request_duration_seconds_sum{{{labels}}} {}", s.sum_ms / 1000.0);
-            let _ = writeln!(out, "tessera_request_duration_seconds_count{{{labels}}} {}", s.count);
+            let _ = writeln!(
+                out,
+                "tessera_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.count
+            );
+            let _ = writeln!(
+                out,
+                "tessera_request_duration_seconds_sum{{{labels}}} {}",
+                s.sum_ms / 1000.0
+            );
+            let _ = writeln!(
+                out,
+                "tessera_request_duration_seconds_count{{{labels}}} {}",
+                s.count
+            );
         }
         out
     }

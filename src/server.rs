@@ -14,7 +14,10 @@ use crate::config::Config;
 
 /// Binds the configured address and opens the app; the public URL defaults to the
 /// bound address.
-pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<(TcpListener, Arc<App>)> {
+pub async fn bind(
+    config: Config,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(TcpListener, Arc<App>)> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -25,11 +28,18 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<(TcpL
 
 /// Serves until `shutdown` completes; acknowledged writes are committed before a
 /// response is sent, and background writes are flushed before returning.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let router = crate::http::router(app.clone());
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     app.shutdown().await;
     Ok(())
 }

@@ -26,7 +26,11 @@ impl CidrList {
                 nets.push(parse_one(trimmed).ok_or_else(|| InvalidCidr(trimmed.to_owned()))?);
             }
         }
-        Ok(if nets.is_empty() { None } else { Some(CidrList(nets)) })
+        Ok(if nets.is_empty() {
+            None
+        } else {
+            Some(CidrList(nets))
+        })
     }
 
     /// Whether `addr` lies inside one of the ranges.
@@ -65,7 +69,10 @@ mod tests {
 
     #[track_caller]
     fn check_invalid(input: &str, bad: &str) {
-        assert_eq!(CidrList::parse_entries(&[input]).unwrap_err(), InvalidCidr(bad.into()));
+        assert_eq!(
+            CidrList::parse_entries(&[input]).unwrap_err(),
+            InvalidCidr(bad.into())
+        );
     }
 
     #[test]
@@ -73,7 +80,10 @@ mod tests {
         let list = CidrList::parse_entries(&["192.0.2.0/24, 10.0.0.1/8", "2001:db8::/32"])
             .unwrap()
             .unwrap();
-        assert_eq!(list.to_strings(), ["192.0.2.0/24", "10.0.0.1/8", "2001:db8::/32"]);
+        assert_eq!(
+            list.to_strings(),
+            ["192.0.2.0/24", "10.0.0.1/8", "2001:db8::/32"]
+        );
         assert!(list.contains("192.0.2.77".parse().unwrap()));
         assert!(list.contains("10.200.0.1".parse().unwrap()));
         assert!(list.contains("2001:db8::1".parse().unwrap()));
@@ -90,6 +100,9 @@ mod tests {
         check_invalid("10.0.0.0/8,", "");
         check_invalid("10.0.0.0/+8", "10.0.0.0/+8");
         let err = CidrList::parse_entries(&["1.2.3.4/40"]).unwrap_err();
-        assert_eq!(err.to_string(), "CIDR whitelist contains invalid CIDR entry: 1.2.3.4/40");
+        assert_eq!(
+            err.to_string(),
+            "CIDR whitelist contains invalid CIDR entry: 1.2.3.4/40"
+        );
     }
 }

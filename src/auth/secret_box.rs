@@ -25,7 +25,9 @@ pub fn open(key: &[u8; 32], sealed: &str) -> Option<Vec<u8>> {
         return None;
     }
     let (nonce, ct) = raw.split_at(12);
-    Aes256Gcm::new(key.into()).decrypt(Nonce::from_slice(nonce), ct).ok()
+    Aes256Gcm::new(key.into())
+        .decrypt(Nonce::from_slice(nonce), ct)
+        .ok()
 }
 
 #[cfg(test)]

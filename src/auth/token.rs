@@ -58,7 +58,9 @@ fn checksum(random: &str) -> String {
 /// Draws `len` characters uniformly from [0-9A-Za-z].
 pub fn random_base62(len: usize) -> String {
     let mut rng = rand::rng();
-    (0..len).map(|_| BASE62[rng.random_range(0..62)] as char).collect()
+    (0..len)
+        .map(|_| BASE62[rng.random_range(0..62)] as char)
+        .collect()
 }
 
 impl PlainToken {
@@ -71,7 +73,9 @@ impl PlainToken {
 
     /// Parses and checks the shape and checksum of a presented token.
     pub fn parse(text: &str) -> Result<Self, TokenFormatError> {
-        let body = text.strip_prefix(TOKEN_PREFIX).ok_or(TokenFormatError::Shape)?;
+        let body = text
+            .strip_prefix(TOKEN_PREFIX)
+            .ok_or(TokenFormatError::Shape)?;
         if text.len() != TOKEN_LEN {
             return Err(TokenFormatError::Shape);
         }
@@ -175,8 +179,14 @@ mod tests {
     #[test]
     fn malformed_tokens_are_rejected_offline() {
         let good = PlainToken::generate().expose().to_owned();
-        assert_eq!(PlainToken::parse("npm_abc").unwrap_err(), TokenFormatError::Shape);
-        assert_eq!(PlainToken::parse(&good[..39]).unwrap_err(), TokenFormatError::Shape);
+        assert_eq!(
+            PlainToken::parse("npm_abc").unwrap_err(),
+            TokenFormatError::Shape
+        );
+        assert_eq!(
+            PlainToken::parse(&good[..39]).unwrap_err(),
+            TokenFormatError::Shape
+        );
         let mut bad = good.clone().into_bytes();
         bad[10] = if bad[10] == b'a' { b'b' } else { b'a' };
         assert_eq!(

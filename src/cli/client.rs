@@ -47,11 +47,17 @@ impl Registry {
             .unwrap_or_else(|| "http://127.0.0.1:4880/".to_owned());
         let base = format!("{}/", base.trim_end_matches('/'));
         let token = npmrc::token_for(&lines, &base);
-        let mut builder = reqwest::Client::builder().user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")));
+        let mut builder =
+            reqwest::Client::builder().user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")));
         if let Some(addr) = args.local_address {
             builder = builder.local_address(addr);
         }
-        Ok(Registry { base, userconfig, token, http: builder.build()? })
+        Ok(Registry {
+            base,
+            userconfig,
+            token,
+            http: builder.build()?,
+        })
     }
 
     pub fn has_token(&self) -> bool {
@@ -63,7 +69,13 @@ impl Registry {
     }
 
     /// Sends a request; on an OTP challenge, retries once with `otp` or a prompt.
-    pub async fn call(&self, method: Method, path: &str, body: Option<&Value>, otp: Option<&str>) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        otp: Option<&str>,
+    ) -> anyhow::Result<Value> {
         match self.send(method.clone(), path, body, otp).await {
             Err(e) if otp.is_none() => match e.downcast_ref::<ApiFailure>() {
                 Some(f) if f.otp_requested => {
@@ -76,7 +88,13 @@ impl Registry {
         }
     }
 
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>, otp: Option<&str>) -> anyhow::Result<Value> {
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        otp: Option<&str>,
+    ) -> anyhow::Result<Value> {
         let mut request = self.http.request(method, self.url(path));
         if let Some(t) = &self.token {
             request = request.bearer_auth(t);
@@ -102,10 +120,22 @@ impl Registry {
         if status.is_success() {
             return Ok(json);
         }
-        let message = json["error"].as_str().map(str::to_owned).unwrap_or_else(|| {
-            if text.is_empty() { status.to_string() } else { text.chars().take(300).collect() }
-        });
-        Err(ApiFailure { status, message, otp_requested }.into())
+        let message = json["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                if text.is_empty() {
+                    status.to_string()
+                } else {
+                    text.chars().take(300).collect()
+                }
+            });
+        Err(ApiFailure {
+            status,
+            message,
+            otp_requested,
+        }
+        .into())
     }
 }
 

@@ -57,7 +57,11 @@ pub fn nerf_dart(registry: &str) -> String {
 
 /// Looks up `key` in the parsed lines.
 pub fn get<'a>(lines: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    lines.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    lines
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The token saved for `registry`, walking up the path as npm does.
@@ -111,11 +115,20 @@ mod tests {
     fn finds_tokens_by_nerf_dart() {
         let lines = vec![
             ("registry".to_owned(), "http://127.0.0.1:4880/".to_owned()),
-            ("//127.0.0.1:4880/:_authToken".to_owned(), "tsr_x".to_owned()),
+            (
+                "//127.0.0.1:4880/:_authToken".to_owned(),
+                "tsr_x".to_owned(),
+            ),
         ];
         assert_eq!(nerf_dart("http://127.0.0.1:4880/"), "//127.0.0.1:4880/");
-        assert_eq!(token_for(&lines, "http://127.0.0.1:4880/"), Some("tsr_x".into()));
-        assert_eq!(token_for(&lines, "http://127.0.0.1:4880/sub/"), Some("tsr_x".into()));
+        assert_eq!(
+            token_for(&lines, "http://127.0.0.1:4880/"),
+            Some("tsr_x".into())
+        );
+        assert_eq!(
+            token_for(&lines, "http://127.0.0.1:4880/sub/"),
+            Some("tsr_x".into())
+        );
         assert_eq!(token_for(&lines, "http://other/"), None);
     }
 }

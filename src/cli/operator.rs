@@ -89,8 +89,14 @@ impl ServerArgs {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 async fn open(args: &ServerArgs) -> anyhow::Result<Arc<App>> {
@@ -121,7 +127,12 @@ pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
 /// `tessera gc`.
 pub async fn gc(args: ServerArgs) -> anyhow::Result<()> {
     let app = open(&args).await?;
-    let referenced: std::collections::HashSet<String> = app.store.referenced_blob_keys().await?.into_iter().collect();
+    let referenced: std::collections::HashSet<String> = app
+        .store
+        .referenced_blob_keys()
+        .await?
+        .into_iter()
+        .collect();
     let mut removed = 0;
     for key in app.blobs.list().await? {
         if !referenced.contains(&key) {
@@ -129,7 +140,10 @@ pub async fn gc(args: ServerArgs) -> anyhow::Result<()> {
             removed += 1;
         }
     }
-    println!("removed {removed} unreferenced blob(s); {} in use", referenced.len());
+    println!(
+        "removed {removed} unreferenced blob(s); {} in use",
+        referenced.len()
+    );
     app.shutdown().await;
     Ok(())
 }
@@ -168,7 +182,12 @@ pub fn read_password(from_stdin: bool, prompt: &str, confirm: bool) -> anyhow::R
 /// `tessera user add`.
 pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add { name, email, password_stdin, server } => {
+        UserCommand::Add {
+            name,
+            email,
+            password_stdin,
+            server,
+        } => {
             let password = read_password(password_stdin, "Password", true)?;
             let app = open(&server).await?;
             let result = crate::domain::users::create_user(&app, &name, &email, &password).await;
@@ -204,17 +223,115 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
         }
     };
     let rows = [
-        ("listen", config.listen.to_string(), source("TESSERA_LISTEN", flags.listen.is_some(), file.listen.is_some())),
-        ("data_dir", config.data_dir.display().to_string(), source("TESSERA_DATA_DIR", flags.data_dir.is_some(), file.data_dir.is_some())),
-        ("database_url", redact_url(&config.database_url), source("TESSERA_DATABASE_URL", flags.database_url.is_some(), file.database_url.is_some())),
-        ("public_url", config.public_url.clone().unwrap_or_else(|| "(listen address)".into()), source("TESSERA_PUBLIC_URL", flags.public_url.is_some(), file.public_url.is_some())),
-        ("blob_store", config.blob_dir.display().to_string(), source("TESSERA_BLOB_STORE", flags.blob_store.is_some(), file.blob_store.is_some())),
-        ("open_signup", config.open_signup.to_string(), source("TESSERA_OPEN_SIGNUP", flags.open_signup.is_some(), file.open_signup.is_some())),
-        ("anonymous_read", config.anonymous_read.to_string(), source("TESSERA_ANONYMOUS_READ", flags.anonymous_read.is_some(), file.anonymous_read.is_some())),
-        ("login_token_days", config.login_token_days.to_string(), source("TESSERA_LOGIN_TOKEN_DAYS", flags.login_token_days.is_some(), file.login_token_days.is_some())),
-        ("max_body_bytes", config.max_body_bytes.to_string(), source("TESSERA_MAX_BODY_BYTES", flags.max_body_bytes.is_some(), file.max_body_bytes.is_some())),
-        ("trusted_proxies", format!("{:?}", config.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>()), source("TESSERA_TRUSTED_PROXIES", flags.trusted_proxies.is_some(), file.trusted_proxies.is_some())),
-        ("server_key_file", config.server_key_file.display().to_string(), source("TESSERA_SERVER_KEY_FILE", flags.server_key_file.is_some(), file.server_key_file.is_some())),
+        (
+            "listen",
+            config.listen.to_string(),
+            source(
+                "TESSERA_LISTEN",
+                flags.listen.is_some(),
+                file.listen.is_some(),
+            ),
+        ),
+        (
+            "data_dir",
+            config.data_dir.display().to_string(),
+            source(
+                "TESSERA_DATA_DIR",
+                flags.data_dir.is_some(),
+                file.data_dir.is_some(),
+            ),
+        ),
+        (
+            "database_url",
+            redact_url(&config.database_url),
+            source(
+                "TESSERA_DATABASE_URL",
+                flags.database_url.is_some(),
+                file.database_url.is_some(),
+            ),
+        ),
+        (
+            "public_url",
+            config
+                .public_url
+                .clone()
+                .unwrap_or_else(|| "(listen address)".into()),
+            source(
+                "TESSERA_PUBLIC_URL",
+                flags.public_url.is_some(),
+                file.public_url.is_some(),
+            ),
+        ),
+        (
+            "blob_store",
+            config.blob_dir.display().to_string(),
+            source(
+                "TESSERA_BLOB_STORE",
+                flags.blob_store.is_some(),
+                file.blob_store.is_some(),
+            ),
+        ),
+        (
+            "open_signup",
+            config.open_signup.to_string(),
+            source(
+                "TESSERA_OPEN_SIGNUP",
+                flags.open_signup.is_some(),
+                file.open_signup.is_some(),
+            ),
+        ),
+        (
+            "anonymous_read",
+            config.anonymous_read.to_string(),
+            source(
+                "TESSERA_ANONYMOUS_READ",
+                flags.anonymous_read.is_some(),
+                file.anonymous_read.is_some(),
+            ),
+        ),
+        (
+            "login_token_days",
+            config.login_token_days.to_string(),
+            source(
+                "TESSERA_LOGIN_TOKEN_DAYS",
+                flags.login_token_days.is_some(),
+                file.login_token_days.is_some(),
+            ),
+        ),
+        (
+            "max_body_bytes",
+            config.max_body_bytes.to_string(),
+            source(
+                "TESSERA_MAX_BODY_BYTES",
+                flags.max_body_bytes.is_some(),
+                file.max_body_bytes.is_some(),
+            ),
+        ),
+        (
+            "trusted_proxies",
+            format!(
+                "{:?}",
+                config
+                    .trusted_proxies
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+            ),
+            source(
+                "TESSERA_TRUSTED_PROXIES",
+                flags.trusted_proxies.is_some(),
+                file.trusted_proxies.is_some(),
+            ),
+        ),
+        (
+            "server_key_file",
+            config.server_key_file.display().to_string(),
+            source(
+                "TESSERA_SERVER_KEY_FILE",
+                flags.server_key_file.is_some(),
+                file.server_key_file.is_some(),
+            ),
+        ),
     ];
     for (key, value, from) in rows {
         println!("{key:<18} = {value}  ({from})");

@@ -112,13 +112,28 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     if !args.packages.is_empty() || !args.scopes.is_empty() {
         body["packages"] = json!(args.packages);
         body["scopes"] = json!(args.scopes);
-        body["packages_and_scopes_permission"] = json!(if args.read_only { "read-only" } else { "read-write" });
+        body["packages_and_scopes_permission"] = json!(if args.read_only {
+            "read-only"
+        } else {
+            "read-write"
+        });
     }
-    let created = registry.call(Method::POST, "-/npm/v1/tokens", Some(&body), args.otp.as_deref()).await?;
+    let created = registry
+        .call(
+            Method::POST,
+            "-/npm/v1/tokens",
+            Some(&body),
+            args.otp.as_deref(),
+        )
+        .await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&created)?);
     } else {
-        println!("Created {} token {}", created["type"].as_str().unwrap_or("publish"), created["token"].as_str().unwrap_or(""));
+        println!(
+            "Created {} token {}",
+            created["type"].as_str().unwrap_or("publish"),
+            created["token"].as_str().unwrap_or("")
+        );
         println!("  id:      {}", created["key"].as_str().unwrap_or(""));
         if let Some(list) = created["cidr_whitelist"].as_array() {
             let ranges: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
@@ -146,7 +161,9 @@ async fn fetch_all(registry: &Registry) -> anyhow::Result<Vec<Value>> {
 }
 
 fn day(v: &Value) -> String {
-    v.as_str().map(|s| s.chars().take(16).collect::<String>().replace('T', " ")).unwrap_or_else(|| "-".into())
+    v.as_str()
+        .map(|s| s.chars().take(16).collect::<String>().replace('T', " "))
+        .unwrap_or_else(|| "-".into())
 }
 
 async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
@@ -164,7 +181,12 @@ async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
     for t in &tokens {
         let cidr = t["cidr_whitelist"]
             .as_array()
-            .map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(","))
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
             .unwrap_or_else(|| "-".into());
         let last_used = match (t["last_used"].as_str(), t["last_used_ip"].as_str()) {
             (Some(_), Some(ip)) => format!("{} from {ip}", day(&t["last_used"])),
@@ -173,7 +195,12 @@ async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
         let name: String = t["name"].as_str().unwrap_or("-").chars().take(24).collect();
         println!(
             "{:<10} {:<24} {:<10} {:<16} {:<20} {:<16} {:<16} {}",
-            t["key"].as_str().unwrap_or("").chars().take(10).collect::<String>(),
+            t["key"]
+                .as_str()
+                .unwrap_or("")
+                .chars()
+                .take(10)
+                .collect::<String>(),
             name,
             t["type"].as_str().unwrap_or(""),
             t["masked"].as_str().unwrap_or(""),
@@ -192,18 +219,31 @@ async fn revoke(ids: Vec<String>, otp: Option<String>, client: ClientArgs) -> an
     let tokens = fetch_all(&registry).await?;
     let mut removed = 0;
     for id in &ids {
-        let matches: Vec<&str> =
-            tokens.iter().filter_map(|t| t["key"].as_str()).filter(|k| k.starts_with(id.as_str())).collect();
+        let matches: Vec<&str> = tokens
+            .iter()
+            .filter_map(|t| t["key"].as_str())
+            .filter(|k| k.starts_with(id.as_str()))
+            .collect();
         let target = match matches.as_slice() {
             [one] => (*one).to_owned(),
             [] if id.starts_with(crate::auth::token::TOKEN_PREFIX) => id.clone(),
             [] => anyhow::bail!("Unknown token id or value \"{id}\"."),
             _ => anyhow::bail!("Token ID \"{id}\" was ambiguous; use more characters."),
         };
-        registry.call(Method::DELETE, &format!("-/npm/v1/tokens/token/{target}"), None, otp.as_deref()).await?;
+        registry
+            .call(
+                Method::DELETE,
+                &format!("-/npm/v1/tokens/token/{target}"),
+                None,
+                otp.as_deref(),
+            )
+            .await?;
         removed += 1;
     }
-    println!("Removed {removed} token{}", if removed == 1 { "" } else { "s" });
+    println!(
+        "Removed {removed} token{}",
+        if removed == 1 { "" } else { "s" }
+    );
     Ok(())
 }
 
@@ -226,15 +266,24 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
     let registry = Registry::from_args(&args.client)?;
     let username = match args.username {
         Some(u) => u,
-        None => dialoguer::Input::<String>::new().with_prompt("Username").interact_text()?,
+        None => dialoguer::Input::<String>::new()
+            .with_prompt("Username")
+            .interact_text()?,
     };
     let password = read_password(args.password_stdin, "Password", false)?;
     let body = json!({"_id": format!("org.couchdb.user:{username}"), "name": username, "password": password, "type": "user", "roles": []});
     let anonymous = registry_without_token(&registry)?;
     let answer = anonymous
-        .call(Method::PUT, &format!("-/user/org.couchdb.user:{username}"), Some(&body), args.otp.as_deref())
+        .call(
+            Method::PUT,
+            &format!("-/user/org.couchdb.user:{username}"),
+            Some(&body),
+            args.otp.as_deref(),
+        )
         .await?;
-    let token = answer["token"].as_str().ok_or_else(|| anyhow::anyhow!("the registry sent no token"))?;
+    let token = answer["token"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("the registry sent no token"))?;
     super::npmrc::save_token(&registry.userconfig, &registry.base, token)?;
     println!("Logged in as {username} on {}.", registry.base);
     Ok(())

@@ -88,7 +88,9 @@ impl Limits {
     fn covers(&self, name: &PackageName) -> bool {
         !self.lists_packages()
             || self.packages.iter().any(|p| p == name.as_str())
-            || name.scope().is_some_and(|s| self.scopes.iter().any(|x| x == s))
+            || name
+                .scope()
+                .is_some_and(|s| self.scopes.iter().any(|x| x == s))
     }
 }
 
@@ -99,7 +101,10 @@ pub enum Credential {
     Session,
     /// HTTP Basic with the account password.
     Password,
-    Token { kind: TokenKind, limits: Option<Limits> },
+    Token {
+        kind: TokenKind,
+        limits: Option<Limits>,
+    },
 }
 
 /// The account's two-factor mode.
@@ -148,7 +153,9 @@ impl Principal {
             _ => PackagePermission::ReadWrite,
         };
         match &self.credential {
-            Credential::Token { limits: Some(l), .. } => {
+            Credential::Token {
+                limits: Some(l), ..
+            } => {
                 if !l.covers(name) {
                     return PackagePermission::NoAccess;
                 }
@@ -188,11 +195,17 @@ pub enum Action {
 
 impl Action {
     fn is_package_write(self) -> bool {
-        matches!(self, Action::Publish | Action::Unpublish | Action::Deprecate | Action::DistTag)
+        matches!(
+            self,
+            Action::Publish | Action::Unpublish | Action::Deprecate | Action::DistTag
+        )
     }
 
     fn is_package_setting(self) -> bool {
-        matches!(self, Action::ChangeAccess | Action::ChangeOwners | Action::ChangeMfaPolicy)
+        matches!(
+            self,
+            Action::ChangeAccess | Action::ChangeOwners | Action::ChangeMfaPolicy
+        )
     }
 }
 
@@ -301,7 +314,11 @@ pub fn decide(
         if action == Action::ChangeMfaPolicy && two_factor_on {
             return Decision::AllowWithOtp;
         }
-        return if writes_need_otp { Decision::AllowWithOtp } else { Decision::Allow };
+        return if writes_need_otp {
+            Decision::AllowWithOtp
+        } else {
+            Decision::Allow
+        };
     }
 
     match action {
@@ -326,7 +343,11 @@ pub fn decide(
                     kind.as_str()
                 ));
             }
-            if two_factor_on { Decision::AllowWithOtp } else { Decision::Allow }
+            if two_factor_on {
+                Decision::AllowWithOtp
+            } else {
+                Decision::Allow
+            }
         }
         _ => unreachable!("package actions handled above"),
     }

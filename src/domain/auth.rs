@@ -34,14 +34,18 @@ impl Caller {
 /// Why a token row may not be used now; a pure function of the row, address and time.
 pub fn admit(row: &TokenRow, ip: IpAddr, now: i64) -> Result<()> {
     if row.revoked_at.is_some() {
-        return Err(Error::Unauthenticated("This token has been revoked.".into()));
+        return Err(Error::Unauthenticated(
+            "This token has been revoked.".into(),
+        ));
     }
     if row.expires_at.is_some_and(|t| t <= now) {
         return Err(Error::Unauthenticated("This token has expired.".into()));
     }
     if let Some(list) = cidr_of(row) {
         if !list.contains(ip) {
-            return Err(Error::IpNotAllowed(crate::auth::cidr::canonical(ip).to_string()));
+            return Err(Error::IpNotAllowed(
+                crate::auth::cidr::canonical(ip).to_string(),
+            ));
         }
     }
     Ok(())
@@ -59,7 +63,10 @@ pub fn limits_of(row: &TokenRow) -> Option<Limits> {
 }
 
 fn principal_for(user: &UserRow, credential: Credential) -> Principal {
-    Principal { credential, tfa: TfaMode::from_row(user.tfa_mode.as_deref(), user.tfa_pending != 0) }
+    Principal {
+        credential,
+        tfa: TfaMode::from_row(user.tfa_mode.as_deref(), user.tfa_pending != 0),
+    }
 }
 
 /// Authenticates a bearer token.
@@ -70,7 +77,9 @@ pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Cal
         Error::Unauthenticated(format!("Invalid token: {e}."))
     })?;
     let hash = token.hash(&app.keys.token_hash);
-    let Some(row) = app.store.token_by_hash(hash.as_bytes()).await? else {
+    // One indexed read: the token by its keyed hash, joined with its owner. No cache,
+    // so a revocation (from any instance) applies to the very next request.
+    let Some((row, user)) = app.store.token_and_user_by_hash(hash.as_bytes()).await? else {
         app.metrics.auth_failure("unknown_token");
         return Err(Error::Unauthenticated("Unknown token.".into()));
     };
@@ -81,17 +90,31 @@ pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Cal
         });
         return Err(e);
     }
-    let Some(user) = app.store.user_by_id(row.user_id).await? else {
-        return Err(Error::Unauthenticated("Unknown token.".into()));
-    };
     app.usage.record(&row, ip, app.now());
     let kind = TokenKind::parse(&row.kind).unwrap_or(TokenKind::ReadOnly);
-    let principal = principal_for(&user, Credential::Token { kind, limits: limits_of(&row) });
-    Ok(Caller { user, principal, token: Some(row), ip, otp: None })
+    let principal = principal_for(
+        &user,
+        Credential::Token {
+            kind,
+            limits: limits_of(&row),
+        },
+    );
+    Ok(Caller {
+        user,
+        principal,
+        token: Some(row),
+        ip,
+        otp: None,
+    })
 }
 
 /// Authenticates a username and password.
-pub async fn authenticate_password(app: &App, name: &str, password: &str, ip: IpAddr) -> Result<Caller> {
+pub async fn authenticate_password(
+    app: &App,
+    name: &str,
+    password: &str,
+    ip: IpAddr,
+) -> Result<Caller> {
     let user = app.store.user_by_name(name).await?;
     let ok = match &user {
         Some(u) => verify_password(password, &u.password_hash),
@@ -104,7 +127,13 @@ pub async fn authenticate_password(app: &App, name: &str, password: &str, ip: Ip
     match user {
         Some(user) if ok => {
             let principal = principal_for(&user, Credential::Password);
-            Ok(Caller { user, principal, token: None, ip, otp: None })
+            Ok(Caller {
+                user,
+                principal,
+                token: None,
+                ip,
+                otp: None,
+            })
         }
         _ => {
             app.metrics.auth_failure("bad_password");
@@ -113,17 +142,26 @@ pub async fn authenticate_password(app: &App, name: &str, password: &str, ip: Ip
     }
 }
 
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0f8Ajd8nLs3IxK0d/L0Zb1QyQqm8OQx1aQZWQ0CwPbw";
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0f8Ajd8nLs3IxK0d/L0Zb1QyQqm8OQx1aQZWQ0CwPbw";
 
 /// A web-session caller.
 pub fn session_caller(user: UserRow, ip: IpAddr) -> Caller {
     let principal = principal_for(&user, Credential::Session);
-    Caller { user, principal, token: None, ip, otp: None }
+    Caller {
+        user,
+        principal,
+        token: None,
+        ip,
+        otp: None,
+    }
 }
 
 /// Authenticates an `Authorization` header value. `Ok(None)` when absent.
-pub async fn authenticate_header(app: &App, header: Option<&str>, ip: IpAddr) -> Result<Option<Caller>> {
+pub async fn authenticate_header(
+    app: &App,
+    header: Option<&str>,
+    ip: IpAddr,
+) -> Result<Option<Caller>> {
     let Some(value) = header else { return Ok(None) };
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
     if scheme.eq_ignore_ascii_case("bearer") {
@@ -138,7 +176,11 @@ pub async fn authenticate_header(app: &App, header: Option<&str>, ip: IpAddr) ->
         let (name, password) = decoded
             .split_once(':')
             .ok_or_else(|| Error::BadPassword("Malformed basic credentials.".into()))?;
-        return authenticate_password(app, name, password, ip).await.map(Some);
+        return authenticate_password(app, name, password, ip)
+            .await
+            .map(Some);
     }
-    Err(Error::Unauthenticated("Unsupported authorization scheme.".into()))
+    Err(Error::Unauthenticated(
+        "Unsupported authorization scheme.".into(),
+    ))
 }

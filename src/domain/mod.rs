@@ -36,26 +36,40 @@ pub struct Target {
 }
 
 /// Loads what the policy needs to know about `name` for `caller`.
-pub async fn package_facts(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Target> {
-    let row = app.store.package_by_name(name.as_str()).await?;
+pub async fn package_facts(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<Target> {
+    // One read: the row and, for a caller, whether they maintain it.
+    let found = app
+        .store
+        .package_for_user(name.as_str(), caller.map(|c| c.user.id))
+        .await?;
     let mut facts = PackageFacts::default();
-    if let Some(row) = &row {
+    let row = found.map(|(row, maintains)| {
         facts.exists = true;
         facts.public = row.access == "public";
         facts.publish_requires_tfa = row.publish_requires_tfa != 0;
         facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
-        if let Some(c) = caller {
-            facts.is_maintainer = app.store.is_maintainer(row.id, c.user.id).await?;
-        }
-    } else if let Some(c) = caller {
+        facts.is_maintainer = caller.is_some() && maintains;
+        row
+    });
+    if let (None, Some(c)) = (&row, caller) {
         facts.may_create = may_create_in_scope(app, c, name).await?;
     }
-    Ok(Target { name: name.clone(), row, facts })
+    Ok(Target {
+        name: name.clone(),
+        row,
+        facts,
+    })
 }
 
 /// A user owns `@username`; any other scope belongs to whoever first published in it.
 async fn may_create_in_scope(app: &App, caller: &Caller, name: &PackageName) -> Result<bool> {
-    let Some(scope) = name.scope() else { return Ok(true) };
+    let Some(scope) = name.scope() else {
+        return Ok(true);
+    };
     if scope == caller.user.name {
         return Ok(true);
     }
@@ -89,9 +103,9 @@ pub async fn authorize(
             Some(t) => format!("package {} not found", t.name),
             None => "not found".into(),
         })),
-        Decision::Deny(Denial::Unauthenticated) => {
-            Err(Error::Unauthenticated("authentication required; log in with `npm login`".into()))
-        }
+        Decision::Deny(Denial::Unauthenticated) => Err(Error::Unauthenticated(
+            "authentication required; log in with `npm login`".into(),
+        )),
         Decision::Deny(Denial::Forbidden(msg)) => Err(Error::Forbidden(msg)),
     }
 }

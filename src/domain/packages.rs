@@ -20,11 +20,18 @@ async fn readable(app: &App, caller: Option<&Caller>, name: &PackageName) -> Res
 }
 
 fn row(target: &Target) -> Result<&PackageRow> {
-    target.row.as_ref().ok_or_else(|| Error::NotFound(format!("package {} not found", target.name)))
+    target
+        .row
+        .as_ref()
+        .ok_or_else(|| Error::NotFound(format!("package {} not found", target.name)))
 }
 
 /// The packument, rendered once per revision.
-pub async fn packument(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Arc<CachedDoc>> {
+pub async fn packument(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<Arc<CachedDoc>> {
     let target = readable(app, caller, name).await?;
     let package = row(&target)?;
     if let Some(doc) = app.packuments.get(name.as_str(), package.rev) {
@@ -44,7 +51,11 @@ pub async fn packument(app: &App, caller: Option<&Caller>, name: &PackageName) -
         created_ms: contents.package.created_at,
         modified_ms: contents.package.modified_at,
         dist_tags: contents.tags,
-        maintainers: contents.maintainers.iter().map(|m| (m.name.clone(), m.email.clone())).collect(),
+        maintainers: contents
+            .maintainers
+            .iter()
+            .map(|m| (m.name.clone(), m.email.clone()))
+            .collect(),
         versions: contents
             .versions
             .into_iter()
@@ -57,8 +68,11 @@ pub async fn packument(app: &App, caller: Option<&Caller>, name: &PackageName) -
             })
             .collect(),
     };
-    let full = Bytes::from(serde_json::to_vec(&packument::full(&doc, &app.public_url)).expect("json"));
-    let abbreviated = Bytes::from(serde_json::to_vec(&packument::abbreviated(&doc, &app.public_url)).expect("json"));
+    let full =
+        Bytes::from(serde_json::to_vec(&packument::full(&doc, &app.public_url)).expect("json"));
+    let abbreviated = Bytes::from(
+        serde_json::to_vec(&packument::abbreviated(&doc, &app.public_url)).expect("json"),
+    );
     let cached = Arc::new(CachedDoc {
         rev: doc.rev,
         modified_ms: doc.modified_ms,
@@ -74,7 +88,12 @@ pub async fn packument(app: &App, caller: Option<&Caller>, name: &PackageName) -
 }
 
 /// The tarball of `name` named `file` (`<bare>-<version>.tgz`).
-pub async fn tarball(app: &App, caller: Option<&Caller>, name: &PackageName, file: &str) -> Result<Bytes> {
+pub async fn tarball(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+    file: &str,
+) -> Result<Bytes> {
     let version = file
         .strip_prefix(name.bare())
         .and_then(|r| r.strip_prefix('-'))
@@ -91,53 +110,96 @@ pub async fn tarball(app: &App, caller: Option<&Caller>, name: &PackageName, fil
         .get(&key)
         .await
         .map_err(|e| Error::Unavailable(format!("blob store: {e}")))?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("tarball blob {key} missing for {name}@{version}")))
+        .ok_or_else(|| {
+            Error::Internal(anyhow::anyhow!(
+                "tarball blob {key} missing for {name}@{version}"
+            ))
+        })
 }
 
 /// Dist-tags of a package.
-pub async fn dist_tags(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Vec<(String, String)>> {
+pub async fn dist_tags(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<Vec<(String, String)>> {
     let target = readable(app, caller, name).await?;
     Ok(app.store.dist_tags_of(row(&target)?.id).await?)
 }
 
 /// Points `tag` at `version`.
-pub async fn set_dist_tag(app: &App, caller: &Caller, name: &PackageName, tag: &str, version: &str) -> Result<()> {
+pub async fn set_dist_tag(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    tag: &str,
+    version: &str,
+) -> Result<()> {
     validate_tag(tag)?;
     let target = package_facts(app, Some(caller), name).await?;
     authorize(app, Some(caller), Action::DistTag, Some(&target)).await?;
     let package = row(&target)?;
-    if !app.store.set_dist_tag(package.id, tag, version, app.now()).await? {
-        return Err(Error::NotFound(format!("version {version} of {name} not found")));
+    if !app
+        .store
+        .set_dist_tag(package.id, tag, version, app.now())
+        .await?
+    {
+        return Err(Error::NotFound(format!(
+            "version {version} of {name} not found"
+        )));
     }
     Ok(())
 }
 
 /// Removes `tag` (never `latest`).
-pub async fn remove_dist_tag(app: &App, caller: &Caller, name: &PackageName, tag: &str) -> Result<()> {
+pub async fn remove_dist_tag(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    tag: &str,
+) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     authorize(app, Some(caller), Action::DistTag, Some(&target)).await?;
     if tag == "latest" {
         return Err(Error::Invalid("the latest tag cannot be removed".into()));
     }
     let package = row(&target)?;
-    if !app.store.remove_dist_tag(package.id, tag, app.now()).await? {
-        return Err(Error::NotFound(format!("{tag} is not a dist-tag on {name}")));
+    if !app
+        .store
+        .remove_dist_tag(package.id, tag, app.now())
+        .await?
+    {
+        return Err(Error::NotFound(format!(
+            "{tag} is not a dist-tag on {name}"
+        )));
     }
     Ok(())
 }
 
 fn validate_tag(tag: &str) -> Result<()> {
-    if tag.is_empty() || tag.len() > 128 || tag.chars().any(|c| c.is_whitespace() || c == '/' || c == '%') {
+    if tag.is_empty()
+        || tag.len() > 128
+        || tag
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '%')
+    {
         return Err(Error::Invalid(format!("invalid dist-tag {tag:?}")));
     }
     if nodejs_semver::Range::parse(tag).is_ok() {
-        return Err(Error::Invalid(format!("dist-tag {tag:?} looks like a version range")));
+        return Err(Error::Invalid(format!(
+            "dist-tag {tag:?} looks like a version range"
+        )));
     }
     Ok(())
 }
 
 /// Applies a full-document `PUT /<name>` (deprecate/undeprecate) or a star body.
-pub async fn update_document(app: &App, caller: &Caller, name: &PackageName, body: &Value) -> Result<()> {
+pub async fn update_document(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    body: &Value,
+) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     let Some(versions) = body.get("versions").and_then(Value::as_object) else {
         // A star/unstar body: accepted for readers, changes nothing stored.
@@ -146,10 +208,16 @@ pub async fn update_document(app: &App, caller: &Caller, name: &PackageName, bod
     };
     authorize(app, Some(caller), Action::Deprecate, Some(&target)).await?;
     let package = row(&target)?;
-    let contents = app.store.package_contents(&package.name).await?.ok_or_else(|| Error::NotFound(name.to_string()))?;
+    let contents = app
+        .store
+        .package_contents(&package.name)
+        .await?
+        .ok_or_else(|| Error::NotFound(name.to_string()))?;
     let mut changes = Vec::new();
     for v in &contents.versions {
-        let Some(sent) = versions.get(&v.version) else { continue };
+        let Some(sent) = versions.get(&v.version) else {
+            continue;
+        };
         let wanted = match sent.get("deprecated") {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             Some(Value::String(_)) | None | Some(Value::Null) => None,
@@ -160,40 +228,70 @@ pub async fn update_document(app: &App, caller: &Caller, name: &PackageName, bod
         }
     }
     if !changes.is_empty() {
-        app.store.set_deprecations(package.id, &changes, app.now()).await?;
+        app.store
+            .set_deprecations(package.id, &changes, app.now())
+            .await?;
     }
     Ok(())
 }
 
 /// `PUT /<name>/-rev/<rev>`: either an unpublish of versions (body has `versions`)
 /// or an owner change (body has `maintainers`).
-pub async fn update_revision(app: &App, caller: &Caller, name: &PackageName, body: &Value) -> Result<()> {
+pub async fn update_revision(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    body: &Value,
+) -> Result<()> {
     if let Some(versions) = body.get("versions").and_then(Value::as_object) {
         let target = package_facts(app, Some(caller), name).await?;
         authorize(app, Some(caller), Action::Unpublish, Some(&target)).await?;
         let package = row(&target)?;
-        let contents =
-            app.store.package_contents(&package.name).await?.ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let removed: Vec<String> =
-            contents.versions.iter().filter(|v| !versions.contains_key(&v.version)).map(|v| v.version.clone()).collect();
+        let contents = app
+            .store
+            .package_contents(&package.name)
+            .await?
+            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let removed: Vec<String> = contents
+            .versions
+            .iter()
+            .filter(|v| !versions.contains_key(&v.version))
+            .map(|v| v.version.clone())
+            .collect();
         if removed.is_empty() {
             return Ok(());
         }
         if removed.len() == contents.versions.len() {
             return delete_package_inner(app, package).await;
         }
-        let remaining: Vec<&str> =
-            contents.versions.iter().map(|v| v.version.as_str()).filter(|v| !removed.iter().any(|r| r == v)).collect();
-        let mut tags: Vec<(String, String)> =
-            contents.tags.into_iter().filter(|(_, v)| remaining.contains(&v.as_str())).collect();
+        let remaining: Vec<&str> = contents
+            .versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .filter(|v| !removed.iter().any(|r| r == v))
+            .collect();
+        let mut tags: Vec<(String, String)> = contents
+            .tags
+            .into_iter()
+            .filter(|(_, v)| remaining.contains(&v.as_str()))
+            .collect();
         if !tags.iter().any(|(t, _)| t == "latest") {
             if let Some(best) = highest(&remaining) {
                 tags.push(("latest".into(), best));
             }
         }
-        app.store.remove_versions(package.id, &removed, &tags, app.now()).await?;
-        collect_blobs(app, contents.versions.iter().filter(|v| removed.contains(&v.version)).map(|v| v.blob_key.clone()))
-            .await;
+        app.store
+            .remove_versions(package.id, &removed, &tags, app.now())
+            .await?;
+        collect_blobs(
+            app,
+            contents
+                .versions
+                .iter()
+                .filter(|v| removed.contains(&v.version))
+                .map(|v| v.blob_key.clone()),
+        )
+        .await;
         return Ok(());
     }
     if let Some(maintainers) = body.get("maintainers").and_then(Value::as_array) {
@@ -203,15 +301,24 @@ pub async fn update_revision(app: &App, caller: &Caller, name: &PackageName, bod
             .collect();
         return set_owners(app, caller, name, &names).await;
     }
-    Err(Error::Invalid("body must carry versions (unpublish) or maintainers (owner change)".into()))
+    Err(Error::Invalid(
+        "body must carry versions (unpublish) or maintainers (owner change)".into(),
+    ))
 }
 
 /// The highest version, preferring releases over prereleases.
 fn highest(versions: &[&str]) -> Option<String> {
-    let mut parsed: Vec<nodejs_semver::Version> =
-        versions.iter().filter_map(|v| nodejs_semver::Version::parse(v).ok()).collect();
+    let mut parsed: Vec<nodejs_semver::Version> = versions
+        .iter()
+        .filter_map(|v| nodejs_semver::Version::parse(v).ok())
+        .collect();
     parsed.sort();
-    parsed.iter().rev().find(|v| !v.is_prerelease()).or(parsed.last()).map(ToString::to_string)
+    parsed
+        .iter()
+        .rev()
+        .find(|v| !v.is_prerelease())
+        .or(parsed.last())
+        .map(ToString::to_string)
 }
 
 /// Deletes a whole package.
@@ -242,7 +349,12 @@ async fn collect_blobs(app: &App, keys: impl Iterator<Item = String>) {
 }
 
 /// `DELETE /<tarball>/-rev/<rev>` after an unpublish: succeeds once the version is gone.
-pub async fn delete_tarball(app: &App, caller: &Caller, name: &PackageName, file: &str) -> Result<()> {
+pub async fn delete_tarball(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    file: &str,
+) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     if target.row.is_none() {
         return Ok(());
@@ -253,34 +365,58 @@ pub async fn delete_tarball(app: &App, caller: &Caller, name: &PackageName, file
         .and_then(|r| r.strip_prefix('-'))
         .and_then(|r| r.strip_suffix(".tgz"))
         .unwrap_or("");
-    if app.store.tarball_of(row(&target)?.id, version).await?.is_some() {
-        return Err(Error::Invalid("unpublish the version before deleting its tarball".into()));
+    if app
+        .store
+        .tarball_of(row(&target)?.id, version)
+        .await?
+        .is_some()
+    {
+        return Err(Error::Invalid(
+            "unpublish the version before deleting its tarball".into(),
+        ));
     }
     Ok(())
 }
 
 /// Maintainers of a readable package.
-pub async fn owners(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Vec<MaintainerRow>> {
+pub async fn owners(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<Vec<MaintainerRow>> {
     let target = readable(app, caller, name).await?;
     Ok(app.store.maintainers(row(&target)?.id).await?)
 }
 
 /// Replaces the maintainer list.
-pub async fn set_owners(app: &App, caller: &Caller, name: &PackageName, names: &[String]) -> Result<()> {
+pub async fn set_owners(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    names: &[String],
+) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     authorize(app, Some(caller), Action::ChangeOwners, Some(&target)).await?;
     let package = row(&target)?;
     if names.is_empty() {
-        return Err(Error::Invalid("a package needs at least one maintainer".into()));
+        return Err(Error::Invalid(
+            "a package needs at least one maintainer".into(),
+        ));
     }
     let mut ids = Vec::new();
     for n in names {
-        let user = app.store.user_by_name(n).await?.ok_or_else(|| Error::NotFound(format!("user {n} not found")))?;
+        let user = app
+            .store
+            .user_by_name(n)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("user {n} not found")))?;
         if !ids.contains(&user.id) {
             ids.push(user.id);
         }
     }
-    app.store.set_maintainers(package.id, &ids, app.now()).await?;
+    app.store
+        .set_maintainers(package.id, &ids, app.now())
+        .await?;
     Ok(())
 }
 
@@ -299,7 +435,12 @@ pub struct AccessChange {
 }
 
 /// Applies visibility and/or 2FA-policy changes.
-pub async fn change_access(app: &App, caller: &Caller, name: &PackageName, change: AccessChange) -> Result<()> {
+pub async fn change_access(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    change: AccessChange,
+) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     if let Some(access) = &change.access {
         authorize(app, Some(caller), Action::ChangeAccess, Some(&target)).await?;
@@ -311,19 +452,26 @@ pub async fn change_access(app: &App, caller: &Caller, name: &PackageName, chang
         if name.scope().is_none() && access == "restricted" {
             return Err(Error::Invalid("unscoped packages are always public".into()));
         }
-        app.store.set_access(row(&target)?.id, access, app.now()).await?;
+        app.store
+            .set_access(row(&target)?.id, access, app.now())
+            .await?;
     }
     if let Some(requires) = change.publish_requires_tfa {
         authorize(app, Some(caller), Action::ChangeMfaPolicy, Some(&target)).await?;
         let overrides = requires && change.automation_token_overrides_tfa.unwrap_or(false);
-        app.store.set_mfa_policy(row(&target)?.id, requires, overrides, app.now()).await?;
+        app.store
+            .set_mfa_policy(row(&target)?.id, requires, overrides, app.now())
+            .await?;
     }
     Ok(())
 }
 
 /// The publishing 2FA policy shown by `npm access get` and the website.
 pub fn mfa_label(package: &PackageRow) -> &'static str {
-    match (package.publish_requires_tfa != 0, package.automation_overrides_tfa != 0) {
+    match (
+        package.publish_requires_tfa != 0,
+        package.automation_overrides_tfa != 0,
+    ) {
         (false, _) => "none",
         (true, false) => "publish",
         (true, true) => "automation",
@@ -341,11 +489,27 @@ pub struct Hit {
 }
 
 /// Searches packages the caller may read.
-pub async fn search(app: &App, caller: Option<&Caller>, text: &str, from: i64, size: i64) -> Result<Vec<Hit>> {
+pub async fn search(
+    app: &App,
+    caller: Option<&Caller>,
+    text: &str,
+    from: i64,
+    size: i64,
+) -> Result<Vec<Hit>> {
     if caller.is_none() && !app.config.anonymous_read {
-        return Err(Error::Unauthenticated("authentication required; log in with `npm login`".into()));
+        return Err(Error::Unauthenticated(
+            "authentication required; log in with `npm login`".into(),
+        ));
     }
-    let rows = app.store.search_packages(text.trim(), caller.map(|c| c.user.id), from, size.clamp(1, 250)).await?;
+    let rows = app
+        .store
+        .search_packages(
+            text.trim(),
+            caller.map(|c| c.user.id),
+            from,
+            size.clamp(1, 250),
+        )
+        .await?;
     let mut hits = Vec::with_capacity(rows.len());
     for row in rows {
         // Defence in depth: every hit goes through the same read check as a download.
@@ -357,14 +521,26 @@ pub async fn search(app: &App, caller: Option<&Caller>, text: &str, from: i64, s
             continue;
         }
         let doc = packument(app, caller, &name).await.ok();
-        let full: Option<Value> = doc.as_ref().and_then(|d| serde_json::from_slice(&d.full).ok());
-        let latest = full.as_ref().and_then(|f| f["dist-tags"]["latest"].as_str().map(str::to_owned));
-        let manifest = latest.as_ref().and_then(|l| full.as_ref().map(|f| f["versions"][l].clone()));
+        let full: Option<Value> = doc
+            .as_ref()
+            .and_then(|d| serde_json::from_slice(&d.full).ok());
+        let latest = full
+            .as_ref()
+            .and_then(|f| f["dist-tags"]["latest"].as_str().map(str::to_owned));
+        let manifest = latest
+            .as_ref()
+            .and_then(|l| full.as_ref().map(|f| f["versions"][l].clone()));
         let publisher = manifest.as_ref().and_then(|m| {
-            Some((m["_npmUser"]["name"].as_str()?.to_owned(), m["_npmUser"]["email"].as_str().unwrap_or("").to_owned()))
+            Some((
+                m["_npmUser"]["name"].as_str()?.to_owned(),
+                m["_npmUser"]["email"].as_str().unwrap_or("").to_owned(),
+            ))
         });
         hits.push(Hit {
-            keywords: manifest.as_ref().map(|m| m["keywords"].clone()).unwrap_or(Value::Null),
+            keywords: manifest
+                .as_ref()
+                .map(|m| m["keywords"].clone())
+                .unwrap_or(Value::Null),
             maintainers: app.store.maintainers(row.id).await?,
             version: latest,
             publisher,
@@ -379,5 +555,8 @@ pub async fn recent(app: &App, caller: Option<&Caller>, limit: i64) -> Result<Ve
     if caller.is_none() && !app.config.anonymous_read {
         return Ok(Vec::new());
     }
-    Ok(app.store.recent_packages(caller.map(|c| c.user.id), limit).await?)
+    Ok(app
+        .store
+        .recent_packages(caller.map(|c| c.user.id), limit)
+        .await?)
 }

@@ -52,8 +52,13 @@ impl PackumentCache {
 /// The gzip encoding of a rendered document (compressed once per revision).
 pub fn gzip(body: &[u8]) -> Bytes {
     use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4 + 64), flate2::Compression::default());
-    encoder.write_all(body).expect("writing to a Vec cannot fail");
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(body)
+        .expect("writing to a Vec cannot fail");
     Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
 }
 
@@ -73,7 +78,9 @@ mod tests {
         let packed = super::gzip(&body);
         assert!(packed.len() < body.len());
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&packed[..]).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, body);
     }
 }

@@ -27,12 +27,21 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 /// Publishes the single version carried by a publish body.
-pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Value) -> Result<Published> {
-    let obj = body.as_object().ok_or_else(|| invalid("publish body must be a JSON object"))?;
+pub async fn publish(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    body: &Value,
+) -> Result<Published> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| invalid("publish body must be a JSON object"))?;
     for field in ["_id", "name"] {
         if let Some(v) = obj.get(field) {
             if v.as_str() != Some(name.as_str()) {
-                return Err(invalid(format!("{field} in the body does not match the URL ({name})")));
+                return Err(invalid(format!(
+                    "{field} in the body does not match the URL ({name})"
+                )));
             }
         }
     }
@@ -45,9 +54,13 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
     }
     let (version, manifest) = versions.iter().next().expect("one version");
     if !valid_version(version) {
-        return Err(invalid(format!("invalid version {version:?}: versions must be valid semver")));
+        return Err(invalid(format!(
+            "invalid version {version:?}: versions must be valid semver"
+        )));
     }
-    let manifest = manifest.as_object().ok_or_else(|| invalid("version manifest must be an object"))?;
+    let manifest = manifest
+        .as_object()
+        .ok_or_else(|| invalid("version manifest must be an object"))?;
     if manifest.get("name").and_then(Value::as_str) != Some(name.as_str()) {
         return Err(invalid("the manifest's name does not match the URL"));
     }
@@ -72,32 +85,46 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
         .map_err(|_| invalid("attachment data is not valid base64"))?;
     if let Some(len) = attachment.get("length").and_then(Value::as_u64) {
         if len != bytes.len() as u64 {
-            return Err(invalid(format!("attachment length {len} does not match its data ({} bytes)", bytes.len())));
+            return Err(invalid(format!(
+                "attachment length {len} does not match its data ({} bytes)",
+                bytes.len()
+            )));
         }
     }
     let digests = integrity::digest(&bytes);
     let dist = manifest.get("dist").and_then(Value::as_object);
-    let declared_integrity = dist.and_then(|d| d.get("integrity")).and_then(Value::as_str);
+    let declared_integrity = dist
+        .and_then(|d| d.get("integrity"))
+        .and_then(Value::as_str);
     let declared_shasum = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str);
     if declared_integrity.is_none() && declared_shasum.is_none() {
         return Err(invalid("dist.integrity or dist.shasum is required"));
     }
     if let Some(sri) = declared_integrity {
         if !integrity::matches_declared(sri, &digests) {
-            return Err(invalid("integrity mismatch: dist.integrity does not match the tarball"));
+            return Err(invalid(
+                "integrity mismatch: dist.integrity does not match the tarball",
+            ));
         }
     }
     if let Some(sum) = declared_shasum {
         if !sum.eq_ignore_ascii_case(&digests.shasum) {
-            return Err(invalid("integrity mismatch: dist.shasum does not match the tarball"));
+            return Err(invalid(
+                "integrity mismatch: dist.shasum does not match the tarball",
+            ));
         }
     }
     let facts = tarball::inspect(&bytes).map_err(invalid)?;
-    let inner = facts.manifest.as_ref().ok_or_else(|| invalid("the tarball has no package/package.json"))?;
+    let inner = facts
+        .manifest
+        .as_ref()
+        .ok_or_else(|| invalid("the tarball has no package/package.json"))?;
     if inner.get("name").and_then(Value::as_str) != Some(name.as_str())
         || inner.get("version").and_then(Value::as_str) != Some(version.as_str())
     {
-        return Err(invalid("the tarball's package.json name or version does not match the publish"));
+        return Err(invalid(
+            "the tarball's package.json name or version does not match the publish",
+        ));
     }
 
     let target = package_facts(app, Some(caller), name).await?;
@@ -105,7 +132,9 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
 
     let requested_access = obj.get("access").and_then(Value::as_str);
     let access_if_new = match (name.scope(), requested_access) {
-        (None, Some("restricted")) => return Err(invalid("unscoped packages cannot be restricted")),
+        (None, Some("restricted")) => {
+            return Err(invalid("unscoped packages cannot be restricted"));
+        }
         (None, _) => "public",
         (Some(_), Some("public")) => "public",
         (Some(_), _) => "restricted",
@@ -117,12 +146,17 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
     }
 
     let mut stored = manifest.clone();
-    let readme = stored.remove("readme").and_then(|r| r.as_str().map(str::to_owned));
+    let readme = stored
+        .remove("readme")
+        .and_then(|r| r.as_str().map(str::to_owned));
     for key in ["_attachments", "_rev", "_revisions", "access"] {
         stored.remove(key);
     }
     stored.insert("_id".into(), json!(format!("{name}@{version}")));
-    stored.insert("_npmUser".into(), json!({"name": caller.user.name, "email": caller.user.email}));
+    stored.insert(
+        "_npmUser".into(),
+        json!({"name": caller.user.name, "email": caller.user.email}),
+    );
     let mut dist = Map::new();
     dist.insert("integrity".into(), json!(digests.integrity));
     dist.insert("shasum".into(), json!(digests.shasum));
@@ -138,7 +172,10 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
     if facts.has_shrinkwrap {
         stored.insert("_hasShrinkwrap".into(), json!(true));
     }
-    let description = stored.get("description").and_then(Value::as_str).map(str::to_owned);
+    let description = stored
+        .get("description")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
 
     let mut tags: Vec<(String, String)> = obj
         .get("dist-tags")
@@ -156,7 +193,12 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
         }
     }
     let has_latest = match &target.row {
-        Some(row) => app.store.dist_tags_of(row.id).await?.iter().any(|(t, _)| t == "latest"),
+        Some(row) => app
+            .store
+            .dist_tags_of(row.id)
+            .await?
+            .iter()
+            .any(|(t, _)| t == "latest"),
         None => false,
     };
     if !has_latest && !tags.iter().any(|(t, _)| t == "latest") {
@@ -190,7 +232,10 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
         })
         .await?;
     match outcome {
-        PublishOutcome::Published { .. } => Ok(Published { name: name.to_string(), version: version.clone() }),
+        PublishOutcome::Published { .. } => Ok(Published {
+            name: name.to_string(),
+            version: version.clone(),
+        }),
         PublishOutcome::VersionExists => Err(version_exists(version)),
         PublishOutcome::NotMaintainer => Err(Error::Forbidden(format!(
             "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
@@ -202,5 +247,7 @@ pub async fn publish(app: &App, caller: &Caller, name: &PackageName, body: &Valu
 }
 
 fn version_exists(version: &str) -> Error {
-    Error::Forbidden(format!("You cannot publish over the previously published versions: {version}."))
+    Error::Forbidden(format!(
+        "You cannot publish over the previously published versions: {version}."
+    ))
 }

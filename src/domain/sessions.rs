@@ -26,7 +26,15 @@ pub struct Session {
 pub async fn create(app: &App, user_id: i64, pending_otp: bool) -> Result<String> {
     let id = random_base62(43);
     let csrf = random_base62(32);
-    app.store.insert_session(&keyed_hash(&app.keys.lookup, &id), user_id, &csrf, pending_otp, app.now()).await?;
+    app.store
+        .insert_session(
+            &keyed_hash(&app.keys.lookup, &id),
+            user_id,
+            &csrf,
+            pending_otp,
+            app.now(),
+        )
+        .await?;
     Ok(id)
 }
 
@@ -40,13 +48,17 @@ pub async fn load(app: &App, id: &str, ip: IpAddr) -> Result<Option<Session>> {
         return Ok(None);
     }
     let id_hash = hash_id(app, id);
-    let Some(row) = app.store.session(&id_hash).await? else { return Ok(None) };
+    let Some(row) = app.store.session(&id_hash).await? else {
+        return Ok(None);
+    };
     let now = app.now();
     if now - row.last_seen_at > IDLE_MS || now - row.created_at > ABSOLUTE_MS {
         app.store.delete_session(&id_hash).await?;
         return Ok(None);
     }
-    let Some(user) = app.store.user_by_id(row.user_id).await? else { return Ok(None) };
+    let Some(user) = app.store.user_by_id(row.user_id).await? else {
+        return Ok(None);
+    };
     if now - row.last_seen_at > 60_000 {
         app.store.touch_session(&id_hash, now).await?;
     }

@@ -55,20 +55,30 @@ pub struct Created {
 
 impl std::fmt::Debug for Created {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Created").field("plain", &self.plain).field("key", &self.row.key).finish()
+        f.debug_struct("Created")
+            .field("plain", &self.plain)
+            .field("key", &self.row.key)
+            .finish()
     }
 }
 
 /// Decides the type and limits a request asks for.
 pub fn classify(req: &CreateRequest) -> Result<(TokenKind, Option<Limits>)> {
-    for p in [&req.permission, &req.orgs_permission].into_iter().flatten() {
+    for p in [&req.permission, &req.orgs_permission]
+        .into_iter()
+        .flatten()
+    {
         if PackagePermission::parse(p).is_none() {
             return Err(Error::Invalid(format!(
                 "invalid permission {p:?}: use read-only, read-write or no-access"
             )));
         }
     }
-    let scopes: Vec<String> = req.scopes.iter().map(|s| s.trim_start_matches('@').to_owned()).collect();
+    let scopes: Vec<String> = req
+        .scopes
+        .iter()
+        .map(|s| s.trim_start_matches('@').to_owned())
+        .collect();
     for p in &req.packages {
         crate::npm::name::PackageName::parse(p).map_err(|e| Error::Invalid(e.to_string()))?;
     }
@@ -105,24 +115,37 @@ pub fn parse_cidr(entries: &[String]) -> Result<Option<CidrList>> {
 }
 
 /// Creates a token for `caller` after re-checking the password.
-pub async fn create(app: &App, caller: &Caller, req: CreateRequest, origin: &str) -> Result<Created> {
+pub async fn create(
+    app: &App,
+    caller: &Caller,
+    req: CreateRequest,
+    origin: &str,
+) -> Result<Created> {
     let cidr = parse_cidr(&req.cidr)?;
     let (kind, limits) = classify(&req)?;
     let expires_days = match req.expires_days {
         None | Some(0) => None,
         Some(d) if (1..=3650).contains(&d) => Some(d),
-        Some(d) => return Err(Error::Invalid(format!("invalid expiry {d}: use 1 to 3650 days"))),
+        Some(d) => {
+            return Err(Error::Invalid(format!(
+                "invalid expiry {d}: use 1 to 3650 days"
+            )));
+        }
     };
     if let Some(n) = &req.name {
         if n.chars().count() > 128 {
-            return Err(Error::Invalid("token name is longer than 128 characters".into()));
+            return Err(Error::Invalid(
+                "token name is longer than 128 characters".into(),
+            ));
         }
     }
     authorize(app, Some(caller), Action::CreateToken, None).await?;
     let password = req.password.as_deref().unwrap_or("");
     if !crate::auth::password::verify_password(password, &caller.user.password_hash) {
         app.metrics.auth_failure("bad_password");
-        return Err(Error::BadPassword("Incorrect password; no token was created.".into()));
+        return Err(Error::BadPassword(
+            "Incorrect password; no token was created.".into(),
+        ));
     }
     let now = app.now();
     let expires_at = expires_days.map(|d| now + d * 86_400_000);
@@ -144,7 +167,11 @@ pub async fn create(app: &App, caller: &Caller, req: CreateRequest, origin: &str
         app,
         caller.user.id,
         "token-created",
-        &format!("{} token {} created", kind.as_str(), created.row.display_prefix),
+        &format!(
+            "{} token {} created",
+            kind.as_str(),
+            created.row.display_prefix
+        ),
         Some(&caller.ip_text()),
     )
     .await;
@@ -165,8 +192,12 @@ pub struct Spec<'a> {
 /// Generates and stores a token (no policy checks: callers have done them).
 pub async fn insert(app: &App, user: &UserRow, spec: Spec<'_>) -> Result<Created> {
     let now = app.now();
-    let limits = spec.limits.map(|l| serde_json::to_string(l).expect("limits serialise"));
-    let cidr = spec.cidr.map(|c| serde_json::to_string(&c.to_strings()).expect("cidr serialises"));
+    let limits = spec
+        .limits
+        .map(|l| serde_json::to_string(l).expect("limits serialise"));
+    let cidr = spec
+        .cidr
+        .map(|c| serde_json::to_string(&c.to_strings()).expect("cidr serialises"));
     // The key must be unique in its first 8 characters; retry on the rare collision.
     for _ in 0..5 {
         let plain = PlainToken::generate();
@@ -191,22 +222,27 @@ pub async fn insert(app: &App, user: &UserRow, spec: Spec<'_>) -> Result<Created
         };
         match app.store.insert_token(&new).await {
             Ok(_) => {
-                let row = app
-                    .store
-                    .token_by_key(&key)
-                    .await?
-                    .ok_or_else(|| Error::Internal(anyhow::anyhow!("token vanished after insert")))?;
+                let row = app.store.token_by_key(&key).await?.ok_or_else(|| {
+                    Error::Internal(anyhow::anyhow!("token vanished after insert"))
+                })?;
                 return Ok(Created { plain, row });
             }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    Err(Error::Internal(anyhow::anyhow!("could not allocate a unique token key")))
+    Err(Error::Internal(anyhow::anyhow!(
+        "could not allocate a unique token key"
+    )))
 }
 
 /// Issues the publish-type token `npm login` receives, named after the client.
-pub async fn issue_login_token(app: &App, user: &UserRow, client: &str, ip: &str) -> Result<Created> {
+pub async fn issue_login_token(
+    app: &App,
+    user: &UserRow,
+    client: &str,
+    ip: &str,
+) -> Result<Created> {
     let days = app.config.login_token_days;
     let expires_at = (days > 0).then(|| app.now() + days * 86_400_000);
     let name = format!("Login from {}", client_name(client));
@@ -224,27 +260,49 @@ pub async fn issue_login_token(app: &App, user: &UserRow, client: &str, ip: &str
         },
     )
     .await?;
-    security_log::record(app, user.id, "login", &format!("signed in: {name}"), Some(ip)).await;
+    security_log::record(
+        app,
+        user.id,
+        "login",
+        &format!("signed in: {name}"),
+        Some(ip),
+    )
+    .await;
     Ok(created)
 }
 
 /// `npm/11.19.1 node/v20 linux x64 …` → `npm/11.19.1`.
 fn client_name(user_agent: &str) -> String {
-    let first = user_agent.split_whitespace().next().unwrap_or("unknown client");
+    let first = user_agent
+        .split_whitespace()
+        .next()
+        .unwrap_or("unknown client");
     first.chars().take(64).collect()
 }
 
 /// The caller's tokens, newest first.
-pub async fn list(app: &App, caller: &Caller, page: i64, per_page: i64) -> Result<(Vec<TokenRow>, i64)> {
+pub async fn list(
+    app: &App,
+    caller: &Caller,
+    page: i64,
+    per_page: i64,
+) -> Result<(Vec<TokenRow>, i64)> {
     authorize(app, Some(caller), Action::ListTokens, None).await?;
-    Ok(app.store.tokens_of_user(caller.user.id, false, page * per_page, per_page).await?)
+    Ok(app
+        .store
+        .tokens_of_user(caller.user.id, false, page * per_page, per_page)
+        .await?)
 }
 
 /// Finds one of `user`'s tokens by key or full value.
 async fn find_own(app: &App, user_id: i64, key_or_token: &str) -> Result<TokenRow> {
     let row = if key_or_token.starts_with(crate::auth::token::TOKEN_PREFIX) {
         match PlainToken::parse(key_or_token) {
-            Ok(t) => app.store.token_by_hash(t.hash(&app.keys.token_hash).as_bytes()).await?,
+            Ok(t) => {
+                app.store
+                    .token_by_hash(t.hash(&app.keys.token_hash).as_bytes())
+                    .await?
+            }
             Err(_) => None,
         }
     } else {
@@ -280,13 +338,20 @@ pub async fn logout(app: &App, caller: &Caller, token_text: &str) -> Result<()> 
         authorize(app, Some(caller), Action::RevokeToken, None).await?;
     }
     app.store.revoke_token(row.id, app.now()).await?;
-    security_log::record(app, caller.user.id, "logout", &format!("token {} logged out", row.display_prefix), Some(&caller.ip_text()))
-        .await;
+    security_log::record(
+        app,
+        caller.user.id,
+        "logout",
+        &format!("token {} logged out", row.display_prefix),
+        Some(&caller.ip_text()),
+    )
+    .await;
     Ok(())
 }
 
 /// The type shown for a token row.
 pub fn display_kind(row: &TokenRow) -> &'static str {
-    TokenKind::parse(&row.kind).unwrap_or(TokenKind::ReadOnly).as_str()
+    TokenKind::parse(&row.kind)
+        .unwrap_or(TokenKind::ReadOnly)
+        .as_str()
 }
-

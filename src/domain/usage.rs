@@ -34,7 +34,10 @@ impl UsageRecorder {
     pub fn start(store: Store) -> UsageRecorder {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(store, rx));
-        UsageRecorder { tx, recent: Mutex::new(HashMap::new()) }
+        UsageRecorder {
+            tx,
+            recent: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Notes that `row` was used from `ip` at `now`.
@@ -57,7 +60,11 @@ impl UsageRecorder {
             _ => None,
         };
         let _ = self.tx.send(Msg::Use(
-            TokenUse { token_id: row.id, at: now, ip },
+            TokenUse {
+                token_id: row.id,
+                at: now,
+                ip,
+            },
             row.user_id,
             new_address.map(|_| row.display_prefix.clone()),
         ));
@@ -109,7 +116,9 @@ async fn write(store: &Store, pending: &mut HashMap<i64, (TokenUse, i64, Option<
     for (u, user, new_addr) in batch {
         if let Some(prefix) = new_addr {
             let detail = format!("token {prefix}… used from a new address");
-            let _ = store.add_security_event(user, "token-new-address", &detail, Some(&u.ip), u.at).await;
+            let _ = store
+                .add_security_event(user, "token-new-address", &detail, Some(&u.ip), u.at)
+                .await;
         }
     }
 }

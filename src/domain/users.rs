@@ -13,7 +13,9 @@ pub fn validate_username(name: &str) -> Result<()> {
         && name.len() <= 64
         && !name.starts_with('.')
         && !name.starts_with('-')
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'));
+        && name.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        });
     if ok {
         Ok(())
     } else {
@@ -27,13 +29,21 @@ pub fn validate_username(name: &str) -> Result<()> {
 /// Checks an email address the way npm does.
 pub fn validate_email(email: &str) -> Result<()> {
     let ok = email.len() <= 254
-        && email.split_once('@').is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !d.starts_with('.'));
-    if ok { Ok(()) } else { Err(Error::Invalid(format!("invalid email address {email:?}"))) }
+        && email
+            .split_once('@')
+            .is_some_and(|(a, d)| !a.is_empty() && d.contains('.') && !d.starts_with('.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!("invalid email address {email:?}")))
+    }
 }
 
 fn validate_password(password: &str) -> Result<()> {
     if password.chars().count() < 8 {
-        return Err(Error::Invalid("password must be at least 8 characters".into()));
+        return Err(Error::Invalid(
+            "password must be at least 8 characters".into(),
+        ));
     }
     if password.len() > 1024 {
         return Err(Error::Invalid("password is too long".into()));
@@ -49,7 +59,9 @@ pub async fn create_user(app: &App, name: &str, email: &str, password: &str) -> 
     let hash = hash_password(password)?;
     match app.store.insert_user(name, email, &hash, app.now()).await {
         Ok(id) => Ok(app.store.user_by_id(id).await?.expect("just inserted")),
-        Err(crate::store::StoreError::Conflict) => Err(Error::Conflict(format!("user {name} already exists"))),
+        Err(crate::store::StoreError::Conflict) => {
+            Err(Error::Conflict(format!("user {name} already exists")))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -77,10 +89,15 @@ pub async fn password_login(app: &App, req: LoginRequest<'_>) -> Result<Created>
         }
         None => {
             let Some(email) = req.email else {
-                return Err(Error::Invalid(format!("There is no user with the username \"{}\".", req.name)));
+                return Err(Error::Invalid(format!(
+                    "There is no user with the username \"{}\".",
+                    req.name
+                )));
             };
             if !app.config.open_signup {
-                return Err(Error::Forbidden("Sign-up is closed on this registry; ask an administrator.".into()));
+                return Err(Error::Forbidden(
+                    "Sign-up is closed on this registry; ask an administrator.".into(),
+                ));
             }
             create_user(app, req.name, email, req.password).await?
         }
@@ -126,10 +143,27 @@ pub async fn update_profile(
             return Err(Error::BadPassword("Current password is incorrect.".into()));
         }
         validate_password(&new)?;
-        app.store.set_password_hash(caller.user.id, &hash_password(&new)?, now).await?;
-        app.store.delete_other_sessions(caller.user.id, keep_session).await?;
-        security_log::record(app, caller.user.id, "password-changed", "password changed; other sessions signed out", Some(&caller.ip_text())).await;
+        app.store
+            .set_password_hash(caller.user.id, &hash_password(&new)?, now)
+            .await?;
+        app.store
+            .delete_other_sessions(caller.user.id, keep_session)
+            .await?;
+        security_log::record(
+            app,
+            caller.user.id,
+            "password-changed",
+            "password changed; other sessions signed out",
+            Some(&caller.ip_text()),
+        )
+        .await;
     }
-    app.store.update_profile(caller.user.id, &update, now).await?;
-    Ok(app.store.user_by_id(caller.user.id).await?.expect("caller exists"))
+    app.store
+        .update_profile(caller.user.id, &update, now)
+        .await?;
+    Ok(app
+        .store
+        .user_by_id(caller.user.id)
+        .await?
+        .expect("caller exists"))
 }

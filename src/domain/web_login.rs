@@ -40,7 +40,11 @@ pub async fn start(app: &App, client: &str) -> Result<Started> {
 
 /// State of a login for its approval page.
 pub async fn pending(app: &App, id: &str) -> Result<Option<String>> {
-    match app.store.web_login_by_id(&keyed_hash(&app.keys.lookup, id)).await? {
+    match app
+        .store
+        .web_login_by_id(&keyed_hash(&app.keys.lookup, id))
+        .await?
+    {
         Some(row) if row.expires_at > app.now() && row.user_id.is_none() => {
             Ok(Some(row.client_name.unwrap_or_else(|| "npm".into())))
         }
@@ -59,7 +63,9 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<()> {
                 Err(Error::Conflict("this login was already approved".into()))
             }
         }
-        _ => Err(Error::NotFound("this login request expired or does not exist; run npm login again".into())),
+        _ => Err(Error::NotFound(
+            "this login request expired or does not exist; run npm login again".into(),
+        )),
     }
 }
 
@@ -79,11 +85,19 @@ pub async fn poll(app: &App, done: &str, ip: &str) -> Result<Poll> {
     if row.expires_at <= app.now() {
         return Err(Error::NotFound("login expired; run npm login again".into()));
     }
-    let Some(user_id) = row.user_id else { return Ok(Poll::Waiting) };
+    let Some(user_id) = row.user_id else {
+        return Ok(Poll::Waiting);
+    };
     if !app.store.consume_web_login(&hash).await? {
         return Err(Error::NotFound("login already used".into()));
     }
-    let user = app.store.user_by_id(user_id).await?.ok_or_else(|| Error::NotFound("user gone".into()))?;
+    let user = app
+        .store
+        .user_by_id(user_id)
+        .await?
+        .ok_or_else(|| Error::NotFound("user gone".into()))?;
     let client = row.client_name.unwrap_or_else(|| "npm".into());
-    Ok(Poll::Done(tokens::issue_login_token(app, &user, &format!("{client} (browser)"), ip).await?))
+    Ok(Poll::Done(
+        tokens::issue_login_token(app, &user, &format!("{client} (browser)"), ip).await?,
+    ))
 }

@@ -20,7 +20,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), www_authenticate: None, retry_after: None }
+        ApiError {
+            status,
+            message: message.into(),
+            www_authenticate: None,
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -60,7 +65,12 @@ impl From<Error> for ApiError {
             }
             other => other.to_string(),
         };
-        ApiError { status, message, www_authenticate: www, retry_after: retry }
+        ApiError {
+            status,
+            message,
+            www_authenticate: www,
+            retry_after: retry,
+        }
     }
 }
 

@@ -42,24 +42,38 @@ pub fn client_ip(app: &App, parts: &Parts) -> IpAddr {
         .filter_map(|s| s.parse::<IpAddr>().ok())
         .map(canonical)
         .collect::<Vec<_>>();
-    forwarded.into_iter().rev().find(|ip| !trusted(ip)).unwrap_or(peer)
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !trusted(ip))
+        .unwrap_or(peer)
 }
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(client_ip(app, parts)))
     }
 }
 
 fn otp_header(parts: &Parts) -> Option<String> {
-    parts.headers.get("npm-otp").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    parts
+        .headers
+        .get("npm-otp")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 async fn caller_from_parts(parts: &Parts, app: &AppState) -> Result<Option<Caller>, ApiError> {
     let ip = client_ip(app, parts);
-    let header = parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     let mut caller = domain::authenticate_header(app, header, ip).await?;
     if let Some(c) = caller.as_mut() {
         c.otp = otp_header(parts);
@@ -74,7 +88,10 @@ pub struct Auth(pub Option<Caller>);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Auth(caller_from_parts(parts, app).await?))
     }
 }
@@ -86,10 +103,16 @@ pub struct RequireAuth(pub Caller);
 impl FromRequestParts<AppState> for RequireAuth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         match caller_from_parts(parts, app).await? {
             Some(c) => Ok(RequireAuth(c)),
-            None => Err(domain::Error::Unauthenticated("authentication required; log in with `npm login`".into()).into()),
+            None => Err(domain::Error::Unauthenticated(
+                "authentication required; log in with `npm login`".into(),
+            )
+            .into()),
         }
     }
 }
@@ -102,8 +125,13 @@ pub struct LenientAuth(pub Option<Caller>);
 impl FromRequestParts<AppState> for LenientAuth {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
-        Ok(LenientAuth(caller_from_parts(parts, app).await.ok().flatten()))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(LenientAuth(
+            caller_from_parts(parts, app).await.ok().flatten(),
+        ))
     }
 }
 
@@ -150,14 +178,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
-            let status = e.status();
-            if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(status, "request body is larger than this registry accepts")
-            } else {
-                ApiError::bad_request(format!("could not read request body: {e}"))
-            }
-        })?;
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| {
+                let status = e.status();
+                if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(status, "request body is larger than this registry accepts")
+                } else {
+                    ApiError::bad_request(format!("could not read request body: {e}"))
+                }
+            })?;
         serde_json::from_slice(&bytes)
             .map(NpmJson)
             .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))

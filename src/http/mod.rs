@@ -39,9 +39,15 @@ pub fn router(app: AppState) -> Router {
         .route("/-/v1/login", post(users::start_web_login))
         .route("/-/v1/done/{id}", get(users::poll_web_login))
         .route("/-/v1/search", get(meta::search))
-        .route("/-/npm/v1/tokens", get(tokens::list_tokens).post(tokens::create_token))
+        .route(
+            "/-/npm/v1/tokens",
+            get(tokens::list_tokens).post(tokens::create_token),
+        )
         .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke_token))
-        .route("/-/npm/v1/user", get(profile::get_profile).post(profile::post_profile))
+        .route(
+            "/-/npm/v1/user",
+            get(profile::get_profile).post(profile::post_profile),
+        )
         .route("/-/npm/v1/security/advisories/bulk", post(meta::audit))
         .route("/-/npm/v1/security/audits/quick", post(meta::audit))
         .route("/-/package/{*rest}", any(meta::package_endpoint))
@@ -52,7 +58,8 @@ pub fn router(app: AppState) -> Router {
                 .delete(packages::delete_package_path)
                 .fallback(packages::other_method),
         );
-    let compress = SizeAbove::new(256).and(NotForContentType::const_new("application/octet-stream"));
+    let compress =
+        SizeAbove::new(256).and(NotForContentType::const_new("application/octet-stream"));
     Router::new()
         .merge(web::router(app.clone()))
         .merge(registry)
@@ -63,13 +70,19 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            panic_response,
+        ))
         .with_state(app)
 }
 
 fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
-    error::ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error").into_response_owned()
+    error::ApiError::new(
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal server error",
+    )
+    .into_response_owned()
 }
 
 impl error::ApiError {
@@ -106,9 +119,15 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let h = response.headers_mut();
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(
@@ -140,9 +159,18 @@ pub fn redact_path(path: &str) -> String {
 mod tests {
     #[test]
     fn secrets_in_paths_are_redacted() {
-        assert_eq!(super::redact_path("/-/user/token/tsr_abc"), "/-/user/token/<redacted>");
-        assert_eq!(super::redact_path("/-/npm/v1/tokens/token/tsr_x"), "/-/npm/v1/tokens/token/<redacted>");
-        assert_eq!(super::redact_path("/-/v1/done/abc"), "/-/v1/done/<redacted>");
+        assert_eq!(
+            super::redact_path("/-/user/token/tsr_abc"),
+            "/-/user/token/<redacted>"
+        );
+        assert_eq!(
+            super::redact_path("/-/npm/v1/tokens/token/tsr_x"),
+            "/-/npm/v1/tokens/token/<redacted>"
+        );
+        assert_eq!(
+            super::redact_path("/-/v1/done/abc"),
+            "/-/v1/done/<redacted>"
+        );
         assert_eq!(super::redact_path("/left-pad"), "/left-pad");
     }
 }

@@ -38,7 +38,9 @@ pub fn matches_declared(declared: &str, actual: &Digests) -> bool {
             }
             matched = true;
         } else if let Some(b64) = item.strip_prefix("sha1-") {
-            let Ok(raw) = STANDARD.decode(b64) else { return false };
+            let Ok(raw) = STANDARD.decode(b64) else {
+                return false;
+            };
             if hex::encode(raw) != actual.shasum {
                 return false;
             }

@@ -32,13 +32,19 @@ pub struct NameError {
 const RESERVED: &[&str] = &["node_modules", "favicon.ico"];
 
 fn url_safe(part: &str) -> bool {
-    part.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    part.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl PackageName {
     /// Validates `text` (already percent-decoded).
     pub fn parse(text: &str) -> Result<Self, NameError> {
-        let fail = |reason| Err(NameError { name: text.chars().take(240).collect(), reason });
+        let fail = |reason| {
+            Err(NameError {
+                name: text.chars().take(240).collect(),
+                reason,
+            })
+        };
         if text.is_empty() {
             return fail("name length must be greater than zero");
         }
@@ -74,7 +80,10 @@ impl PackageName {
         if !url_safe(bare) {
             return fail("name can only contain URL-friendly characters");
         }
-        Ok(PackageName { full: text.to_owned(), slash })
+        Ok(PackageName {
+            full: text.to_owned(),
+            slash,
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -125,14 +134,28 @@ mod tests {
         let scoped = PackageName::parse("@acme/widget").unwrap();
         assert_eq!(scoped.scope(), Some("acme"));
         assert_eq!(scoped.bare(), "widget");
-        assert_eq!(scoped.tarball_path("1.0.0"), "@acme/widget/-/widget-1.0.0.tgz");
+        assert_eq!(
+            scoped.tarball_path("1.0.0"),
+            "@acme/widget/-/widget-1.0.0.tgz"
+        );
     }
 
     #[test]
     fn rejects_bad_names() {
         for bad in [
-            "", "Caps", ".hidden", "_under", "a/b", "@acme", "@/x", "../etc", "a b", "node_modules",
-            "a%2fb", "@acme/../x", "x\u{0}",
+            "",
+            "Caps",
+            ".hidden",
+            "_under",
+            "a/b",
+            "@acme",
+            "@/x",
+            "../etc",
+            "a b",
+            "node_modules",
+            "a%2fb",
+            "@acme/../x",
+            "x\u{0}",
         ] {
             assert!(PackageName::parse(bad).is_err(), "{bad:?}");
         }

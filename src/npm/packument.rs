@@ -49,14 +49,20 @@ pub fn rev_string(name: &str, rev: i64) -> String {
 
 fn tarball_url(base: &str, name: &str, version: &str) -> String {
     let bare = name.rsplit('/').next().unwrap_or(name);
-    format!("{}/{name}/-/{bare}-{version}.tgz", base.trim_end_matches('/'))
+    format!(
+        "{}/{name}/-/{bare}-{version}.tgz",
+        base.trim_end_matches('/')
+    )
 }
 
 fn with_dist(base: &str, name: &str, v: &VersionDoc) -> Value {
     let mut m = v.manifest.clone();
     if let Some(obj) = m.as_object_mut() {
         if let Some(dist) = obj.get_mut("dist").and_then(Value::as_object_mut) {
-            dist.insert("tarball".into(), Value::String(tarball_url(base, name, &v.version)));
+            dist.insert(
+                "tarball".into(),
+                Value::String(tarball_url(base, name, &v.version)),
+            );
         }
         match &v.deprecated {
             Some(msg) => {
@@ -71,8 +77,13 @@ fn with_dist(base: &str, name: &str, v: &VersionDoc) -> Value {
 }
 
 fn latest<'a>(doc: &'a PackageDoc) -> Option<&'a VersionDoc> {
-    let tag = doc.dist_tags.iter().find(|(t, _)| t == "latest").map(|(_, v)| v);
-    tag.and_then(|v| doc.versions.iter().find(|d| &d.version == v)).or(doc.versions.last())
+    let tag = doc
+        .dist_tags
+        .iter()
+        .find(|(t, _)| t == "latest")
+        .map(|(_, v)| v);
+    tag.and_then(|v| doc.versions.iter().find(|d| &d.version == v))
+        .or(doc.versions.last())
 }
 
 /// The full document, with `_rev`, `time`, `maintainers` and the hoisted readme.
@@ -85,10 +96,16 @@ pub fn full(doc: &PackageDoc, base: &str) -> Value {
         versions.insert(v.version.clone(), with_dist(base, &doc.name, v));
         times.insert(v.version.clone(), iso_time(v.published_at_ms).into());
     }
-    let tags: Map<String, Value> =
-        doc.dist_tags.iter().map(|(t, v)| (t.clone(), Value::String(v.clone()))).collect();
-    let maintainers: Vec<Value> =
-        doc.maintainers.iter().map(|(n, e)| json!({"name": n, "email": e})).collect();
+    let tags: Map<String, Value> = doc
+        .dist_tags
+        .iter()
+        .map(|(t, v)| (t.clone(), Value::String(v.clone())))
+        .collect();
+    let maintainers: Vec<Value> = doc
+        .maintainers
+        .iter()
+        .map(|(n, e)| json!({"name": n, "email": e}))
+        .collect();
     let mut out = Map::new();
     out.insert("_id".into(), doc.name.clone().into());
     out.insert("_rev".into(), rev_string(&doc.name, doc.rev).into());
@@ -99,7 +116,15 @@ pub fn full(doc: &PackageDoc, base: &str) -> Value {
     out.insert("maintainers".into(), Value::Array(maintainers));
     out.insert("users".into(), json!({}));
     if let Some(l) = latest(doc) {
-        for key in ["description", "license", "keywords", "repository", "homepage", "bugs", "author"] {
+        for key in [
+            "description",
+            "license",
+            "keywords",
+            "repository",
+            "homepage",
+            "bugs",
+            "author",
+        ] {
             if let Some(value) = l.manifest.get(key) {
                 out.insert(key.into(), value.clone());
             }
@@ -114,10 +139,28 @@ pub fn full(doc: &PackageDoc, base: &str) -> Value {
 
 /// Fields of a version manifest kept in the abbreviated document.
 const ABBREVIATED_FIELDS: &[&str] = &[
-    "name", "version", "dependencies", "optionalDependencies", "devDependencies",
-    "bundleDependencies", "bundledDependencies", "peerDependencies", "peerDependenciesMeta",
-    "acceptDependencies", "bin", "directories", "dist", "engines", "_hasShrinkwrap",
-    "hasInstallScript", "funding", "os", "cpu", "libc", "license", "deprecated",
+    "name",
+    "version",
+    "dependencies",
+    "optionalDependencies",
+    "devDependencies",
+    "bundleDependencies",
+    "bundledDependencies",
+    "peerDependencies",
+    "peerDependenciesMeta",
+    "acceptDependencies",
+    "bin",
+    "directories",
+    "dist",
+    "engines",
+    "_hasShrinkwrap",
+    "hasInstallScript",
+    "funding",
+    "os",
+    "cpu",
+    "libc",
+    "license",
+    "deprecated",
 ];
 
 /// The abbreviated ("corgi") document used by installs.
@@ -135,8 +178,11 @@ pub fn abbreviated(doc: &PackageDoc, base: &str) -> Value {
         }
         versions.insert(v.version.clone(), Value::Object(slim));
     }
-    let tags: Map<String, Value> =
-        doc.dist_tags.iter().map(|(t, v)| (t.clone(), Value::String(v.clone()))).collect();
+    let tags: Map<String, Value> = doc
+        .dist_tags
+        .iter()
+        .map(|(t, v)| (t.clone(), Value::String(v.clone())))
+        .collect();
     json!({
         "name": doc.name,
         "modified": iso_time(doc.modified_ms),
@@ -180,7 +226,10 @@ mod tests {
     #[test]
     fn full_document_shape() {
         let d = full(&sample(), "http://h:1/");
-        assert_eq!(d["versions"]["1.0.0"]["dist"]["tarball"], "http://h:1/@acme/widget/-/widget-1.0.0.tgz");
+        assert_eq!(
+            d["versions"]["1.0.0"]["dist"]["tarball"],
+            "http://h:1/@acme/widget/-/widget-1.0.0.tgz"
+        );
         assert_eq!(d["time"]["modified"], "2023-11-14T22:13:20.123Z");
         assert_eq!(d["readme"], "# hi");
         assert_eq!(d["description"], "d");

@@ -18,10 +18,15 @@ pub fn inspect(bytes: &[u8]) -> Result<TarballFacts, String> {
     let gz = flate2::read::GzDecoder::new(bytes);
     let mut archive = tar::Archive::new(gz);
     let mut facts = TarballFacts::default();
-    let entries = archive.entries().map_err(|e| format!("not a gzipped tarball: {e}"))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("not a gzipped tarball: {e}"))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("corrupt tarball: {e}"))?;
-        let path = entry.path().map_err(|e| format!("corrupt tarball: {e}"))?.into_owned();
+        let path = entry
+            .path()
+            .map_err(|e| format!("corrupt tarball: {e}"))?
+            .into_owned();
         let size = entry.header().size().unwrap_or(0);
         facts.file_count += 1;
         facts.unpacked_size += size;
@@ -31,7 +36,9 @@ pub fn inspect(bytes: &[u8]) -> Result<TarballFacts, String> {
         match inner.as_ref() {
             "package.json" if size < 16 * 1024 * 1024 => {
                 let mut text = String::new();
-                entry.read_to_string(&mut text).map_err(|e| format!("bad package.json: {e}"))?;
+                entry
+                    .read_to_string(&mut text)
+                    .map_err(|e| format!("bad package.json: {e}"))?;
                 facts.manifest = serde_json::from_str(&text).ok();
             }
             "npm-shrinkwrap.json" => facts.has_shrinkwrap = true,

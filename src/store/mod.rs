@@ -41,7 +41,9 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Unavailable(e.to_string())
             }
             sqlx::Error::Database(db)
-                if db.code().is_some_and(|c| c.starts_with("57") || c.starts_with("08")) =>
+                if db
+                    .code()
+                    .is_some_and(|c| c.starts_with("57") || c.starts_with("08")) =>
             {
                 StoreError::Unavailable(e.to_string())
             }
@@ -96,15 +98,17 @@ pub(crate) trait BeginWrite {
     type Db: sqlx::Database;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
+    + Send;
 }
 
 impl BeginWrite for sqlx::SqlitePool {
     type Db = sqlx::Sqlite;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>> + Send
-    {
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>,
+    > + Send {
         self.begin_with("BEGIN IMMEDIATE")
     }
 }
@@ -113,8 +117,9 @@ impl BeginWrite for sqlx::PgPool {
     type Db = sqlx::Postgres;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>> + Send
-    {
+    ) -> impl std::future::Future<
+        Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>,
+    > + Send {
         self.begin()
     }
 }
@@ -139,7 +144,9 @@ impl Store {
                 .connect_with(options)
                 .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
-            Store { pool: Pool::Sqlite(pool) }
+            Store {
+                pool: Pool::Sqlite(pool),
+            }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -148,7 +155,9 @@ impl Store {
                 .connect_with(options)
                 .await?;
             POSTGRES_MIGRATIONS.run(&pool).await?;
-            Store { pool: Pool::Postgres(pool) }
+            Store {
+                pool: Pool::Postgres(pool),
+            }
         } else {
             anyhow::bail!("database URL must start with sqlite:// or postgres:// (got {url:?})");
         };
@@ -164,7 +173,10 @@ impl Store {
 
     /// Cheap reachability probe for readiness checks.
     pub async fn ping(&self) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("SELECT 1").execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 

@@ -18,6 +18,14 @@ pub struct PackageRow {
     pub modified_at: i64,
 }
 
+/// A package row with the caller's maintainer count.
+#[derive(sqlx::FromRow)]
+struct PackageUserRow {
+    #[sqlx(flatten)]
+    package: PackageRow,
+    maintains: i64,
+}
+
 /// A version row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionRow {
@@ -94,28 +102,58 @@ const PACKAGE_SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa,
 
 impl Store {
     pub async fn package_by_name(&self, name: &str) -> StoreResult<Option<PackageRow>> {
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, PackageRow>(PACKAGE_SQL)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, PackageRow>(
+            PACKAGE_SQL
+        )
+        .bind(name)
+        .fetch_optional(p)
+        .await)?)
+    }
+
+    /// The package row and whether `user_id` maintains it, in one indexed read (the
+    /// access check's hot path). Without a user, `false`.
+    pub async fn package_for_user(
+        &self,
+        name: &str,
+        user_id: Option<i64>,
+    ) -> StoreResult<Option<(PackageRow, bool)>> {
+        const SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
+            rev, description, created_at, modified_at, \
+            (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = packages.id AND m.user_id = $2) AS maintains \
+            FROM packages WHERE name = $1";
+        let row = on_pool!(self, |p| sqlx::query_as::<_, PackageUserRow>(SQL)
             .bind(name)
+            .bind(user_id)
             .fetch_optional(p)
-            .await)?)
+            .await)?;
+        Ok(row.map(|r| (r.package, r.maintains > 0)))
     }
 
     pub async fn is_maintainer(&self, package_id: i64, user_id: i64) -> StoreResult<bool> {
         const SQL: &str = "SELECT COUNT(*) FROM maintainers WHERE package_id = $1 AND user_id = $2";
-        let n: i64 =
-            on_pool!(self, |p| sqlx::query_scalar(SQL).bind(package_id).bind(user_id).fetch_one(p).await)?;
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(package_id)
+            .bind(user_id)
+            .fetch_one(p)
+            .await)?;
         Ok(n > 0)
     }
 
     pub async fn scope_owner(&self, scope: &str) -> StoreResult<Option<i64>> {
         const SQL: &str = "SELECT owner_id FROM scopes WHERE name = $1";
-        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL).bind(scope).fetch_optional(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(scope)
+            .fetch_optional(p)
+            .await)?)
     }
 
     pub async fn maintainers(&self, package_id: i64) -> StoreResult<Vec<MaintainerRow>> {
         const SQL: &str = "SELECT u.id AS user_id, u.name, u.email FROM maintainers m \
                            JOIN users u ON u.id = m.user_id WHERE m.package_id = $1 ORDER BY u.name";
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, MaintainerRow>(SQL).bind(package_id).fetch_all(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MaintainerRow>(SQL)
+            .bind(package_id)
+            .fetch_all(p)
+            .await)?)
     }
 
     /// Loads everything a packument is built from, in one read transaction so the
@@ -128,26 +166,48 @@ impl Store {
                            JOIN users u ON u.id = m.user_id WHERE m.package_id = $1 ORDER BY u.name";
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let Some(package) =
-                sqlx::query_as::<_, PackageRow>(PACKAGE_SQL).bind(name).fetch_optional(&mut *tx).await?
+            let Some(package) = sqlx::query_as::<_, PackageRow>(PACKAGE_SQL)
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?
             else {
                 return Ok(None);
             };
-            let versions =
-                sqlx::query_as::<_, VersionRow>(VERSIONS).bind(package.id).fetch_all(&mut *tx).await?;
-            let tags: Vec<(String, String)> =
-                sqlx::query_as(TAGS).bind(package.id).fetch_all(&mut *tx).await?;
-            let maintainers =
-                sqlx::query_as::<_, MaintainerRow>(MAINTAINERS).bind(package.id).fetch_all(&mut *tx).await?;
+            let versions = sqlx::query_as::<_, VersionRow>(VERSIONS)
+                .bind(package.id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let tags: Vec<(String, String)> = sqlx::query_as(TAGS)
+                .bind(package.id)
+                .fetch_all(&mut *tx)
+                .await?;
+            let maintainers = sqlx::query_as::<_, MaintainerRow>(MAINTAINERS)
+                .bind(package.id)
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
-            Ok(Some(PackageContents { package, versions, tags, maintainers }))
+            Ok(Some(PackageContents {
+                package,
+                versions,
+                tags,
+                maintainers,
+            }))
         })
     }
 
     /// The blob key and size of one version's tarball.
-    pub async fn tarball_of(&self, package_id: i64, version: &str) -> StoreResult<Option<(String, i64)>> {
-        const SQL: &str = "SELECT blob_key, size FROM versions WHERE package_id = $1 AND version = $2";
-        Ok(on_pool!(self, |p| sqlx::query_as(SQL).bind(package_id).bind(version).fetch_optional(p).await)?)
+    pub async fn tarball_of(
+        &self,
+        package_id: i64,
+        version: &str,
+    ) -> StoreResult<Option<(String, i64)>> {
+        const SQL: &str =
+            "SELECT blob_key, size FROM versions WHERE package_id = $1 AND version = $2";
+        Ok(on_pool!(self, |p| sqlx::query_as(SQL)
+            .bind(package_id)
+            .bind(version)
+            .fetch_optional(p)
+            .await)?)
     }
 
     /// Publishes one version atomically: package (created if new, with its first
@@ -161,7 +221,10 @@ impl Store {
     /// generator), each exactly as `publish_version` would. All or nothing: at the
     /// first version that is not published the transaction is rolled back and the
     /// outcomes so far, ending with that one, are returned.
-    pub async fn publish_versions(&self, versions: &[NewVersion<'_>]) -> StoreResult<Vec<PublishOutcome>> {
+    pub async fn publish_versions(
+        &self,
+        versions: &[NewVersion<'_>],
+    ) -> StoreResult<Vec<PublishOutcome>> {
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             let mut outcomes = Vec::with_capacity(versions.len());
@@ -197,10 +260,11 @@ impl Store {
                             .bind(v.user_id)
                             .execute(&mut *tx)
                             .await?;
-                        let owner: i64 = sqlx::query_scalar("SELECT owner_id FROM scopes WHERE name = $1")
-                            .bind(scope)
-                            .fetch_one(&mut *tx)
-                            .await?;
+                        let owner: i64 =
+                            sqlx::query_scalar("SELECT owner_id FROM scopes WHERE name = $1")
+                                .bind(scope)
+                                .fetch_one(&mut *tx)
+                                .await?;
                         if owner != v.user_id {
                             outcomes.push(PublishOutcome::ScopeTaken);
                             return Ok(outcomes);
@@ -256,7 +320,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                outcomes.push(PublishOutcome::Published { created_package: created });
+                outcomes.push(PublishOutcome::Published {
+                    created_package: created,
+                });
             }
             tx.commit().await?;
             Ok(outcomes)
@@ -266,17 +332,33 @@ impl Store {
     /// Bumps the package revision after a metadata change inside `tx`-less writes.
     async fn touch(&self, package_id: i64, now: i64) -> StoreResult<()> {
         const SQL: &str = "UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(package_id)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Sets `tag` to `version` (which must exist). False when the version is unknown.
-    pub async fn set_dist_tag(&self, package_id: i64, tag: &str, version: &str, now: i64) -> StoreResult<bool> {
+    pub async fn set_dist_tag(
+        &self,
+        package_id: i64,
+        tag: &str,
+        version: &str,
+        now: i64,
+    ) -> StoreResult<bool> {
         const SQL: &str = "INSERT INTO dist_tags (package_id, tag, version) \
             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM versions WHERE package_id = $1 AND version = $3) \
             ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version";
-        let done =
-            on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(tag).bind(version).execute(p).await.map(|r| r.rows_affected()))?;
+        let done = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(package_id)
+            .bind(tag)
+            .bind(version)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         if done == 0 {
             return Ok(false);
         }
@@ -286,7 +368,12 @@ impl Store {
 
     pub async fn remove_dist_tag(&self, package_id: i64, tag: &str, now: i64) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM dist_tags WHERE package_id = $1 AND tag = $2";
-        let done = on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(tag).execute(p).await.map(|r| r.rows_affected()))?;
+        let done = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(package_id)
+            .bind(tag)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         if done == 0 {
             return Ok(false);
         }
@@ -304,12 +391,14 @@ impl Store {
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             for (version, message) in changes {
-                sqlx::query("UPDATE versions SET deprecated = $3 WHERE package_id = $1 AND version = $2")
-                    .bind(package_id)
-                    .bind(version)
-                    .bind(message)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE versions SET deprecated = $3 WHERE package_id = $1 AND version = $2",
+                )
+                .bind(package_id)
+                .bind(version)
+                .bind(message)
+                .execute(&mut *tx)
+                .await?;
             }
             sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
                 .bind(package_id)
@@ -362,13 +451,24 @@ impl Store {
 
     /// Deletes a package with all its versions, tags and maintainers.
     pub async fn delete_package(&self, package_id: i64) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM packages WHERE id = $1").bind(package_id).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query("DELETE FROM packages WHERE id = $1")
+            .bind(package_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn set_access(&self, package_id: i64, access: &str, now: i64) -> StoreResult<()> {
-        const SQL: &str = "UPDATE packages SET access = $2, rev = rev + 1, modified_at = $3 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(package_id).bind(access).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        const SQL: &str =
+            "UPDATE packages SET access = $2, rev = rev + 1, modified_at = $3 WHERE id = $1";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(package_id)
+            .bind(access)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -387,14 +487,22 @@ impl Store {
             .bind(i64::from(automation_overrides))
             .bind(now)
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Replaces the maintainer set (owner add/rm). Refuses an empty set.
-    pub async fn set_maintainers(&self, package_id: i64, user_ids: &[i64], now: i64) -> StoreResult<()> {
+    pub async fn set_maintainers(
+        &self,
+        package_id: i64,
+        user_ids: &[i64],
+        now: i64,
+    ) -> StoreResult<()> {
         if user_ids.is_empty() {
-            return Err(StoreError::Other(anyhow::anyhow!("a package needs at least one maintainer")));
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a package needs at least one maintainer"
+            )));
         }
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
@@ -447,13 +555,18 @@ impl Store {
     /// Blob keys referenced by any version (for garbage collection).
     pub async fn referenced_blob_keys(&self) -> StoreResult<Vec<String>> {
         const SQL: &str = "SELECT DISTINCT blob_key FROM versions";
-        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL).fetch_all(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .fetch_all(p)
+            .await)?)
     }
 
     /// Whether any version refers to a blob.
     pub async fn blob_in_use(&self, key: &str) -> StoreResult<bool> {
         const SQL: &str = "SELECT COUNT(*) FROM versions WHERE blob_key = $1";
-        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL).bind(key).fetch_one(p).await)?;
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(key)
+            .fetch_one(p)
+            .await)?;
         Ok(n > 0)
     }
 
@@ -461,7 +574,10 @@ impl Store {
     pub async fn packages_of_user(&self, user_id: i64) -> StoreResult<Vec<String>> {
         const SQL: &str = "SELECT p.name FROM packages p JOIN maintainers m ON m.package_id = p.id \
                            WHERE m.user_id = $1 ORDER BY p.name";
-        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL).bind(user_id).fetch_all(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(user_id)
+            .fetch_all(p)
+            .await)?)
     }
 }
 
@@ -481,11 +597,18 @@ impl Store {
     /// The dist-tags of a package.
     pub async fn dist_tags_of(&self, package_id: i64) -> StoreResult<Vec<(String, String)>> {
         const SQL: &str = "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag";
-        Ok(on_pool!(self, |p| sqlx::query_as(SQL).bind(package_id).fetch_all(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as(SQL)
+            .bind(package_id)
+            .fetch_all(p)
+            .await)?)
     }
 
     /// Most recently changed packages (for the home page), visible to `viewer`.
-    pub async fn recent_packages(&self, viewer: Option<i64>, limit: i64) -> StoreResult<Vec<SearchRow>> {
+    pub async fn recent_packages(
+        &self,
+        viewer: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<SearchRow>> {
         const SQL: &str = "SELECT p.id, p.name, p.description, p.modified_at, p.access FROM packages p \
             WHERE (p.access = 'public' OR EXISTS (SELECT 1 FROM maintainers m WHERE m.package_id = p.id AND m.user_id = $1)) \
             AND EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id) \

@@ -22,8 +22,7 @@ impl Store {
         ip: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
-        const SQL: &str =
-            "INSERT INTO security_events (user_id, kind, detail, ip, created_at) VALUES ($1, $2, $3, $4, $5)";
+        const SQL: &str = "INSERT INTO security_events (user_id, kind, detail, ip, created_at) VALUES ($1, $2, $3, $4, $5)";
         on_pool!(self, |p| sqlx::query(SQL)
             .bind(user_id)
             .bind(kind)
@@ -31,23 +30,41 @@ impl Store {
             .bind(ip)
             .bind(now)
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
-    pub async fn security_events(&self, user_id: i64, limit: i64) -> StoreResult<Vec<SecurityEventRow>> {
+    pub async fn security_events(
+        &self,
+        user_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<SecurityEventRow>> {
         const SQL: &str = "SELECT id, kind, detail, ip, created_at FROM security_events WHERE user_id = $1 \
                            ORDER BY created_at DESC, id DESC LIMIT $2";
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, SecurityEventRow>(SQL)
-            .bind(user_id)
-            .bind(limit)
-            .fetch_all(p)
-            .await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, SecurityEventRow>(
+            SQL
+        )
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?)
     }
 
-    pub async fn record_otp_failure(&self, user_id: Option<i64>, ip: &str, now: i64) -> StoreResult<()> {
+    pub async fn record_otp_failure(
+        &self,
+        user_id: Option<i64>,
+        ip: &str,
+        now: i64,
+    ) -> StoreResult<()> {
         const SQL: &str = "INSERT INTO otp_failures (user_id, ip, created_at) VALUES ($1, $2, $3)";
-        on_pool!(self, |p| sqlx::query(SQL).bind(user_id).bind(ip).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(user_id)
+            .bind(ip)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -60,14 +77,19 @@ impl Store {
         since: i64,
     ) -> StoreResult<(i64, Option<i64>, i64, Option<i64>)> {
         const BY_USER: &str = "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE user_id = $1 AND created_at >= $2";
-        const BY_IP: &str = "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE ip = $1 AND created_at >= $2";
-        let (user_count, user_oldest): (i64, Option<i64>) = on_pool!(self, |p| sqlx::query_as(BY_USER)
-            .bind(user_id.unwrap_or(-1))
+        const BY_IP: &str =
+            "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE ip = $1 AND created_at >= $2";
+        let (user_count, user_oldest): (i64, Option<i64>) =
+            on_pool!(self, |p| sqlx::query_as(BY_USER)
+                .bind(user_id.unwrap_or(-1))
+                .bind(since)
+                .fetch_one(p)
+                .await)?;
+        let (ip_count, ip_oldest): (i64, Option<i64>) = on_pool!(self, |p| sqlx::query_as(BY_IP)
+            .bind(ip)
             .bind(since)
             .fetch_one(p)
             .await)?;
-        let (ip_count, ip_oldest): (i64, Option<i64>) =
-            on_pool!(self, |p| sqlx::query_as(BY_IP).bind(ip).bind(since).fetch_one(p).await)?;
         Ok((user_count, user_oldest, ip_count, ip_oldest))
     }
 
@@ -75,7 +97,12 @@ impl Store {
     /// (so the owner is not locked out by an attacker elsewhere for long).
     pub async fn clear_otp_failures(&self, user_id: i64, ip: &str) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM otp_failures WHERE user_id = $1 AND ip = $2";
-        on_pool!(self, |p| sqlx::query(SQL).bind(user_id).bind(ip).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(user_id)
+            .bind(ip)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

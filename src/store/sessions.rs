@@ -42,7 +42,8 @@ impl Store {
             .bind(i64::from(pending_otp))
             .bind(now)
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -57,19 +58,33 @@ impl Store {
 
     pub async fn touch_session(&self, id_hash: &[u8], now: i64) -> StoreResult<()> {
         const SQL: &str = "UPDATE sessions SET last_seen_at = $2 WHERE id_hash = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id_hash.to_vec())
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn complete_session_otp(&self, id_hash: &[u8]) -> StoreResult<()> {
         const SQL: &str = "UPDATE sessions SET pending_otp = 0 WHERE id_hash = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id_hash.to_vec())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn set_session_flash(&self, id_hash: &[u8], flash: Option<&str>) -> StoreResult<()> {
         const SQL: &str = "UPDATE sessions SET flash = $2 WHERE id_hash = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).bind(flash).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id_hash.to_vec())
+            .bind(flash)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -82,28 +97,43 @@ impl Store {
         .bind(id_hash.to_vec())
         .fetch_optional(p)
         .await)?;
-        let Some(Some(flash)) = current else { return Ok(None) };
+        let Some(Some(flash)) = current else {
+            return Ok(None);
+        };
         const CLEAR: &str = "UPDATE sessions SET flash = NULL WHERE id_hash = $1 AND flash = $2";
-        let done = on_pool!(self, |p| sqlx::query(CLEAR).bind(id_hash.to_vec()).bind(&flash).execute(p).await.map(|r| r.rows_affected()))?;
+        let done = on_pool!(self, |p| sqlx::query(CLEAR)
+            .bind(id_hash.to_vec())
+            .bind(&flash)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok((done == 1).then_some(flash))
     }
 
     pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(id_hash.to_vec())
-            .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(
+            "DELETE FROM sessions WHERE id_hash = $1"
+        )
+        .bind(id_hash.to_vec())
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Ends every session of a user except `keep` (after a password change).
-    pub async fn delete_other_sessions(&self, user_id: i64, keep: Option<&[u8]>) -> StoreResult<()> {
+    pub async fn delete_other_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&[u8]>,
+    ) -> StoreResult<()> {
         const SQL: &str = "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2";
         on_pool!(self, |p| sqlx::query(SQL)
             .bind(user_id)
             .bind(keep.map(<[u8]>::to_vec).unwrap_or_default())
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -124,7 +154,8 @@ impl Store {
             .bind(now)
             .bind(expires_at)
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -146,24 +177,36 @@ impl Store {
 
     /// Approves a pending browser login for `user_id`; false if unknown or already approved.
     pub async fn approve_web_login(&self, id_hash: &[u8], user_id: i64) -> StoreResult<bool> {
-        const SQL: &str = "UPDATE web_logins SET user_id = $2 WHERE id_hash = $1 AND user_id IS NULL";
-        let done =
-            on_pool!(self, |p| sqlx::query(SQL).bind(id_hash.to_vec()).bind(user_id).execute(p).await.map(|r| r.rows_affected()))?;
+        const SQL: &str =
+            "UPDATE web_logins SET user_id = $2 WHERE id_hash = $1 AND user_id IS NULL";
+        let done = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id_hash.to_vec())
+            .bind(user_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }
 
     /// Deletes an approved login by its done id; true exactly once (single use).
     pub async fn consume_web_login(&self, done_hash: &[u8]) -> StoreResult<bool> {
         const SQL: &str = "DELETE FROM web_logins WHERE done_hash = $1 AND user_id IS NOT NULL";
-        let done = on_pool!(self, |p| sqlx::query(SQL).bind(done_hash.to_vec()).execute(p).await.map(|r| r.rows_affected()))?;
+        let done = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(done_hash.to_vec())
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }
 
     pub async fn delete_expired_web_logins(&self, now: i64) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM web_logins WHERE expires_at < $1")
-            .bind(now)
-            .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(
+            "DELETE FROM web_logins WHERE expires_at < $1"
+        )
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

@@ -68,14 +68,20 @@ impl Store {
         const SQL: &str = "SELECT id, name, email, password_hash, fullname, homepage, twitter, github, \
             freenode, tfa_mode, tfa_pending, tfa_secret, tfa_last_step, created_at, updated_at \
             FROM users WHERE name = $1";
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, UserRow>(SQL).bind(name).fetch_optional(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, UserRow>(SQL)
+            .bind(name)
+            .fetch_optional(p)
+            .await)?)
     }
 
     pub async fn user_by_id(&self, id: i64) -> StoreResult<Option<UserRow>> {
         const SQL: &str = "SELECT id, name, email, password_hash, fullname, homepage, twitter, github, \
             freenode, tfa_mode, tfa_pending, tfa_secret, tfa_last_step, created_at, updated_at \
             FROM users WHERE id = $1";
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, UserRow>(SQL).bind(id).fetch_optional(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, UserRow>(SQL)
+            .bind(id)
+            .fetch_optional(p)
+            .await)?)
     }
 
     pub async fn update_profile(&self, id: i64, u: &ProfileUpdate, now: i64) -> StoreResult<()> {
@@ -106,13 +112,20 @@ impl Store {
             .bind(opt(&u.freenode))
             .bind(now)
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     pub async fn set_password_hash(&self, id: i64, hash: &str, now: i64) -> StoreResult<()> {
         const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(id).bind(hash).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id)
+            .bind(hash)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -134,7 +147,8 @@ impl Store {
             .bind(sealed_secret)
             .bind(now)
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -144,7 +158,12 @@ impl Store {
     pub async fn claim_totp_step(&self, id: i64, step: i64) -> StoreResult<bool> {
         const SQL: &str = "UPDATE users SET tfa_last_step = $2 \
                            WHERE id = $1 AND (tfa_last_step IS NULL OR tfa_last_step < $2)";
-        let done = on_pool!(self, |p| sqlx::query(SQL).bind(id).bind(step).execute(p).await.map(|r| r.rows_affected()))?;
+        let done = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id)
+            .bind(step)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }
 
@@ -169,7 +188,12 @@ impl Store {
     }
 
     /// Marks a recovery code used; true if it existed and was unused.
-    pub async fn consume_recovery_code(&self, id: i64, hash: &[u8; 32], now: i64) -> StoreResult<bool> {
+    pub async fn consume_recovery_code(
+        &self,
+        id: i64,
+        hash: &[u8; 32],
+        now: i64,
+    ) -> StoreResult<bool> {
         const SQL: &str = "UPDATE recovery_codes SET used_at = $3 \
                            WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
         let done = on_pool!(self, |p| sqlx::query(SQL)
@@ -177,12 +201,17 @@ impl Store {
             .bind(hash.to_vec())
             .bind(now)
             .execute(p)
-            .await.map(|r| r.rows_affected()))?;
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(done == 1)
     }
 
     pub async fn count_users(&self) -> StoreResult<i64> {
-        Ok(on_pool!(self, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(p).await)?)
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM users"
+        )
+        .fetch_one(p)
+        .await)?)
     }
 }
 
@@ -195,9 +224,15 @@ impl Store {
         sealed_secret: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
-        const SQL: &str =
-            "UPDATE users SET tfa_mode = $2, tfa_secret = COALESCE($3, tfa_secret), updated_at = $4 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL).bind(id).bind(mode).bind(sealed_secret).bind(now).execute(p).await.map(|r| r.rows_affected()))?;
+        const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_secret = COALESCE($3, tfa_secret), updated_at = $4 WHERE id = $1";
+        on_pool!(self, |p| sqlx::query(SQL)
+            .bind(id)
+            .bind(mode)
+            .bind(sealed_secret)
+            .bind(now)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }

@@ -28,13 +28,21 @@ pub async fn health() -> Response {
 pub async fn ready(State(app): State<AppState>) -> Response {
     let db = app.store.ping().await.is_ok();
     let blobs = app.blobs.ready().await;
-    let status = if db && blobs { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db && blobs {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     no_store(status, json!({"database": db, "blob_store": blobs}))
 }
 
 /// `GET /-/metrics`.
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], app.metrics.render()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+        .into_response()
 }
 
 /// `POST /-/npm/v1/security/advisories/bulk`: no advisory database; nothing found.
@@ -44,16 +52,27 @@ pub async fn audit() -> Response {
 
 /// Splits `/-/package/<name>/<rest…>` into a package name and the rest.
 fn split_package(uri: &Uri) -> Result<(PackageName, Vec<String>), ApiError> {
-    let path = uri.path().strip_prefix("/-/package/").ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    let path = uri
+        .path()
+        .strip_prefix("/-/package/")
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
     let segments: Vec<String> = path
         .split('/')
-        .map(|s| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned())
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
         .collect();
-    let (name, rest) = if segments[0].starts_with('@') && !segments[0].contains('/') && segments.len() > 1 {
-        (format!("{}/{}", segments[0], segments[1]), segments[2..].to_vec())
-    } else {
-        (segments[0].clone(), segments[1..].to_vec())
-    };
+    let (name, rest) =
+        if segments[0].starts_with('@') && !segments[0].contains('/') && segments.len() > 1 {
+            (
+                format!("{}/{}", segments[0], segments[1]),
+                segments[2..].to_vec(),
+            )
+        } else {
+            (segments[0].clone(), segments[1..].to_vec())
+        };
     let name = PackageName::parse(&name).map_err(|e| ApiError::bad_request(e.to_string()))?;
     Ok((name, rest))
 }
@@ -69,21 +88,31 @@ pub async fn package_endpoint(
     let (name, rest) = split_package(&uri)?;
     let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
     let json_body = || -> Result<Value, ApiError> {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))
     };
     let need = |c: &Option<crate::domain::Caller>| -> Result<crate::domain::Caller, ApiError> {
-        c.clone().ok_or_else(|| crate::domain::Error::Unauthenticated("authentication required".into()).into())
+        c.clone().ok_or_else(|| {
+            crate::domain::Error::Unauthenticated("authentication required".into()).into()
+        })
     };
     match (method.as_str(), rest.as_slice()) {
         ("GET", ["dist-tags"]) => {
             let tags = packages::dist_tags(&app, caller.as_ref(), &name).await?;
-            let map: Map<String, Value> = tags.into_iter().map(|(t, v)| (t, Value::String(v))).collect();
+            let map: Map<String, Value> = tags
+                .into_iter()
+                .map(|(t, v)| (t, Value::String(v)))
+                .collect();
             Ok(no_store(StatusCode::OK, Value::Object(map)))
         }
         ("PUT" | "POST", ["dist-tags", tag]) => {
             let version = match json_body()? {
                 Value::String(v) => v,
-                _ => return Err(ApiError::bad_request("the body must be a JSON string holding a version")),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "the body must be a JSON string holding a version",
+                    ));
+                }
             };
             packages::set_dist_tag(&app, &need(&caller)?, &name, tag, &version).await?;
             Ok(no_store(StatusCode::OK, json!({"ok": true})))
@@ -99,26 +128,43 @@ pub async fn package_endpoint(
         ("GET", ["access"]) => {
             let caller_ref = caller.as_ref();
             let public = packages::visibility(&app, caller_ref, &name).await?;
-            let row = app.store.package_by_name(name.as_str()).await.map_err(crate::domain::Error::from)?;
+            let row = app
+                .store
+                .package_by_name(name.as_str())
+                .await
+                .map_err(crate::domain::Error::from)?;
             let mfa = row.as_ref().map(packages::mfa_label).unwrap_or("none");
-            Ok(no_store(StatusCode::OK, json!({"public": public, "access": if public {"public"} else {"restricted"}, "mfa": mfa})))
+            Ok(no_store(
+                StatusCode::OK,
+                json!({"public": public, "access": if public {"public"} else {"restricted"}, "mfa": mfa}),
+            ))
         }
         ("POST" | "PUT", ["access"]) => {
             let body = json_body()?;
             let change = AccessChange {
-                access: body.get("access").and_then(Value::as_str).map(str::to_owned),
+                access: body
+                    .get("access")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 publish_requires_tfa: body.get("publish_requires_tfa").and_then(Value::as_bool),
-                automation_token_overrides_tfa: body.get("automation_token_overrides_tfa").and_then(Value::as_bool),
+                automation_token_overrides_tfa: body
+                    .get("automation_token_overrides_tfa")
+                    .and_then(Value::as_bool),
             };
             if change.access.is_none() && change.publish_requires_tfa.is_none() {
-                return Err(ApiError::bad_request("nothing to change: send access or publish_requires_tfa"));
+                return Err(ApiError::bad_request(
+                    "nothing to change: send access or publish_requires_tfa",
+                ));
             }
             packages::change_access(&app, &need(&caller)?, &name, change).await?;
             Ok(no_store(StatusCode::OK, json!({"ok": true})))
         }
         ("GET", ["collaborators"]) => {
             let owners = packages::owners(&app, caller.as_ref(), &name).await?;
-            let map: Map<String, Value> = owners.into_iter().map(|m| (m.name, json!("write"))).collect();
+            let map: Map<String, Value> = owners
+                .into_iter()
+                .map(|m| (m.name, json!("write")))
+                .collect();
             Ok(no_store(StatusCode::OK, Value::Object(map)))
         }
         _ => Err(ApiError::not_found("no such endpoint")),
@@ -126,12 +172,20 @@ pub async fn package_endpoint(
 }
 
 /// `GET /-/user/<name>/package` and `/-/org/<name>/package`: what `npm access list packages` reads.
-pub async fn user_packages(State(app): State<AppState>, RequireAuth(caller): RequireAuth, uri: Uri) -> ApiResult<Response> {
+pub async fn user_packages(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    uri: Uri,
+) -> ApiResult<Response> {
     let who = uri.path().split('/').nth(3).unwrap_or("");
     if who != caller.user.name {
         return Err(ApiError::not_found("no such user or organization"));
     }
-    let names = app.store.packages_of_user(caller.user.id).await.map_err(crate::domain::Error::from)?;
+    let names = app
+        .store
+        .packages_of_user(caller.user.id)
+        .await
+        .map_err(crate::domain::Error::from)?;
     let map: Map<String, Value> = names.into_iter().map(|n| (n, json!("write"))).collect();
     Ok(no_store(StatusCode::OK, Value::Object(map)))
 }
@@ -144,9 +198,20 @@ pub struct SearchQuery {
 }
 
 /// `GET /-/v1/search`.
-pub async fn search(State(app): State<AppState>, Auth(caller): Auth, Query(q): Query<SearchQuery>) -> ApiResult<Response> {
+pub async fn search(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    Query(q): Query<SearchQuery>,
+) -> ApiResult<Response> {
     let text = q.text.unwrap_or_default();
-    let hits = packages::search(&app, caller.as_ref(), &text, q.from.unwrap_or(0).max(0), q.size.unwrap_or(20)).await?;
+    let hits = packages::search(
+        &app,
+        caller.as_ref(),
+        &text,
+        q.from.unwrap_or(0).max(0),
+        q.size.unwrap_or(20),
+    )
+    .await?;
     let objects: Vec<Value> = hits
         .iter()
         .map(|h| {

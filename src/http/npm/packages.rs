@@ -39,7 +39,9 @@ pub fn parse_path(path: &str) -> Result<PackagePath, ApiError> {
     let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let first = decode(raw[0])?;
     let (full, rest) = if first.starts_with('@') && !first.contains('/') {
-        let second = raw.get(1).ok_or_else(|| ApiError::bad_request("scoped name must look like @scope/name"))?;
+        let second = raw
+            .get(1)
+            .ok_or_else(|| ApiError::bad_request("scoped name must look like @scope/name"))?;
         (format!("{first}/{}", decode(second)?), &raw[2..])
     } else {
         (first, &raw[1..])
@@ -51,7 +53,9 @@ pub fn parse_path(path: &str) -> Result<PackagePath, ApiError> {
         [] | [""] => PackagePath::Document(pkg),
         ["-rev", rev] => PackagePath::Revision(pkg, (*rev).to_owned()),
         ["-", file] => PackagePath::Tarball(pkg, (*file).to_owned()),
-        ["-", file, "-rev", rev] => PackagePath::TarballRevision(pkg, (*file).to_owned(), (*rev).to_owned()),
+        ["-", file, "-rev", rev] => {
+            PackagePath::TarballRevision(pkg, (*file).to_owned(), (*rev).to_owned())
+        }
         // Scoped tarball links written by old clients: /@s/n/-/@s/n-1.0.0.tgz
         ["-", scope, file] if scope.starts_with('@') => {
             let bare = file.to_string();
@@ -82,7 +86,9 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
             let mut parts = item.split(';');
             let coding = parts.next().unwrap_or("").trim();
             let q_zero = parts.any(|p| {
-                p.trim().strip_prefix("q=").is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+                p.trim()
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
             });
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
         })
@@ -98,18 +104,36 @@ fn etag_matches(headers: &HeaderMap, etags: &[&str]) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| etags.contains(&t.trim().trim_start_matches("W/"))))
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| etags.contains(&t.trim().trim_start_matches("W/")))
+        })
 }
 
 /// GET of a packument, with ETag/304 and revalidation so a new version is never hidden.
 /// Bodies are served as rendered and gzip-compressed once per revision; the
 /// compression layer passes them through because they already carry `content-encoding`.
-async fn get_packument(app: &AppState, caller: Option<&domain::Caller>, pkg: &PackageName, headers: &HeaderMap) -> ApiResult<Response> {
+async fn get_packument(
+    app: &AppState,
+    caller: Option<&domain::Caller>,
+    pkg: &PackageName,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
     let doc = packages::packument(app, caller, pkg).await?;
     let (body, gzipped, etag, content_type) = if wants_abbreviated(headers) {
-        (&doc.abbreviated, &doc.abbreviated_gzip, doc.abbreviated_etag.as_str(), "application/vnd.npm.install-v1+json")
+        (
+            &doc.abbreviated,
+            &doc.abbreviated_gzip,
+            doc.abbreviated_etag.as_str(),
+            "application/vnd.npm.install-v1+json",
+        )
     } else {
-        (&doc.full, &doc.full_gzip, doc.full_etag.as_str(), "application/json")
+        (
+            &doc.full,
+            &doc.full_gzip,
+            doc.full_etag.as_str(),
+            "application/json",
+        )
     };
     let gzip = accepts_gzip(headers);
     let etag_gzip = gzip_etag(etag);
@@ -122,7 +146,9 @@ async fn get_packument(app: &AppState, caller: Option<&domain::Caller>, pkg: &Pa
         builder = builder.status(StatusCode::NOT_MODIFIED);
         return Ok(builder.body(Body::empty()).expect("valid response"));
     }
-    builder = builder.status(StatusCode::OK).header(header::CONTENT_TYPE, content_type);
+    builder = builder
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, content_type);
     let body = if gzip {
         builder = builder.header(header::CONTENT_ENCODING, "gzip");
         gzipped.clone()
@@ -133,7 +159,8 @@ async fn get_packument(app: &AppState, caller: Option<&domain::Caller>, pkg: &Pa
 }
 
 fn httpdate(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let f = time::macros::format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
@@ -141,25 +168,45 @@ fn httpdate(ms: i64) -> String {
 }
 
 /// `GET` on any package URL.
-pub async fn get_package_path(State(app): State<AppState>, Auth(caller): Auth, uri: Uri, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn get_package_path(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    uri: Uri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     match parse_path(uri.path())? {
-        PackagePath::Document(pkg) | PackagePath::Revision(pkg, _) => get_packument(&app, caller.as_ref(), &pkg, &headers).await,
+        PackagePath::Document(pkg) | PackagePath::Revision(pkg, _) => {
+            get_packument(&app, caller.as_ref(), &pkg, &headers).await
+        }
         PackagePath::Tarball(pkg, file) => {
             let bytes = packages::tarball(&app, caller.as_ref(), &pkg, &file).await?;
             Ok(Response::builder()
                 .header(header::CONTENT_TYPE, "application/octet-stream")
-                .header(header::CACHE_CONTROL, "private, max-age=31536000, immutable")
+                .header(
+                    header::CACHE_CONTROL,
+                    "private, max-age=31536000, immutable",
+                )
                 .body(Body::from(bytes))
                 .expect("valid response"))
         }
         PackagePath::Version(pkg, spec) => {
             let doc = packages::packument(&app, caller.as_ref(), &pkg).await?;
-            let full: Value = serde_json::from_slice(&doc.full).map_err(|e| domain::Error::Internal(e.into()))?;
-            let version = full["dist-tags"][&spec].as_str().unwrap_or(&spec).to_owned();
-            let manifest = full["versions"].get(&version).cloned().ok_or_else(|| {
-                ApiError::not_found(format!("version not found: {spec}"))
-            })?;
-            Ok((StatusCode::OK, [(header::CACHE_CONTROL, "private, no-cache")], axum::Json(manifest)).into_response())
+            let full: Value =
+                serde_json::from_slice(&doc.full).map_err(|e| domain::Error::Internal(e.into()))?;
+            let version = full["dist-tags"][&spec]
+                .as_str()
+                .unwrap_or(&spec)
+                .to_owned();
+            let manifest = full["versions"]
+                .get(&version)
+                .cloned()
+                .ok_or_else(|| ApiError::not_found(format!("version not found: {spec}")))?;
+            Ok((
+                StatusCode::OK,
+                [(header::CACHE_CONTROL, "private, no-cache")],
+                axum::Json(manifest),
+            )
+                .into_response())
         }
         PackagePath::TarballRevision(..) => Err(ApiError::not_found("no such endpoint")),
     }
@@ -171,19 +218,34 @@ fn ok_body(extra: Value) -> Response {
         b.extend(e.clone());
     }
     let mut r = (StatusCode::OK, axum::Json(body)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 /// `PUT` on a package URL: publish, full-document update, star, unpublish-version or owners.
-pub async fn put_package_path(State(app): State<AppState>, Auth(caller): Auth, uri: Uri, NpmJson(body): NpmJson<Value>) -> ApiResult<Response> {
-    let caller = caller.ok_or_else(|| ApiError::from(domain::Error::Unauthenticated("You must be logged in to publish packages.".into())))?;
+pub async fn put_package_path(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    uri: Uri,
+    NpmJson(body): NpmJson<Value>,
+) -> ApiResult<Response> {
+    let caller = caller.ok_or_else(|| {
+        ApiError::from(domain::Error::Unauthenticated(
+            "You must be logged in to publish packages.".into(),
+        ))
+    })?;
     match parse_path(uri.path())? {
         PackagePath::Document(pkg) => {
-            let has_attachments = body.get("_attachments").and_then(Value::as_object).is_some_and(|a| !a.is_empty());
+            let has_attachments = body
+                .get("_attachments")
+                .and_then(Value::as_object)
+                .is_some_and(|a| !a.is_empty());
             if has_attachments {
                 let published = publish::publish(&app, &caller, &pkg, &body).await?;
-                Ok(ok_body(json!({"id": published.name, "version": published.version})))
+                Ok(ok_body(
+                    json!({"id": published.name, "version": published.version}),
+                ))
             } else if body.get("versions").is_some() || body.get("users").is_some() {
                 packages::update_document(&app, &caller, &pkg, &body).await?;
                 Ok(ok_body(json!({"id": pkg.as_str()})))
@@ -195,13 +257,24 @@ pub async fn put_package_path(State(app): State<AppState>, Auth(caller): Auth, u
             packages::update_revision(&app, &caller, &pkg, &body).await?;
             Ok(ok_body(json!({"id": pkg.as_str()})))
         }
-        _ => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "PUT is not supported here")),
+        _ => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "PUT is not supported here",
+        )),
     }
 }
 
 /// `DELETE` on a package URL: whole-package unpublish or a tarball after unpublish.
-pub async fn delete_package_path(State(app): State<AppState>, Auth(caller): Auth, uri: Uri) -> ApiResult<Response> {
-    let caller = caller.ok_or_else(|| ApiError::from(domain::Error::Unauthenticated("You must be logged in.".into())))?;
+pub async fn delete_package_path(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let caller = caller.ok_or_else(|| {
+        ApiError::from(domain::Error::Unauthenticated(
+            "You must be logged in.".into(),
+        ))
+    })?;
     match parse_path(uri.path())? {
         PackagePath::Revision(pkg, _) | PackagePath::Document(pkg) => {
             packages::delete_package(&app, &caller, &pkg).await?;
@@ -211,13 +284,19 @@ pub async fn delete_package_path(State(app): State<AppState>, Auth(caller): Auth
             packages::delete_tarball(&app, &caller, &pkg, &file).await?;
             Ok(ok_body(json!({})))
         }
-        PackagePath::Version(..) => Err(ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "DELETE is not supported here")),
+        PackagePath::Version(..) => Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "DELETE is not supported here",
+        )),
     }
 }
 
 /// Any other method on a package URL.
 pub async fn other_method(method: Method) -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{method} is not supported here"))
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not supported here"),
+    )
 }
 
 #[cfg(test)]
@@ -227,10 +306,22 @@ mod tests {
     #[test]
     fn parses_package_paths() {
         let n = |s| PackageName::parse(s).unwrap();
-        assert_eq!(parse_path("/left-pad").unwrap(), PackagePath::Document(n("left-pad")));
-        assert_eq!(parse_path("/@acme%2fwidget").unwrap(), PackagePath::Document(n("@acme/widget")));
-        assert_eq!(parse_path("/@acme%2Fwidget").unwrap(), PackagePath::Document(n("@acme/widget")));
-        assert_eq!(parse_path("/@acme/widget").unwrap(), PackagePath::Document(n("@acme/widget")));
+        assert_eq!(
+            parse_path("/left-pad").unwrap(),
+            PackagePath::Document(n("left-pad"))
+        );
+        assert_eq!(
+            parse_path("/@acme%2fwidget").unwrap(),
+            PackagePath::Document(n("@acme/widget"))
+        );
+        assert_eq!(
+            parse_path("/@acme%2Fwidget").unwrap(),
+            PackagePath::Document(n("@acme/widget"))
+        );
+        assert_eq!(
+            parse_path("/@acme/widget").unwrap(),
+            PackagePath::Document(n("@acme/widget"))
+        );
         assert_eq!(
             parse_path("/@acme/widget/-/widget-1.0.0.tgz").unwrap(),
             PackagePath::Tarball(n("@acme/widget"), "widget-1.0.0.tgz".into())
@@ -239,7 +330,10 @@ mod tests {
             parse_path("/x/-/x-1.0.0.tgz/-rev/3-abc").unwrap(),
             PackagePath::TarballRevision(n("x"), "x-1.0.0.tgz".into(), "3-abc".into())
         );
-        assert_eq!(parse_path("/x/-rev/1-a").unwrap(), PackagePath::Revision(n("x"), "1-a".into()));
+        assert_eq!(
+            parse_path("/x/-rev/1-a").unwrap(),
+            PackagePath::Revision(n("x"), "1-a".into())
+        );
         assert!(parse_path("/..%2fetc%2fpasswd").is_err());
         assert!(parse_path("/%2e%2e").is_err());
         assert!(parse_path("/@acme%2f..%2f..%2fx").is_err());

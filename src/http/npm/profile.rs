@@ -36,7 +36,10 @@ pub fn profile_view(user: &UserRow) -> Value {
 }
 
 /// `GET /-/npm/v1/user`.
-pub async fn get_profile(State(app): State<AppState>, RequireAuth(caller): RequireAuth) -> ApiResult<Response> {
+pub async fn get_profile(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+) -> ApiResult<Response> {
     let user = users::profile(&app, &caller).await?;
     Ok(no_store(StatusCode::OK, profile_view(&user)))
 }
@@ -52,10 +55,17 @@ fn text_field(body: &Value, key: &str) -> Option<Option<String>> {
 }
 
 /// `POST /-/npm/v1/user`.
-pub async fn post_profile(State(app): State<AppState>, RequireAuth(caller): RequireAuth, NpmJson(body): NpmJson<Value>) -> ApiResult<Response> {
+pub async fn post_profile(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    NpmJson(body): NpmJson<Value>,
+) -> ApiResult<Response> {
     match body.get("tfa") {
         Some(Value::Object(tfa)) => {
-            let mode = tfa.get("mode").and_then(Value::as_str).unwrap_or("auth-and-writes");
+            let mode = tfa
+                .get("mode")
+                .and_then(Value::as_str)
+                .unwrap_or("auth-and-writes");
             let password = tfa.get("password").and_then(Value::as_str).unwrap_or("");
             let out = match two_factor::change(&app, &caller, mode, password).await? {
                 TfaChange::Pending { otpauth_url, .. } => json!({"tfa": otpauth_url}),
@@ -69,7 +79,11 @@ pub async fn post_profile(State(app): State<AppState>, RequireAuth(caller): Requ
             let recovery = two_factor::confirm(&app, &caller, code).await?;
             return Ok(no_store(StatusCode::OK, json!({"tfa": recovery})));
         }
-        Some(_) => return Err(ApiError::bad_request("tfa must be an object or an array of one code")),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "tfa must be an object or an array of one code",
+            ));
+        }
         None => {}
     }
     let update = ProfileUpdate {
@@ -85,8 +99,16 @@ pub async fn post_profile(State(app): State<AppState>, RequireAuth(caller): Requ
     };
     let password = match body.get("password") {
         Some(p) => {
-            let old = p.get("old").and_then(Value::as_str).unwrap_or("").to_owned();
-            let new = p.get("new").and_then(Value::as_str).unwrap_or("").to_owned();
+            let old = p
+                .get("old")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let new = p
+                .get("new")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
             Some((old, new))
         }
         None => None,

@@ -54,12 +54,21 @@ pub struct PageQuery {
 }
 
 /// `GET /-/npm/v1/tokens`.
-pub async fn list_tokens(State(app): State<AppState>, RequireAuth(caller): RequireAuth, Query(q): Query<PageQuery>) -> ApiResult<Response> {
+pub async fn list_tokens(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    Query(q): Query<PageQuery>,
+) -> ApiResult<Response> {
     let page = q.page.unwrap_or(0).max(0);
     let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
     let (rows, total) = tokens::list(&app, &caller, page, per_page).await?;
-    let next = ((page + 1) * per_page < total)
-        .then(|| format!("{}/-/npm/v1/tokens?page={}&perPage={per_page}", app.public_url, page + 1));
+    let next = ((page + 1) * per_page < total).then(|| {
+        format!(
+            "{}/-/npm/v1/tokens?page={}&perPage={per_page}",
+            app.public_url,
+            page + 1
+        )
+    });
     Ok(no_store(
         StatusCode::OK,
         json!({"objects": rows.iter().map(token_view).collect::<Vec<_>>(), "total": total, "urls": {"next": next}}),
@@ -121,12 +130,18 @@ pub struct CreateBody {
 }
 
 /// `POST /-/npm/v1/tokens`.
-pub async fn create_token(State(app): State<AppState>, RequireAuth(caller): RequireAuth, NpmJson(body): NpmJson<CreateBody>) -> ApiResult<Response> {
+pub async fn create_token(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    NpmJson(body): NpmJson<CreateBody>,
+) -> ApiResult<Response> {
     let expires_days = match body.expires {
         None => None,
         Some(Days::Number(n)) => Some(n),
         Some(Days::Text(t)) => Some(t.trim().parse().map_err(|_| {
-            crate::http::error::ApiError::bad_request(format!("invalid expires {t:?}: a number of days"))
+            crate::http::error::ApiError::bad_request(format!(
+                "invalid expires {t:?}: a number of days"
+            ))
         })?),
     };
     let kind = body.kind.as_deref();
@@ -134,7 +149,9 @@ pub async fn create_token(State(app): State<AppState>, RequireAuth(caller): Requ
         name: body.name,
         description: body.description,
         password: body.password,
-        readonly: body.readonly.unwrap_or(false) || kind == Some("read-only") || kind == Some("readonly"),
+        readonly: body.readonly.unwrap_or(false)
+            || kind == Some("read-only")
+            || kind == Some("readonly"),
         automation: body.automation.unwrap_or(false) || kind == Some("automation"),
         packages: body.packages.into_vec(),
         scopes: body.scopes.into_vec(),
@@ -157,7 +174,11 @@ pub async fn create_token(State(app): State<AppState>, RequireAuth(caller): Requ
 }
 
 /// `DELETE /-/npm/v1/tokens/token/<key or token>`.
-pub async fn revoke_token(State(app): State<AppState>, RequireAuth(caller): RequireAuth, Path(key): Path<String>) -> ApiResult<Response> {
+pub async fn revoke_token(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    Path(key): Path<String>,
+) -> ApiResult<Response> {
     tokens::revoke(&app, &caller, &key).await?;
     Ok(no_store(StatusCode::OK, json!({"ok": true})))
 }

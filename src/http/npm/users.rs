@@ -15,12 +15,14 @@ use crate::http::extract::{AppState, ClientIp, LenientAuth, NpmJson, Otp, Requir
 /// Adds `cache-control: no-store` to an account or token response.
 pub fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
     let mut r = (status, Json(body)).into_response();
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 fn user_from_id(id: &str) -> Result<&str, ApiError> {
-    id.strip_prefix("org.couchdb.user:").ok_or_else(|| ApiError::not_found("no such user document"))
+    id.strip_prefix("org.couchdb.user:")
+        .ok_or_else(|| ApiError::not_found("no such user document"))
 }
 
 /// The CouchDB login/adduser body.
@@ -44,9 +46,14 @@ pub async fn put_user(
     let url_name = user_from_id(id)?;
     let name = body.name.as_deref().unwrap_or(url_name);
     if name != url_name {
-        return Err(ApiError::bad_request("the name in the body does not match the URL"));
+        return Err(ApiError::bad_request(
+            "the name in the body does not match the URL",
+        ));
     }
-    let password = body.password.as_deref().ok_or_else(|| ApiError::bad_request("password is required"))?;
+    let password = body
+        .password
+        .as_deref()
+        .ok_or_else(|| ApiError::bad_request("password is required"))?;
     let created = users::password_login(
         &app,
         users::LoginRequest {
@@ -86,25 +93,44 @@ pub async fn whoami(RequireAuth(caller): RequireAuth) -> Response {
 }
 
 /// `DELETE /-/user/token/<token>`: `npm logout`.
-pub async fn logout(State(app): State<AppState>, RequireAuth(caller): RequireAuth, Path(token): Path<String>) -> ApiResult<Response> {
+pub async fn logout(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    Path(token): Path<String>,
+) -> ApiResult<Response> {
     tokens::logout(&app, &caller, &token).await?;
     Ok(no_store(StatusCode::OK, json!({"ok": true})))
 }
 
 /// `POST /-/v1/login`: starts a browser login.
-pub async fn start_web_login(State(app): State<AppState>, LenientAuth(_): LenientAuth, UserAgent(agent): UserAgent) -> ApiResult<Response> {
+pub async fn start_web_login(
+    State(app): State<AppState>,
+    LenientAuth(_): LenientAuth,
+    UserAgent(agent): UserAgent,
+) -> ApiResult<Response> {
     let started = web_login::start(&app, agent.split_whitespace().next().unwrap_or("npm")).await?;
-    Ok(no_store(StatusCode::OK, json!({"loginUrl": started.login_url, "doneUrl": started.done_url})))
+    Ok(no_store(
+        StatusCode::OK,
+        json!({"loginUrl": started.login_url, "doneUrl": started.done_url}),
+    ))
 }
 
 /// `GET /-/v1/done/<id>`: 202 until approved, then the token once.
-pub async fn poll_web_login(State(app): State<AppState>, ClientIp(ip): ClientIp, Path(done): Path<String>) -> ApiResult<Response> {
+pub async fn poll_web_login(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
+    Path(done): Path<String>,
+) -> ApiResult<Response> {
     match web_login::poll(&app, &done, &ip.to_string()).await? {
         web_login::Poll::Waiting => {
             let mut r = no_store(StatusCode::ACCEPTED, json!({}));
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             Ok(r)
         }
-        web_login::Poll::Done(created) => Ok(no_store(StatusCode::OK, json!({"token": created.plain.expose()}))),
+        web_login::Poll::Done(created) => Ok(no_store(
+            StatusCode::OK,
+            json!({"token": created.plain.expose()}),
+        )),
     }
 }
