@@ -112,11 +112,12 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     // Packages, `batch` per transaction.
+    let tags = vec![("latest".to_owned(), "1.0.0".to_owned())];
     let started = Instant::now();
     let mut done = 0;
     while done < args.packages {
         let end = (done + args.batch).min(args.packages);
-        let rows: Vec<(String, String, Vec<(String, String)>)> = (done..end)
+        let rows: Vec<(String, String)> = (done..end)
             .map(|i| {
                 let name = format!("scale-pkg-{i:06}");
                 let manifest = serde_json::json!({
@@ -125,13 +126,13 @@ async fn main() -> anyhow::Result<()> {
                     "dist": {"integrity": digests.integrity, "shasum": digests.shasum, "fileCount": 1, "unpackedSize": tarball.len()},
                 })
                 .to_string();
-                (name, manifest, vec![("latest".to_owned(), "1.0.0".to_owned())])
+                (name, manifest)
             })
             .collect();
         let versions: Vec<NewVersion<'_>> = rows
             .iter()
             .enumerate()
-            .map(|(k, (name, manifest, tags))| NewVersion {
+            .map(|(k, (name, manifest))| NewVersion {
                 name,
                 scope: None,
                 access_if_new: "public",
@@ -145,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
                 integrity: &digests.integrity,
                 shasum: &digests.shasum,
                 user_id: user_ids[(done + k) % user_ids.len()],
-                tags,
+                tags: &tags,
                 now,
             })
             .collect();

@@ -175,8 +175,8 @@ async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<10} {:<24} {:<10} {:<16} {:<20} {:<16} {:<16} {}",
-        "ID", "NAME", "TYPE", "TOKEN", "CIDR", "CREATED", "EXPIRES", "LAST USED"
+        "{:<10} {:<24} {:<10} {:<16} {:<20} {:<16} {:<16} LAST USED",
+        "ID", "NAME", "TYPE", "TOKEN", "CIDR", "CREATED", "EXPIRES"
     );
     for t in &tokens {
         let cidr = t["cidr_whitelist"]

@@ -41,12 +41,12 @@ pub fn admit(row: &TokenRow, ip: IpAddr, now: i64) -> Result<()> {
     if row.expires_at.is_some_and(|t| t <= now) {
         return Err(Error::Unauthenticated("This token has expired.".into()));
     }
-    if let Some(list) = cidr_of(row) {
-        if !list.contains(ip) {
-            return Err(Error::IpNotAllowed(
-                crate::auth::cidr::canonical(ip).to_string(),
-            ));
-        }
+    if let Some(list) = cidr_of(row)
+        && !list.contains(ip)
+    {
+        return Err(Error::IpNotAllowed(
+            crate::auth::cidr::canonical(ip).to_string(),
+        ));
     }
     Ok(())
 }

@@ -275,10 +275,10 @@ pub async fn update_revision(
             .into_iter()
             .filter(|(_, v)| remaining.contains(&v.as_str()))
             .collect();
-        if !tags.iter().any(|(t, _)| t == "latest") {
-            if let Some(best) = highest(&remaining) {
-                tags.push(("latest".into(), best));
-            }
+        if !tags.iter().any(|(t, _)| t == "latest")
+            && let Some(best) = highest(&remaining)
+        {
+            tags.push(("latest".into(), best));
         }
         app.store
             .remove_versions(package.id, &removed, &tags, app.now())
@@ -340,10 +340,10 @@ async fn delete_package_inner(app: &App, package: &PackageRow) -> Result<()> {
 /// Deletes blobs no version refers to any more (best effort; `tessera gc` sweeps the rest).
 async fn collect_blobs(app: &App, keys: impl Iterator<Item = String>) {
     for key in keys {
-        if let Ok(false) = app.store.blob_in_use(&key).await {
-            if let Err(e) = app.blobs.delete(&key).await {
-                tracing::warn!(key, error = %e, "could not delete unreferenced blob");
-            }
+        if let Ok(false) = app.store.blob_in_use(&key).await
+            && let Err(e) = app.blobs.delete(&key).await
+        {
+            tracing::warn!(key, error = %e, "could not delete unreferenced blob");
         }
     }
 }

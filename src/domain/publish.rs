@@ -37,12 +37,12 @@ pub async fn publish(
         .as_object()
         .ok_or_else(|| invalid("publish body must be a JSON object"))?;
     for field in ["_id", "name"] {
-        if let Some(v) = obj.get(field) {
-            if v.as_str() != Some(name.as_str()) {
-                return Err(invalid(format!(
-                    "{field} in the body does not match the URL ({name})"
-                )));
-            }
+        if let Some(v) = obj.get(field)
+            && v.as_str() != Some(name.as_str())
+        {
+            return Err(invalid(format!(
+                "{field} in the body does not match the URL ({name})"
+            )));
         }
     }
     let versions = obj
@@ -83,13 +83,13 @@ pub async fn publish(
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data)
         .map_err(|_| invalid("attachment data is not valid base64"))?;
-    if let Some(len) = attachment.get("length").and_then(Value::as_u64) {
-        if len != bytes.len() as u64 {
-            return Err(invalid(format!(
-                "attachment length {len} does not match its data ({} bytes)",
-                bytes.len()
-            )));
-        }
+    if let Some(len) = attachment.get("length").and_then(Value::as_u64)
+        && len != bytes.len() as u64
+    {
+        return Err(invalid(format!(
+            "attachment length {len} does not match its data ({} bytes)",
+            bytes.len()
+        )));
     }
     let digests = integrity::digest(&bytes);
     let dist = manifest.get("dist").and_then(Value::as_object);
@@ -100,19 +100,19 @@ pub async fn publish(
     if declared_integrity.is_none() && declared_shasum.is_none() {
         return Err(invalid("dist.integrity or dist.shasum is required"));
     }
-    if let Some(sri) = declared_integrity {
-        if !integrity::matches_declared(sri, &digests) {
-            return Err(invalid(
-                "integrity mismatch: dist.integrity does not match the tarball",
-            ));
-        }
+    if let Some(sri) = declared_integrity
+        && !integrity::matches_declared(sri, &digests)
+    {
+        return Err(invalid(
+            "integrity mismatch: dist.integrity does not match the tarball",
+        ));
     }
-    if let Some(sum) = declared_shasum {
-        if !sum.eq_ignore_ascii_case(&digests.shasum) {
-            return Err(invalid(
-                "integrity mismatch: dist.shasum does not match the tarball",
-            ));
-        }
+    if let Some(sum) = declared_shasum
+        && !sum.eq_ignore_ascii_case(&digests.shasum)
+    {
+        return Err(invalid(
+            "integrity mismatch: dist.shasum does not match the tarball",
+        ));
     }
     let facts = tarball::inspect(&bytes).map_err(invalid)?;
     let inner = facts
@@ -139,10 +139,10 @@ pub async fn publish(
         (Some(_), Some("public")) => "public",
         (Some(_), _) => "restricted",
     };
-    if let Some(row) = &target.row {
-        if app.store.tarball_of(row.id, version).await?.is_some() {
-            return Err(version_exists(version));
-        }
+    if let Some(row) = &target.row
+        && app.store.tarball_of(row.id, version).await?.is_some()
+    {
+        return Err(version_exists(version));
     }
 
     let mut stored = manifest.clone();

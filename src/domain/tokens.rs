@@ -132,12 +132,12 @@ pub async fn create(
             )));
         }
     };
-    if let Some(n) = &req.name {
-        if n.chars().count() > 128 {
-            return Err(Error::Invalid(
-                "token name is longer than 128 characters".into(),
-            ));
-        }
+    if let Some(n) = &req.name
+        && n.chars().count() > 128
+    {
+        return Err(Error::Invalid(
+            "token name is longer than 128 characters".into(),
+        ));
     }
     authorize(app, Some(caller), Action::CreateToken, None).await?;
     let password = req.password.as_deref().unwrap_or("");

@@ -45,10 +45,11 @@ impl UsageRecorder {
         let ip = crate::auth::cidr::canonical(ip).to_string();
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((at, last_ip)) = recent.get(&row.id) {
-                if *last_ip == ip && now - at < THROTTLE_MS {
-                    return;
-                }
+            if let Some((at, last_ip)) = recent.get(&row.id)
+                && *last_ip == ip
+                && now - at < THROTTLE_MS
+            {
+                return;
             }
             if recent.len() > 100_000 {
                 recent.clear();

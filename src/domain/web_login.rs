@@ -73,7 +73,7 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<()> {
 #[derive(Debug)]
 pub enum Poll {
     Waiting,
-    Done(tokens::Created),
+    Done(Box<tokens::Created>),
 }
 
 /// Polls: waiting, or (exactly once) the new token.
@@ -97,7 +97,7 @@ pub async fn poll(app: &App, done: &str, ip: &str) -> Result<Poll> {
         .await?
         .ok_or_else(|| Error::NotFound("user gone".into()))?;
     let client = row.client_name.unwrap_or_else(|| "npm".into());
-    Ok(Poll::Done(
+    Ok(Poll::Done(Box::new(
         tokens::issue_login_token(app, &user, &format!("{client} (browser)"), ip).await?,
-    ))
+    )))
 }

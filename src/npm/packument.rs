@@ -76,7 +76,7 @@ fn with_dist(base: &str, name: &str, v: &VersionDoc) -> Value {
     m
 }
 
-fn latest<'a>(doc: &'a PackageDoc) -> Option<&'a VersionDoc> {
+fn latest(doc: &PackageDoc) -> Option<&VersionDoc> {
     let tag = doc
         .dist_tags
         .iter()
