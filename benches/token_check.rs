@@ -1,1 +1,203 @@
-fn main() {}
+//! Micro-benchmarks of the authentication hot path:
+//!
+//! - `token/parse_and_hash`: format + checksum check and the keyed hash (no I/O);
+//! - `access/decide/*`: the pure access decision for a few type × action cases;
+//! - `token/authenticate_sqlite`: a full bearer-token check against a real SQLite
+//!   store (hash, indexed lookup, admission, user load).
+//!
+//! `cargo bench --bench token_check`. Set `TESSERA_BENCH_DATA_DIR` to a data dir
+//! written by `cargo run --release --example scale_gen` to run the store check
+//! against a large store (a user `bench-micro` and its token are added to it).
+
+use std::hint::black_box;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use tessera::app::App;
+use tessera::auth::token::{PlainToken, TokenHashKey};
+use tessera::clock::SystemClock;
+use tessera::config::Config;
+use tessera::domain::access::{
+    Action, Credential, Limits, PackageFacts, Principal, TfaMode, TokenKind, decide,
+};
+use tessera::domain::auth::authenticate_token;
+use tessera::domain::tokens::{self, Spec};
+use tessera::domain::users::create_user;
+use tessera::npm::name::PackageName;
+
+fn parse_and_hash(c: &mut Criterion) {
+    let key = TokenHashKey([7; 32]);
+    let token = PlainToken::generate().expose().to_owned();
+    c.bench_function("token/parse_and_hash", |b| {
+        b.iter(|| {
+            let t = PlainToken::parse(black_box(&token)).expect("valid token");
+            black_box(t.hash(&key))
+        })
+    });
+    c.bench_function("token/parse_rejects_bad_checksum", |b| {
+        let mut bad = token.clone().into_bytes();
+        bad[10] = if bad[10] == b'a' { b'b' } else { b'a' };
+        let bad = String::from_utf8(bad).expect("ascii");
+        b.iter(|| black_box(PlainToken::parse(black_box(&bad)).is_err()))
+    });
+}
+
+fn access_decisions(c: &mut Criterion) {
+    let name = PackageName::parse("@acme/widget").expect("valid name");
+    let token = |kind, limits| Principal {
+        credential: Credential::Token { kind, limits },
+        tfa: TfaMode::Off,
+    };
+    let publish = token(TokenKind::Publish, None);
+    let read_only = token(TokenKind::ReadOnly, None);
+    let granular = token(
+        TokenKind::Publish,
+        Some(Limits {
+            packages: vec!["@acme/other".into()],
+            scopes: vec!["acme".into()],
+            permission: Some("read-write".into()),
+            ..Limits::default()
+        }),
+    );
+    let automation = Principal {
+        credential: Credential::Token {
+            kind: TokenKind::Automation,
+            limits: None,
+        },
+        tfa: TfaMode::AuthAndWrites,
+    };
+    let public = PackageFacts {
+        exists: true,
+        public: true,
+        ..PackageFacts::default()
+    };
+    let owned = PackageFacts {
+        exists: true,
+        public: false,
+        is_maintainer: true,
+        ..PackageFacts::default()
+    };
+    let cases: [(&str, Option<&Principal>, Action, &PackageFacts); 6] = [
+        ("read_public_anonymous", None, Action::ReadPackage, &public),
+        (
+            "read_public_publish_token",
+            Some(&publish),
+            Action::ReadPackage,
+            &public,
+        ),
+        (
+            "publish_owned_publish_token",
+            Some(&publish),
+            Action::Publish,
+            &owned,
+        ),
+        (
+            "publish_owned_read_only_denied",
+            Some(&read_only),
+            Action::Publish,
+            &owned,
+        ),
+        (
+            "publish_owned_granular_scope",
+            Some(&granular),
+            Action::Publish,
+            &owned,
+        ),
+        (
+            "publish_owned_automation_2fa",
+            Some(&automation),
+            Action::Publish,
+            &owned,
+        ),
+    ];
+    let mut group = c.benchmark_group("access/decide");
+    for (label, who, action, facts) in cases {
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                black_box(decide(
+                    black_box(who),
+                    black_box(action),
+                    Some((&name, facts)),
+                    true,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn authenticate_against_sqlite(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let temp = tempfile::tempdir().expect("temp dir");
+    let dir = std::env::var_os("TESSERA_BENCH_DATA_DIR").map(std::path::PathBuf::from);
+    let data_dir = dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    let (app, token) = runtime.block_on(async {
+        let app = App::open(
+            Config::for_data_dir(&data_dir),
+            Arc::new(SystemClock),
+            "http://127.0.0.1:1".into(),
+        )
+        .await
+        .expect("open app");
+        let user = match app.store.user_by_name("bench-micro").await.expect("lookup") {
+            Some(u) => u,
+            None => create_user(&app, "bench-micro", "bench@example.com", "benchpassword")
+                .await
+                .expect("user"),
+        };
+        let created = tokens::insert(
+            &app,
+            &user,
+            Spec {
+                name: Some("micro-benchmark"),
+                description: None,
+                kind: TokenKind::Publish,
+                limits: None,
+                cidr: None,
+                origin: "bench",
+                expires_at: None,
+            },
+        )
+        .await
+        .expect("token");
+        (app, created.plain.expose().to_owned())
+    });
+    let tokens_in_store = runtime.block_on(app.store.count_tokens()).unwrap_or(0);
+    eprintln!(
+        "token/authenticate_sqlite: {tokens_in_store} token(s) in the store at {}",
+        data_dir.display()
+    );
+    let ip: IpAddr = [127, 0, 0, 1].into();
+    c.bench_function("token/authenticate_sqlite", |b| {
+        b.iter(|| {
+            let caller = runtime
+                .block_on(authenticate_token(&app, black_box(&token), ip))
+                .expect("authenticated");
+            black_box(caller.user.id)
+        })
+    });
+    c.bench_function("token/authenticate_sqlite_unknown", |b| {
+        let unknown = PlainToken::generate().expose().to_owned();
+        b.iter(|| {
+            black_box(
+                runtime
+                    .block_on(authenticate_token(&app, black_box(&unknown), ip))
+                    .is_err(),
+            )
+        })
+    });
+    runtime.block_on(app.shutdown());
+}
+
+criterion_group!(
+    benches,
+    parse_and_hash,
+    access_decisions,
+    authenticate_against_sqlite
+);
+criterion_main!(benches);

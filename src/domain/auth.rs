@@ -77,7 +77,9 @@ pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Cal
         Error::Unauthenticated(format!("Invalid token: {e}."))
     })?;
     let hash = token.hash(&app.keys.token_hash);
-    let Some(row) = app.store.token_by_hash(hash.as_bytes()).await? else {
+    // One indexed read: the token by its keyed hash, joined with its owner. No cache,
+    // so a revocation (from any instance) applies to the very next request.
+    let Some((row, user)) = app.store.token_and_user_by_hash(hash.as_bytes()).await? else {
         app.metrics.auth_failure("unknown_token");
         return Err(Error::Unauthenticated("Unknown token.".into()));
     };
@@ -88,9 +90,6 @@ pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Cal
         });
         return Err(e);
     }
-    let Some(user) = app.store.user_by_id(row.user_id).await? else {
-        return Err(Error::Unauthenticated("Unknown token.".into()));
-    };
     app.usage.record(&row, ip, app.now());
     let kind = TokenKind::parse(&row.kind).unwrap_or(TokenKind::ReadOnly);
     let principal = principal_for(

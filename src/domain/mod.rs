@@ -41,17 +41,21 @@ pub async fn package_facts(
     caller: Option<&Caller>,
     name: &PackageName,
 ) -> Result<Target> {
-    let row = app.store.package_by_name(name.as_str()).await?;
+    // One read: the row and, for a caller, whether they maintain it.
+    let found = app
+        .store
+        .package_for_user(name.as_str(), caller.map(|c| c.user.id))
+        .await?;
     let mut facts = PackageFacts::default();
-    if let Some(row) = &row {
+    let row = found.map(|(row, maintains)| {
         facts.exists = true;
         facts.public = row.access == "public";
         facts.publish_requires_tfa = row.publish_requires_tfa != 0;
         facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
-        if let Some(c) = caller {
-            facts.is_maintainer = app.store.is_maintainer(row.id, c.user.id).await?;
-        }
-    } else if let Some(c) = caller {
+        facts.is_maintainer = caller.is_some() && maintains;
+        row
+    });
+    if let (None, Some(c)) = (&row, caller) {
         facts.may_create = may_create_in_scope(app, c, name).await?;
     }
     Ok(Target {

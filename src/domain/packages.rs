@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::access::Action;
-use super::packument_cache::{CachedDoc, etag_of};
+use super::packument_cache::{CachedDoc, etag_of, gzip};
 use super::{Caller, Error, Result, Target, authorize, package_facts};
 use crate::app::App;
 use crate::npm::name::PackageName;
@@ -78,6 +78,8 @@ pub async fn packument(
         modified_ms: doc.modified_ms,
         full_etag: etag_of(&full),
         abbreviated_etag: etag_of(&abbreviated),
+        full_gzip: gzip(&full),
+        abbreviated_gzip: gzip(&abbreviated),
         full,
         abbreviated,
     });

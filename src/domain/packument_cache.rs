@@ -5,14 +5,17 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-/// Both renderings of one revision of a packument.
+/// Both renderings of one revision of a packument, each also gzip-compressed once
+/// here so a request never compresses a packument.
 #[derive(Debug)]
 pub struct CachedDoc {
     pub rev: i64,
     pub modified_ms: i64,
     pub full: Bytes,
+    pub full_gzip: Bytes,
     pub full_etag: String,
     pub abbreviated: Bytes,
+    pub abbreviated_gzip: Bytes,
     pub abbreviated_etag: String,
 }
 
@@ -46,9 +49,38 @@ impl PackumentCache {
     }
 }
 
+/// The gzip encoding of a rendered document (compressed once per revision).
+pub fn gzip(body: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4 + 64),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(body)
+        .expect("writing to a Vec cannot fail");
+    Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
+}
+
 /// A strong ETag over the body.
 pub fn etag_of(body: &[u8]) -> String {
     use sha2::Digest;
     let h = sha2::Sha256::digest(body);
     format!("\"{}\"", hex::encode(&h[..12]))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn gzip_round_trips() {
+        use std::io::Read;
+        let body = br#"{"name":"x","versions":{}}"#.repeat(50);
+        let packed = super::gzip(&body);
+        assert!(packed.len() < body.len());
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&packed[..])
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, body);
+    }
 }

@@ -18,6 +18,14 @@ pub struct PackageRow {
     pub modified_at: i64,
 }
 
+/// A package row with the caller's maintainer count.
+#[derive(sqlx::FromRow)]
+struct PackageUserRow {
+    #[sqlx(flatten)]
+    package: PackageRow,
+    maintains: i64,
+}
+
 /// A version row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct VersionRow {
@@ -100,6 +108,25 @@ impl Store {
         .bind(name)
         .fetch_optional(p)
         .await)?)
+    }
+
+    /// The package row and whether `user_id` maintains it, in one indexed read (the
+    /// access check's hot path). Without a user, `false`.
+    pub async fn package_for_user(
+        &self,
+        name: &str,
+        user_id: Option<i64>,
+    ) -> StoreResult<Option<(PackageRow, bool)>> {
+        const SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
+            rev, description, created_at, modified_at, \
+            (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = packages.id AND m.user_id = $2) AS maintains \
+            FROM packages WHERE name = $1";
+        let row = on_pool!(self, |p| sqlx::query_as::<_, PackageUserRow>(SQL)
+            .bind(name)
+            .bind(user_id)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|r| (r.package, r.maintains > 0)))
     }
 
     pub async fn is_maintainer(&self, package_id: i64, user_id: i64) -> StoreResult<bool> {
@@ -186,100 +213,119 @@ impl Store {
     /// Publishes one version atomically: package (created if new, with its first
     /// maintainer and scope claim), version row, dist-tags and rev bump commit together.
     pub async fn publish_version(&self, v: &NewVersion<'_>) -> StoreResult<PublishOutcome> {
+        let mut outcomes = self.publish_versions(std::slice::from_ref(v)).await?;
+        Ok(outcomes.pop().expect("one outcome per attempted version"))
+    }
+
+    /// Publishes several versions in one transaction (bulk loads such as the scale
+    /// generator), each exactly as `publish_version` would. All or nothing: at the
+    /// first version that is not published the transaction is rolled back and the
+    /// outcomes so far, ending with that one, are returned.
+    pub async fn publish_versions(
+        &self,
+        versions: &[NewVersion<'_>],
+    ) -> StoreResult<Vec<PublishOutcome>> {
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO packages (name, scope, access, rev, description, created_at, modified_at) \
-                 VALUES ($1, $2, $3, 0, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
-            )
-            .bind(v.name)
-            .bind(v.scope)
-            .bind(v.access_if_new)
-            .bind(v.description)
-            .bind(v.now)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let created = inserted.is_some();
-            // Locks the package row (PostgreSQL) so concurrent publishes serialise here.
-            let package_id: i64 = sqlx::query_scalar(
-                "UPDATE packages SET rev = rev + 1, modified_at = $2, \
-                 description = COALESCE($3, description), access = COALESCE($4, access) \
-                 WHERE name = $1 RETURNING id",
-            )
-            .bind(v.name)
-            .bind(v.now)
-            .bind(v.description)
-            .bind(v.access_change)
-            .fetch_one(&mut *tx)
-            .await?;
-            if created {
-                if let Some(scope) = v.scope {
-                    sqlx::query("INSERT INTO scopes (name, owner_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-                        .bind(scope)
+            let mut outcomes = Vec::with_capacity(versions.len());
+            for v in versions {
+                let inserted: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO packages (name, scope, access, rev, description, created_at, modified_at) \
+                     VALUES ($1, $2, $3, 0, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
+                )
+                .bind(v.name)
+                .bind(v.scope)
+                .bind(v.access_if_new)
+                .bind(v.description)
+                .bind(v.now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let created = inserted.is_some();
+                // Locks the package row (PostgreSQL) so concurrent publishes serialise here.
+                let package_id: i64 = sqlx::query_scalar(
+                    "UPDATE packages SET rev = rev + 1, modified_at = $2, \
+                     description = COALESCE($3, description), access = COALESCE($4, access) \
+                     WHERE name = $1 RETURNING id",
+                )
+                .bind(v.name)
+                .bind(v.now)
+                .bind(v.description)
+                .bind(v.access_change)
+                .fetch_one(&mut *tx)
+                .await?;
+                if created {
+                    if let Some(scope) = v.scope {
+                        sqlx::query("INSERT INTO scopes (name, owner_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                            .bind(scope)
+                            .bind(v.user_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        let owner: i64 =
+                            sqlx::query_scalar("SELECT owner_id FROM scopes WHERE name = $1")
+                                .bind(scope)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        if owner != v.user_id {
+                            outcomes.push(PublishOutcome::ScopeTaken);
+                            return Ok(outcomes);
+                        }
+                    }
+                    sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                        .bind(package_id)
                         .bind(v.user_id)
                         .execute(&mut *tx)
                         .await?;
-                    let owner: i64 =
-                        sqlx::query_scalar("SELECT owner_id FROM scopes WHERE name = $1")
-                            .bind(scope)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    if owner != v.user_id {
-                        return Ok(PublishOutcome::ScopeTaken);
-                    }
-                }
-                sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                } else {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM maintainers WHERE package_id = $1 AND user_id = $2",
+                    )
                     .bind(package_id)
                     .bind(v.user_id)
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
-            } else {
-                let n: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM maintainers WHERE package_id = $1 AND user_id = $2",
-                )
-                .bind(package_id)
-                .bind(v.user_id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if n == 0 {
-                    return Ok(PublishOutcome::NotMaintainer);
+                    if n == 0 {
+                        outcomes.push(PublishOutcome::NotMaintainer);
+                        return Ok(outcomes);
+                    }
                 }
-            }
-            let result = sqlx::query(
-                "INSERT INTO versions (package_id, version, manifest, readme, blob_key, size, integrity, \
-                 shasum, published_by, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                 ON CONFLICT (package_id, version) DO NOTHING",
-            )
-            .bind(package_id)
-            .bind(v.version)
-            .bind(v.manifest)
-            .bind(v.readme)
-            .bind(v.blob_key)
-            .bind(v.size)
-            .bind(v.integrity)
-            .bind(v.shasum)
-            .bind(v.user_id)
-            .bind(v.now)
-            .execute(&mut *tx)
-            .await?;
-            if result.rows_affected() == 0 {
-                return Ok(PublishOutcome::VersionExists);
-            }
-            for (tag, version) in v.tags {
-                sqlx::query(
-                    "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
-                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+                let result = sqlx::query(
+                    "INSERT INTO versions (package_id, version, manifest, readme, blob_key, size, integrity, \
+                     shasum, published_by, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (package_id, version) DO NOTHING",
                 )
                 .bind(package_id)
-                .bind(tag)
-                .bind(version)
+                .bind(v.version)
+                .bind(v.manifest)
+                .bind(v.readme)
+                .bind(v.blob_key)
+                .bind(v.size)
+                .bind(v.integrity)
+                .bind(v.shasum)
+                .bind(v.user_id)
+                .bind(v.now)
                 .execute(&mut *tx)
                 .await?;
+                if result.rows_affected() == 0 {
+                    outcomes.push(PublishOutcome::VersionExists);
+                    return Ok(outcomes);
+                }
+                for (tag, version) in v.tags {
+                    sqlx::query(
+                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
+                         ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+                    )
+                    .bind(package_id)
+                    .bind(tag)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                outcomes.push(PublishOutcome::Published {
+                    created_package: created,
+                });
             }
             tx.commit().await?;
-            Ok(PublishOutcome::Published {
-                created_package: created,
-            })
+            Ok(outcomes)
         })
     }
 

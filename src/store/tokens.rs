@@ -1,6 +1,6 @@
 //! Access tokens: rows keyed by the HMAC of the token, never the token itself.
 
-use super::{Store, StoreResult, on_pool};
+use super::{Store, StoreError, StoreResult, UserRow, on_pool};
 
 /// A token row. Holds no secret: only the keyed hash, the 8-character display prefix
 /// and the last four characters.
@@ -25,6 +25,50 @@ pub struct TokenRow {
     pub last_used_at: Option<i64>,
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<i64>,
+}
+
+/// A token row with its owner's columns (prefixed `u_`), from one joined read.
+#[derive(sqlx::FromRow)]
+struct TokenUserRow {
+    #[sqlx(flatten)]
+    token: TokenRow,
+    u_name: String,
+    u_email: String,
+    u_password_hash: String,
+    u_fullname: Option<String>,
+    u_homepage: Option<String>,
+    u_twitter: Option<String>,
+    u_github: Option<String>,
+    u_freenode: Option<String>,
+    u_tfa_mode: Option<String>,
+    u_tfa_pending: i64,
+    u_tfa_secret: Option<String>,
+    u_tfa_last_step: Option<i64>,
+    u_created_at: i64,
+    u_updated_at: i64,
+}
+
+impl TokenUserRow {
+    fn split(self) -> (TokenRow, UserRow) {
+        let user = UserRow {
+            id: self.token.user_id,
+            name: self.u_name,
+            email: self.u_email,
+            password_hash: self.u_password_hash,
+            fullname: self.u_fullname,
+            homepage: self.u_homepage,
+            twitter: self.u_twitter,
+            github: self.u_github,
+            freenode: self.u_freenode,
+            tfa_mode: self.u_tfa_mode,
+            tfa_pending: self.u_tfa_pending,
+            tfa_secret: self.u_tfa_secret,
+            tfa_last_step: self.u_tfa_last_step,
+            created_at: self.u_created_at,
+            updated_at: self.u_updated_at,
+        };
+        (self.token, user)
+    }
 }
 
 /// A token about to be stored.
@@ -77,6 +121,37 @@ impl Store {
             .await)?)
     }
 
+    /// Inserts many tokens in one transaction (bulk loads such as the scale generator).
+    pub async fn insert_tokens(&self, tokens: &[NewToken<'_>]) -> StoreResult<()> {
+        const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+            name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)";
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for t in tokens {
+                sqlx::query(SQL)
+                    .bind(t.key)
+                    .bind(&t.key[..8])
+                    .bind(t.user_id)
+                    .bind(t.hash.to_vec())
+                    .bind(t.display_prefix)
+                    .bind(t.last_four)
+                    .bind(t.name)
+                    .bind(t.description)
+                    .bind(t.kind)
+                    .bind(t.limits)
+                    .bind(t.cidr)
+                    .bind(t.origin)
+                    .bind(t.now)
+                    .bind(t.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<(), StoreError>(())
+        })
+    }
+
     /// The hot-path lookup: one indexed read by hash.
     pub async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRow>> {
         const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
@@ -86,6 +161,25 @@ impl Store {
             .bind(hash.to_vec())
             .fetch_optional(p)
             .await)?)
+    }
+
+    /// The hot path in one indexed read: the token by hash joined with its owner.
+    pub async fn token_and_user_by_hash(
+        &self,
+        hash: &[u8],
+    ) -> StoreResult<Option<(TokenRow, UserRow)>> {
+        const SQL: &str = "SELECT t.id, t.key, t.user_id, t.display_prefix, t.last_four, t.name, t.description, \
+            t.kind, t.limits, t.cidr, t.origin, t.created_at, t.updated_at, t.expires_at, t.last_used_at, \
+            t.last_used_ip, t.revoked_at, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
+            u.fullname AS u_fullname, u.homepage AS u_homepage, u.twitter AS u_twitter, u.github AS u_github, \
+            u.freenode AS u_freenode, u.tfa_mode AS u_tfa_mode, u.tfa_pending AS u_tfa_pending, \
+            u.tfa_secret AS u_tfa_secret, u.tfa_last_step AS u_tfa_last_step, u.created_at AS u_created_at, \
+            u.updated_at AS u_updated_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
+        let row = on_pool!(self, |p| sqlx::query_as::<_, TokenUserRow>(SQL)
+            .bind(hash.to_vec())
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(TokenUserRow::split))
     }
 
     /// The user's tokens, newest first, including revoked ones when asked.

@@ -75,17 +75,44 @@ fn wants_abbreviated(headers: &HeaderMap) -> bool {
         .is_some_and(|a| a.contains("application/vnd.npm.install-v1+json"))
 }
 
-fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
+/// Whether the client takes gzip (`accept-encoding: gzip`, not `gzip;q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q_zero = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .is_some_and(|q| q.trim().parse::<f32>().is_ok_and(|q| q <= 0.0))
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !q_zero
+        })
+}
+
+/// The ETag of the gzip representation: distinct from the identity one, as a strong
+/// validator must be per encoding.
+fn gzip_etag(etag: &str) -> String {
+    format!("{}-gzip\"", etag.trim_end_matches('"'))
+}
+
+fn etag_matches(headers: &HeaderMap, etags: &[&str]) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.split(',')
-                .any(|t| t.trim().trim_start_matches("W/") == etag)
+                .any(|t| etags.contains(&t.trim().trim_start_matches("W/")))
         })
 }
 
 /// GET of a packument, with ETag/304 and revalidation so a new version is never hidden.
+/// Bodies are served as rendered and gzip-compressed once per revision; the
+/// compression layer passes them through because they already carry `content-encoding`.
 async fn get_packument(
     app: &AppState,
     caller: Option<&domain::Caller>,
@@ -93,30 +120,42 @@ async fn get_packument(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let doc = packages::packument(app, caller, pkg).await?;
-    let abbreviated = wants_abbreviated(headers);
-    let (body, etag, content_type) = if abbreviated {
+    let (body, gzipped, etag, content_type) = if wants_abbreviated(headers) {
         (
-            doc.abbreviated.clone(),
+            &doc.abbreviated,
+            &doc.abbreviated_gzip,
             doc.abbreviated_etag.as_str(),
             "application/vnd.npm.install-v1+json",
         )
     } else {
-        (doc.full.clone(), doc.full_etag.as_str(), "application/json")
+        (
+            &doc.full,
+            &doc.full_gzip,
+            doc.full_etag.as_str(),
+            "application/json",
+        )
     };
+    let gzip = accepts_gzip(headers);
+    let etag_gzip = gzip_etag(etag);
     let mut builder = Response::builder()
-        .header(header::ETAG, etag)
+        .header(header::ETAG, if gzip { etag_gzip.as_str() } else { etag })
         .header(header::CACHE_CONTROL, "private, no-cache")
-        .header(header::VARY, "accept, authorization")
+        .header(header::VARY, "accept, accept-encoding, authorization")
         .header(header::LAST_MODIFIED, httpdate(doc.modified_ms));
-    if etag_matches(headers, etag) {
+    if etag_matches(headers, &[etag, &etag_gzip]) {
         builder = builder.status(StatusCode::NOT_MODIFIED);
         return Ok(builder.body(Body::empty()).expect("valid response"));
     }
-    Ok(builder
+    builder = builder
         .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, content_type)
-        .body(Body::from(body))
-        .expect("valid response"))
+        .header(header::CONTENT_TYPE, content_type);
+    let body = if gzip {
+        builder = builder.header(header::CONTENT_ENCODING, "gzip");
+        gzipped.clone()
+    } else {
+        body.clone()
+    };
+    Ok(builder.body(Body::from(body)).expect("valid response"))
 }
 
 fn httpdate(ms: i64) -> String {
@@ -299,5 +338,21 @@ mod tests {
         assert!(parse_path("/..%2fetc%2fpasswd").is_err());
         assert!(parse_path("/%2e%2e").is_err());
         assert!(parse_path("/@acme%2f..%2f..%2fx").is_err());
+    }
+
+    #[test]
+    fn gzip_is_chosen_from_accept_encoding() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("identity"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        assert_eq!(gzip_etag("\"abc\""), "\"abc-gzip\"");
     }
 }
