@@ -312,7 +312,9 @@ impl Browser {
             format!("//label[normalize-space(text())='{label}' or normalize-space(.)='{label}']");
         let label_el = self
             .client
-            .find(Locator::XPath(&xpath))
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::XPath(&xpath))
             .await
             .unwrap_or_else(|e| panic!("no label {label:?}: {e}"));
         let id = label_el
@@ -337,7 +339,9 @@ impl Browser {
     pub async fn choose(&self, label: &str) {
         let xpath = format!("//label[normalize-space(.)='{label}']");
         self.client
-            .find(Locator::XPath(&xpath))
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::XPath(&xpath))
             .await
             .expect("label")
             .click()
@@ -351,7 +355,9 @@ impl Browser {
             "//button[normalize-space(.)='{text}'] | //summary[normalize-space(.)='{text}']"
         );
         self.client
-            .find(Locator::XPath(&xpath))
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::XPath(&xpath))
             .await
             .unwrap_or_else(|e| panic!("no button {text:?}: {e}"))
             .click()
@@ -361,7 +367,9 @@ impl Browser {
 
     pub async fn click_link(&self, text: &str) {
         self.client
-            .find(Locator::LinkText(text))
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::LinkText(text))
             .await
             .unwrap_or_else(|e| panic!("no link {text:?}: {e}"))
             .click()
@@ -375,6 +383,20 @@ impl Browser {
 
     /// Signs in through the form.
     pub async fn sign_in(&self, user: &str, password: &str) {
+        // A form post clicked just before may still be navigating; wait for it to
+        // settle so it cannot replace the sign-in page under us.
+        for _ in 0..50 {
+            let ready: serde_json::Value = self
+                .client
+                .execute("return document.readyState", vec![])
+                .await
+                .unwrap_or(serde_json::Value::Null);
+            if ready == "complete" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
         self.goto("/login").await;
         self.fill("Username", user).await;
         self.fill("Password", password).await;
