@@ -423,3 +423,46 @@ fn npm_login_with_two_factor() {
     assert_eq!(status, 0, "{out}");
     assert_eq!(other.run(&["whoami"]).ok().stdout.trim(), "alice");
 }
+
+/// `npm profile enable-2fa <other mode>` and `npm profile disable-2fa` on a terminal:
+/// both ask for the password and then a one-time password.
+#[test]
+fn npm_profile_switch_mode_and_disable_2fa() {
+    let server = TestServer::start();
+    let login = server.signup("alice");
+    let (secret, _) = enable(&server, &login, "alice", "auth-and-writes");
+    let npm = server.npm(Some(&login));
+    let password = password_of("alice");
+    let code = otp_now(&server, &secret);
+    let (status, out) = npm_on_pty(
+        &npm,
+        &["profile", "enable-2fa", "auth-only"],
+        &[
+            ("password", &password),
+            ("(?i)one-time password|OTP", &code),
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert!(
+        out.contains("Two factor authentication mode changed to: auth-only"),
+        "{out}"
+    );
+    server.clock.advance_ms(30_000);
+    let code = otp_now(&server, &secret);
+    let (status, out) = npm_on_pty(
+        &npm,
+        &["profile", "disable-2fa"],
+        &[
+            ("password", &password),
+            ("(?i)one-time password|OTP", &code),
+        ],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("Two factor authentication disabled"), "{out}");
+    let profile = npm.run(&["profile", "get"]).ok();
+    assert!(
+        profile.stdout.contains("two-factor auth: disabled"),
+        "{}",
+        profile.stdout
+    );
+}
