@@ -300,6 +300,46 @@ fn instances_share_packages_tokens_and_two_factor() {
         revoked_at.elapsed()
     );
 
+    // A website session made on A is valid on B and C.
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = browser
+        .get(format!("{a}/login"))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    let pre = cookie(&form, "tessera_csrf").expect("pre-session CSRF cookie");
+    let html = form.text().unwrap();
+    let start = html.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
+    let csrf = &html[start..start + html[start..].find('"').unwrap()];
+    let body = format!(
+        "username=alice&password={}&csrf={csrf}",
+        password_of("alice")
+    );
+    let signed_in = browser
+        .post(format!("{a}/login"))
+        .header("cookie", &pre)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .unwrap();
+    let session = cookie(&signed_in, "tessera_session").expect("session cookie");
+    for url in [b, c] {
+        let page = browser
+            .get(format!("{url}/settings/tokens"))
+            .header("accept", "text/html")
+            .header("cookie", &session)
+            .send()
+            .unwrap();
+        assert_eq!(page.status(), 200, "session valid on {url}");
+        assert!(
+            page.text().unwrap().contains("Login from"),
+            "the token list of alice on {url}"
+        );
+    }
+
     // 2FA enabled on A is enforced by B; a code used on B is a replay on C.
     let url = http()
         .post(format!("{a}/-/npm/v1/user"))
@@ -768,4 +808,14 @@ fn migrate_store_moves_sqlite_to_postgres() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 200);
+}
+
+fn cookie(response: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
 }
