@@ -16,6 +16,35 @@ use std::sync::Arc;
 
 use crate::config::{BlobConfig, S3Config};
 
+/// Blobs up to this size are read in one piece; larger ones are streamed.
+const SMALL_BLOB: u64 = 4 * 1024 * 1024;
+
+/// A local blob: read whole, or an open file to stream.
+enum LocalBody {
+    Whole(Bytes),
+    File(std::fs::File),
+}
+
+/// Opens a local blob (blocking); `None` when absent.
+fn open_local(path: &std::path::Path) -> std::io::Result<Option<(u64, LocalBody)>> {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let size = file.metadata()?.len();
+    if size > SMALL_BLOB {
+        return Ok(Some((size, LocalBody::File(file))));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok(Some((
+        bytes.len() as u64,
+        LocalBody::Whole(Bytes::from(bytes)),
+    )))
+}
+
 /// A stream of blob bytes.
 pub type BlobStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
@@ -163,15 +192,21 @@ impl Blobs {
         }
         match &self.backend {
             Backend::Folder(root) => {
-                match tokio::fs::File::open(Self::file_path(root, key)).await {
-                    Ok(file) => {
-                        let size = file.metadata().await?.len();
-                        let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
-                        Ok(Some((size, stream.boxed())))
+                // One blocking hop opens, sizes and (for the usual small tarball) reads
+                // the file; large files are streamed in 64 KiB chunks.
+                let path = Self::file_path(root, key);
+                let opened = tokio::task::spawn_blocking(move || open_local(&path)).await??;
+                Ok(opened.map(|(size, body)| match body {
+                    LocalBody::Whole(bytes) => {
+                        let stream = futures_util::stream::once(async move { Ok(bytes) });
+                        (size, stream.boxed())
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e.into()),
-                }
+                    LocalBody::File(file) => {
+                        let file = tokio::fs::File::from_std(file);
+                        let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+                        (size, stream.boxed())
+                    }
+                }))
             }
             Backend::S3 { store, prefix, .. } => {
                 match store.get(&Self::object_path(prefix, key)).await {
