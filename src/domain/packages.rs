@@ -512,15 +512,15 @@ pub async fn search(
         .await?;
     let mut hits = Vec::with_capacity(rows.len());
     for row in rows {
-        // Defence in depth: every hit goes through the same read check as a download.
         let name = match PackageName::parse(&row.name) {
             Ok(n) => n,
             Err(_) => continue,
         };
-        if readable(app, caller, &name).await.is_err() {
+        // Every hit goes through the same read check as a download (inside `packument`).
+        let Ok(doc) = packument(app, caller, &name).await else {
             continue;
-        }
-        let doc = packument(app, caller, &name).await.ok();
+        };
+        let doc = Some(doc);
         let full: Option<Value> = doc
             .as_ref()
             .and_then(|d| serde_json::from_slice(&d.full).ok());

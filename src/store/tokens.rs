@@ -2,6 +2,16 @@
 
 use super::{Store, StoreError, StoreResult, UserRow, on_pool};
 
+/// `SELECT <every TokenRow column> FROM tokens <rest>`, one column list for all reads.
+macro_rules! select_token {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, limits, cidr, ",
+            "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at FROM tokens ",
+            $rest
+        )
+    };
+}
 /// A token row. Holds no secret: only the keyed hash, the 8-character display prefix
 /// and the last four characters.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -154,9 +164,7 @@ impl Store {
 
     /// The hot-path lookup: one indexed read by hash.
     pub async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<TokenRow>> {
-        const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
-            limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
-            FROM tokens WHERE hash = $1";
+        const SQL: &str = select_token!("WHERE hash = $1");
         Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
             .bind(hash.to_vec())
             .fetch_optional(p)
@@ -190,10 +198,10 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<TokenRow>, i64)> {
-        const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
-            limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
-            FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL) \
-            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4";
+        const SQL: &str = select_token!(
+            "WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL) \
+            ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+        );
         const COUNT: &str =
             "SELECT COUNT(*) FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL)";
         let flag = i64::from(include_revoked);
@@ -213,9 +221,7 @@ impl Store {
     }
 
     pub async fn token_by_key(&self, key: &str) -> StoreResult<Option<TokenRow>> {
-        const SQL: &str = "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, \
-            limits, cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at \
-            FROM tokens WHERE key = $1";
+        const SQL: &str = select_token!("WHERE key = $1");
         Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
             .bind(key)
             .fetch_optional(p)
