@@ -33,6 +33,8 @@ pub struct App {
     pub packuments: PackumentCache,
     pub usage: UsageRecorder,
     pub metrics: crate::metrics::Metrics,
+    /// Held while serving an embedded database (see `server::bind`).
+    pub serve_lock: std::sync::OnceLock<std::fs::File>,
 }
 
 /// Loads the server key from its file, creating it (mode 0600) on first start.
@@ -102,6 +104,7 @@ impl App {
             packuments: PackumentCache::default(),
             usage,
             metrics: crate::metrics::Metrics::default(),
+            serve_lock: std::sync::OnceLock::new(),
         }))
     }
 

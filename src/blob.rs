@@ -5,7 +5,8 @@
 //!   a crash never leaves a partial blob under a real key;
 //! - S3-compatible object storage (`s3://bucket[/prefix]`) through `object_store`.
 //!
-//! Downloads are streamed on both backends.
+//! Downloads are streamed on both backends; small blobs that were served recently are
+//! kept in memory (`HotBlobs`): a key names its content, so an entry never goes stale.
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -18,6 +19,48 @@ use crate::config::{BlobConfig, S3Config};
 
 /// Blobs up to this size are read in one piece; larger ones are streamed.
 const SMALL_BLOB: u64 = 4 * 1024 * 1024;
+
+/// Blobs up to this size are kept in memory once served…
+const HOT_BLOB_MAX: u64 = 256 * 1024;
+/// …up to this many bytes in all (then the set starts afresh).
+const HOT_TOTAL_MAX: usize = 16 * 1024 * 1024;
+
+/// Recently served small blobs by key.
+#[derive(Default)]
+struct HotBlobs {
+    inner: std::sync::RwLock<(usize, std::collections::HashMap<String, Bytes>)>,
+}
+
+impl HotBlobs {
+    fn get(&self, key: &str) -> Option<Bytes> {
+        let inner = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        inner.1.get(key).cloned()
+    }
+
+    fn put(&self, key: &str, bytes: &Bytes) {
+        if bytes.len() as u64 > HOT_BLOB_MAX {
+            return;
+        }
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if inner.0 + bytes.len() > HOT_TOTAL_MAX {
+            *inner = Default::default();
+        }
+        if inner.1.insert(key.to_owned(), bytes.clone()).is_none() {
+            inner.0 += bytes.len();
+        }
+    }
+
+    fn remove(&self, key: &str) {
+        let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(b) = inner.1.remove(key) {
+            inner.0 -= b.len();
+        }
+    }
+}
+
+fn whole(bytes: Bytes) -> BlobStream {
+    futures_util::stream::once(async move { Ok(bytes) }).boxed()
+}
 
 /// A local blob: read whole, or an open file to stream.
 enum LocalBody {
@@ -62,6 +105,7 @@ enum Backend {
 #[derive(Clone)]
 pub struct Blobs {
     backend: Backend,
+    hot: Arc<HotBlobs>,
 }
 
 impl std::fmt::Debug for Blobs {
@@ -98,6 +142,7 @@ impl Blobs {
         std::fs::create_dir_all(root.join("tmp"))?;
         Ok(Blobs {
             backend: Backend::Folder(root),
+            hot: Arc::default(),
         })
     }
 
@@ -135,6 +180,7 @@ impl Blobs {
                 prefix: s3.prefix.clone(),
                 bucket: s3.bucket.clone(),
             },
+            hot: Arc::default(),
         })
     }
 
@@ -190,6 +236,9 @@ impl Blobs {
         if !valid_key(key) {
             return Ok(None);
         }
+        if let Some(bytes) = self.hot.get(key) {
+            return Ok(Some((bytes.len() as u64, whole(bytes))));
+        }
         match &self.backend {
             Backend::Folder(root) => {
                 // One blocking hop opens, sizes and (for the usual small tarball) reads
@@ -198,8 +247,8 @@ impl Blobs {
                 let opened = tokio::task::spawn_blocking(move || open_local(&path)).await??;
                 Ok(opened.map(|(size, body)| match body {
                     LocalBody::Whole(bytes) => {
-                        let stream = futures_util::stream::once(async move { Ok(bytes) });
-                        (size, stream.boxed())
+                        self.hot.put(key, &bytes);
+                        (size, whole(bytes))
                     }
                     LocalBody::File(file) => {
                         let file = tokio::fs::File::from_std(file);
@@ -212,6 +261,11 @@ impl Blobs {
                 match store.get(&Self::object_path(prefix, key)).await {
                     Ok(result) => {
                         let size = result.meta.size;
+                        if size <= HOT_BLOB_MAX {
+                            let bytes = result.bytes().await?;
+                            self.hot.put(key, &bytes);
+                            return Ok(Some((size, whole(bytes))));
+                        }
                         Ok(Some((size, result.into_stream().map_err(io_error).boxed())))
                     }
                     Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -237,6 +291,7 @@ impl Blobs {
         if !valid_key(key) {
             return Ok(());
         }
+        self.hot.remove(key);
         match &self.backend {
             Backend::Folder(root) => match tokio::fs::remove_file(Self::file_path(root, key)).await
             {

@@ -1,10 +1,11 @@
 //! Prometheus metrics: request counts and latencies by route, token checks and
 //! authentication failures by reason. Rendered in the text exposition format.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
 
 /// A monotonically increasing counter.
 #[derive(Debug, Default)]
@@ -24,20 +25,41 @@ const BUCKETS_MS: [f64; 10] = [
     1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
 ];
 
-#[derive(Debug, Default, Clone)]
+/// Counters of one (method, route): atomics only, so recording a request takes no
+/// lock and allocates nothing once the route has been seen.
+#[derive(Debug)]
 struct RouteStats {
-    count: u64,
-    sum_ms: f64,
-    buckets: [u64; 10],
-    by_status: BTreeMap<u16, u64>,
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    /// Requests that fell in each bucket (not cumulative; summed when rendered),
+    /// the last slot for those slower than every bound.
+    buckets: [AtomicU64; BUCKETS_MS.len() + 1],
+    /// Indexed by status - 100.
+    by_status: Box<[AtomicU64; 500]>,
 }
+
+impl Default for RouteStats {
+    fn default() -> Self {
+        RouteStats {
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+            buckets: Default::default(),
+            by_status: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+        }
+    }
+}
+
+type RouteKey = (String, String);
+
+/// route → method → counters.
+type RouteTable = HashMap<String, Vec<(String, Arc<RouteStats>)>>;
 
 /// All metrics of one process.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub token_checks: Counter,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
-    routes: Mutex<BTreeMap<(String, String), RouteStats>>,
+    routes: RwLock<RouteTable>,
 }
 
 impl Metrics {
@@ -50,19 +72,40 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    pub fn observe(&self, method: &str, route: &str, status: u16, ms: f64) {
-        let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let s = routes
-            .entry((method.to_owned(), route.to_owned()))
-            .or_default();
-        s.count += 1;
-        s.sum_ms += ms;
-        for (i, b) in BUCKETS_MS.iter().enumerate() {
-            if ms <= *b {
-                s.buckets[i] += 1;
+    fn stats(&self, method: &str, route: &str) -> Arc<RouteStats> {
+        {
+            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, s)) = routes
+                .get(route)
+                .and_then(|ms| ms.iter().find(|(m, _)| m == method))
+            {
+                return s.clone();
             }
         }
-        *s.by_status.entry(status).or_default() += 1;
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        let methods = routes.entry(route.to_owned()).or_default();
+        if let Some((_, s)) = methods.iter().find(|(m, _)| m == method) {
+            return s.clone();
+        }
+        let s = Arc::new(RouteStats::default());
+        methods.push((method.to_owned(), s.clone()));
+        s
+    }
+
+    pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
+        let s = self.stats(method, route);
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        s.count.fetch_add(1, Ordering::Relaxed);
+        s.sum_us
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        let bucket = BUCKETS_MS
+            .iter()
+            .position(|b| ms <= *b)
+            .unwrap_or(BUCKETS_MS.len());
+        s.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        if let Some(n) = s.by_status.get(usize::from(status).wrapping_sub(100)) {
+            n.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// The text exposition format.
@@ -86,47 +129,83 @@ impl Metrics {
                 "tessera_auth_failures_total{{reason=\"{reason}\"}} {n}"
             );
         }
-        let routes = self
+        let routes: BTreeMap<RouteKey, Arc<RouteStats>> = self
             .routes
-            .lock()
+            .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone();
+            .iter()
+            .flat_map(|(route, methods)| {
+                methods
+                    .iter()
+                    .map(|(m, s)| ((m.clone(), route.clone()), s.clone()))
+            })
+            .collect();
         let _ = writeln!(out, "# TYPE tessera_requests_total counter");
         for ((method, route), s) in &routes {
-            for (status, n) in &s.by_status {
-                let _ = writeln!(
-                    out,
-                    "tessera_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                );
+            for (i, n) in s.by_status.iter().enumerate() {
+                let n = n.load(Ordering::Relaxed);
+                if n > 0 {
+                    let status = i + 100;
+                    let _ = writeln!(
+                        out,
+                        "tessera_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                }
             }
         }
         let _ = writeln!(out, "# TYPE tessera_request_duration_seconds histogram");
         for ((method, route), s) in &routes {
             let labels = format!("method=\"{method}\",route=\"{route}\"");
+            let mut cumulative = 0;
             for (i, b) in BUCKETS_MS.iter().enumerate() {
+                cumulative += s.buckets[i].load(Ordering::Relaxed);
                 let _ = writeln!(
                     out,
-                    "tessera_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {}",
-                    b / 1000.0,
-                    s.buckets[i]
+                    "tessera_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                    b / 1000.0
                 );
             }
+            let count = s.count.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
-                "tessera_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                s.count
+                "tessera_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
             );
             let _ = writeln!(
                 out,
                 "tessera_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum_ms / 1000.0
+                s.sum_us.load(Ordering::Relaxed) as f64 / 1_000_000.0
             );
             let _ = writeln!(
                 out,
-                "tessera_request_duration_seconds_count{{{labels}}} {}",
-                s.count
+                "tessera_request_duration_seconds_count{{{labels}}} {count}"
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = super::Metrics::default();
+        m.observe("GET", "/{*path}", 200, Duration::from_micros(500));
+        m.observe("GET", "/{*path}", 404, Duration::from_millis(30));
+        m.observe("GET", "/{*path}", 200, Duration::from_secs(9));
+        let text = m.render();
+        let line = |le: &str| {
+            format!(
+                "tessera_request_duration_seconds_bucket{{method=\"GET\",route=\"/{{*path}}\",le=\"{le}\"}}"
+            )
+        };
+        assert!(text.contains(&format!("{} 1\n", line("0.001"))), "{text}");
+        assert!(text.contains(&format!("{} 2\n", line("0.05"))), "{text}");
+        assert!(text.contains(&format!("{} 2\n", line("5"))), "{text}");
+        assert!(text.contains(&format!("{} 3\n", line("+Inf"))), "{text}");
+        assert!(text.contains(
+            "tessera_requests_total{method=\"GET\",route=\"/{*path}\",status=\"200\"} 2\n"
+        ));
     }
 }

@@ -22,8 +22,44 @@ pub async fn bind(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let local = listener.local_addr()?;
+    let lock = lock_embedded_database(&config.database_url)?;
     let app = App::open(config, clock, format!("http://{local}")).await?;
+    if let Some(file) = lock {
+        let _ = app.serve_lock.set(file);
+    }
     Ok((listener, app))
+}
+
+/// The embedded SQLite database belongs to one serving process: its read cache
+/// relies on seeing every write (see `store::read_cache`). A second `serve` on the
+/// same file is refused; operator commands (`user add`, `gc`) stay possible.
+fn lock_embedded_database(database_url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = crate::store::sqlite_file(database_url) else {
+        return Ok(None);
+    };
+    let mut lock_path = path.into_os_string();
+    lock_path.push(".serve-lock");
+    let lock_path = std::path::PathBuf::from(lock_path);
+    if let Some(dir) = lock_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "the database {} is already served by another `tessera serve`; the embedded \
+             SQLite store belongs to one process (run several instances on PostgreSQL)",
+            database_url
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            anyhow::bail!("cannot lock {}: {e}", lock_path.display())
+        }
+    }
 }
 
 /// Serves until `shutdown` completes; acknowledged writes are committed before a

@@ -4,6 +4,7 @@
 
 use base64::Engine;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use super::access::{Credential, Limits, Principal, TfaMode, TokenKind};
 use super::{Error, Result};
@@ -16,10 +17,11 @@ use crate::store::{TokenRow, UserRow};
 /// An authenticated request's identity.
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub user: UserRow,
+    /// Shared with the store's read cache: a request clones no rows.
+    pub user: Arc<UserRow>,
     pub principal: Principal,
     /// The token used, if any.
-    pub token: Option<TokenRow>,
+    pub token: Option<Arc<TokenRow>>,
     pub ip: IpAddr,
     /// The `npm-otp` header (or the web form's one-time password).
     pub otp: Option<String>,
@@ -77,8 +79,9 @@ pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Cal
         Error::Unauthenticated(format!("Invalid token: {e}."))
     })?;
     let hash = token.hash(&app.keys.token_hash);
-    // One indexed read: the token by its keyed hash, joined with its owner. No cache,
-    // so a revocation (from any instance) applies to the very next request.
+    // One indexed read: the token by its keyed hash, joined with its owner. The
+    // embedded store answers it from memory until the next write (store::read_cache),
+    // so a revocation still applies to the very next request.
     let Some((row, user)) = app.store.token_and_user_by_hash(hash.as_bytes()).await? else {
         app.metrics.auth_failure("unknown_token");
         return Err(Error::Unauthenticated("Unknown token.".into()));
@@ -128,7 +131,7 @@ pub async fn authenticate_password(
         Some(user) if ok => {
             let principal = principal_for(&user, Credential::Password);
             Ok(Caller {
-                user,
+                user: Arc::new(user),
                 principal,
                 token: None,
                 ip,
@@ -148,7 +151,7 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 pub fn session_caller(user: UserRow, ip: IpAddr) -> Caller {
     let principal = principal_for(&user, Credential::Session);
     Caller {
-        user,
+        user: Arc::new(user),
         principal,
         token: None,
         ip,

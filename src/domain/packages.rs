@@ -6,7 +6,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use super::access::Action;
-use super::packument_cache::{CachedDoc, etag_of, gzip};
+use super::packument_cache::{CachedDoc, Rendition, http_date};
 use super::{Caller, Error, Result, Target, authorize, package_facts};
 use crate::app::App;
 use crate::npm::name::PackageName;
@@ -76,12 +76,9 @@ pub async fn packument(
     let cached = Arc::new(CachedDoc {
         rev: doc.rev,
         modified_ms: doc.modified_ms,
-        full_etag: etag_of(&full),
-        abbreviated_etag: etag_of(&abbreviated),
-        full_gzip: gzip(&full),
-        abbreviated_gzip: gzip(&abbreviated),
-        full,
-        abbreviated,
+        modified_http: http_date(doc.modified_ms),
+        full: Rendition::new(full),
+        abbreviated: Rendition::new(abbreviated),
     });
     app.packuments.put(name.as_str(), cached.clone());
     Ok(cached)
@@ -523,7 +520,7 @@ pub async fn search(
         let doc = Some(doc);
         let full: Option<Value> = doc
             .as_ref()
-            .and_then(|d| serde_json::from_slice(&d.full).ok());
+            .and_then(|d| serde_json::from_slice(&d.full.body).ok());
         let latest = full
             .as_ref()
             .and_then(|f| f["dist-tags"]["latest"].as_str().map(str::to_owned));

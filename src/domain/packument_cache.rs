@@ -11,12 +11,42 @@ use std::sync::{Arc, RwLock};
 pub struct CachedDoc {
     pub rev: i64,
     pub modified_ms: i64,
-    pub full: Bytes,
-    pub full_gzip: Bytes,
-    pub full_etag: String,
-    pub abbreviated: Bytes,
-    pub abbreviated_gzip: Bytes,
-    pub abbreviated_etag: String,
+    /// `modified_ms` as an HTTP date (`Last-Modified`), formatted once.
+    pub modified_http: String,
+    pub full: Rendition,
+    pub abbreviated: Rendition,
+}
+
+/// One rendering of a packument with its gzip encoding and both strong ETags (a
+/// strong validator is per encoding).
+#[derive(Debug)]
+pub struct Rendition {
+    pub body: Bytes,
+    pub gzip: Bytes,
+    pub etag: String,
+    pub etag_gzip: String,
+}
+
+impl Rendition {
+    pub fn new(body: Bytes) -> Rendition {
+        let etag = etag_of(&body);
+        Rendition {
+            gzip: gzip(&body),
+            etag_gzip: format!("{}-gzip\"", etag.trim_end_matches('"')),
+            etag,
+            body,
+        }
+    }
+}
+
+/// An HTTP date (RFC 7231 IMF-fixdate) of unix milliseconds.
+pub fn http_date(ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let f = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.format(&f).unwrap_or_default()
 }
 
 /// Name → latest rendered revision.
@@ -71,6 +101,24 @@ pub fn etag_of(body: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_gzip_etag_is_distinct_and_strong() {
+        let r = super::Rendition::new(bytes::Bytes::from_static(b"{}"));
+        assert!(r.etag.starts_with('"') && r.etag.ends_with('"'));
+        assert_eq!(
+            r.etag_gzip,
+            format!("{}-gzip\"", &r.etag[..r.etag.len() - 1])
+        );
+    }
+
+    #[test]
+    fn http_dates_are_imf_fixdates() {
+        assert_eq!(
+            super::http_date(784_111_777_000),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+    }
+
     #[test]
     fn gzip_round_trips() {
         use std::io::Read;

@@ -21,7 +21,7 @@ enum Msg {
 #[derive(Debug)]
 pub struct UsageRecorder {
     tx: mpsc::UnboundedSender<Msg>,
-    recent: Mutex<HashMap<i64, (i64, String)>>,
+    recent: Mutex<HashMap<i64, (i64, IpAddr)>>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -40,9 +40,10 @@ impl UsageRecorder {
         }
     }
 
-    /// Notes that `row` was used from `ip` at `now`.
+    /// Notes that `row` was used from `ip` at `now`. The common case (same token,
+    /// same address, within the minute) only takes the map lock.
     pub fn record(&self, row: &TokenRow, ip: IpAddr, now: i64) {
-        let ip = crate::auth::cidr::canonical(ip).to_string();
+        let ip = crate::auth::cidr::canonical(ip);
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((at, last_ip)) = recent.get(&row.id)
@@ -54,8 +55,9 @@ impl UsageRecorder {
             if recent.len() > 100_000 {
                 recent.clear();
             }
-            recent.insert(row.id, (now, ip.clone()));
+            recent.insert(row.id, (now, ip));
         }
+        let ip = ip.to_string();
         let new_address = match &row.last_used_ip {
             Some(prev) if *prev != ip => Some(prev.clone()),
             _ => None,

@@ -122,7 +122,7 @@ pub async fn check_login_otp(app: &App, user: &UserRow, otp: Option<&str>, ip: &
 /// Reads the caller's profile.
 pub async fn profile(app: &App, caller: &Caller) -> Result<UserRow> {
     authorize(app, Some(caller), Action::ReadProfile, None).await?;
-    Ok(caller.user.clone())
+    Ok(UserRow::clone(&caller.user))
 }
 
 /// Updates profile fields and, when given, the password (`old` must match).

@@ -13,11 +13,15 @@ use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, delete, get, post, put};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::decompression::RequestDecompressionLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 use extract::AppState;
 use npm::{meta, packages, profile, tokens, users};
@@ -69,7 +73,7 @@ pub fn router(app: AppState) -> Router {
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             panic_response,
         ))
@@ -91,28 +95,57 @@ impl error::ApiError {
     }
 }
 
-/// Logs every request (without credentials) and feeds the metrics.
+/// Logs every request (without credentials) and feeds the metrics. The log line's
+/// fields are only built when the access log is enabled.
 async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".into());
-    let request_id = request
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
-    let path = redact_path(request.uri().path());
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let logged = tracing::enabled!(target: "tessera::access", tracing::Level::INFO).then(|| {
+        let request_id = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (request_id, redact_path(request.uri().path()))
+    });
     let response = next.run(request).await;
-    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    app.metrics.observe(method.as_str(), &route, status, ms);
-    tracing::info!(target: "tessera::access", request_id, %method, path, route, status, ms, "request");
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    app.metrics.observe(method.as_str(), route, status, elapsed);
+    if let Some((request_id, path)) = logged {
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        tracing::info!(target: "tessera::access", request_id, %method, path, route, status, ms, "request");
+    }
     response
+}
+
+/// Request ids: a random per-process prefix and a counter, unique without drawing
+/// randomness for every request.
+#[derive(Clone)]
+struct SequentialRequestId {
+    prefix: u32,
+    next: Arc<AtomicU64>,
+}
+
+impl SequentialRequestId {
+    fn new() -> Self {
+        SequentialRequestId {
+            prefix: rand::random(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for SequentialRequestId {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::try_from(format!("{:08x}-{n:012x}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 /// Headers every response carries; the website's CSP forbids inline script.

@@ -6,6 +6,7 @@
 //! The store never decides policy: it reads and writes rows.
 
 mod packages;
+mod read_cache;
 mod security;
 mod sessions;
 mod tokens;
@@ -22,7 +23,10 @@ pub use users::*;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use read_cache::{ReadCache, WriteGuard};
 
 /// Errors from the store, already classified for callers.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +60,15 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The file behind a `sqlite://` URL (`None` for PostgreSQL and in-memory SQLite).
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
+}
+
 /// Which database backs the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -73,6 +86,8 @@ pub(crate) enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Only for the embedded SQLite store (see `read_cache`).
+    reads: Option<Arc<ReadCache>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -148,6 +163,7 @@ impl Store {
             SQLITE_MIGRATIONS.run(&pool).await?;
             Store {
                 pool: Pool::Sqlite(pool),
+                reads: Some(Arc::default()),
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
@@ -159,6 +175,7 @@ impl Store {
             POSTGRES_MIGRATIONS.run(&pool).await?;
             Store {
                 pool: Pool::Postgres(pool),
+                reads: None,
             }
         } else {
             anyhow::bail!("database URL must start with sqlite:// or postgres:// (got {url:?})");
@@ -171,6 +188,23 @@ impl Store {
             Pool::Sqlite(_) => Dialect::Sqlite,
             Pool::Postgres(_) => Dialect::Postgres,
         }
+    }
+
+    /// Runs one write. Every method that changes users, tokens or packages goes
+    /// through here, so the read cache never outlives a write (see `read_cache`).
+    pub(crate) async fn writing<T>(
+        &self,
+        write: impl std::future::Future<Output = StoreResult<T>>,
+    ) -> StoreResult<T> {
+        let guard = WriteGuard::new(self.reads.as_deref());
+        let result = write.await;
+        guard.finish();
+        result
+    }
+
+    /// The read cache, when this store has one.
+    pub(crate) fn read_cache(&self) -> Option<&ReadCache> {
+        self.reads.as_deref()
     }
 
     /// Cheap reachability probe for readiness checks.

@@ -121,12 +121,23 @@ impl Store {
             rev, description, created_at, modified_at, \
             (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = packages.id AND m.user_id = $2) AS maintains \
             FROM packages WHERE name = $1";
+        let ticket = self.read_cache().and_then(|c| c.ticket());
+        if let Some(t) = ticket
+            && let Some(hit) = self.read_cache().and_then(|c| c.package(t, name, user_id))
+        {
+            return Ok(Some(hit));
+        }
         let row = on_pool!(self, |p| sqlx::query_as::<_, PackageUserRow>(SQL)
             .bind(name)
             .bind(user_id)
             .fetch_optional(p)
             .await)?;
-        Ok(row.map(|r| (r.package, r.maintains > 0)))
+        let found = row.map(|r| (r.package, r.maintains > 0));
+        // Unknown names are not remembered: the first publish must see its package.
+        if let (Some(t), Some(c), Some(answer)) = (ticket, self.read_cache(), &found) {
+            c.put_package(t, name, user_id, answer.clone());
+        }
+        Ok(found)
     }
 
     pub async fn is_maintainer(&self, package_id: i64, user_id: i64) -> StoreResult<bool> {
@@ -203,11 +214,23 @@ impl Store {
     ) -> StoreResult<Option<(String, i64)>> {
         const SQL: &str =
             "SELECT blob_key, size FROM versions WHERE package_id = $1 AND version = $2";
-        Ok(on_pool!(self, |p| sqlx::query_as(SQL)
+        let ticket = self.read_cache().and_then(|c| c.ticket());
+        if let Some(t) = ticket
+            && let Some(hit) = self
+                .read_cache()
+                .and_then(|c| c.tarball(t, package_id, version))
+        {
+            return Ok(Some(hit));
+        }
+        let found: Option<(String, i64)> = on_pool!(self, |p| sqlx::query_as(SQL)
             .bind(package_id)
             .bind(version)
             .fetch_optional(p)
-            .await)?)
+            .await)?;
+        if let (Some(t), Some(c), Some(answer)) = (ticket, self.read_cache(), &found) {
+            c.put_tarball(t, package_id, version, answer.clone());
+        }
+        Ok(found)
     }
 
     /// Publishes one version atomically: package (created if new, with its first
@@ -225,6 +248,7 @@ impl Store {
         &self,
         versions: &[NewVersion<'_>],
     ) -> StoreResult<Vec<PublishOutcome>> {
+        self.writing(async {
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             let mut outcomes = Vec::with_capacity(versions.len());
@@ -327,18 +351,22 @@ impl Store {
             tx.commit().await?;
             Ok(outcomes)
         })
+        }).await
     }
 
     /// Bumps the package revision after a metadata change inside `tx`-less writes.
     async fn touch(&self, package_id: i64, now: i64) -> StoreResult<()> {
-        const SQL: &str = "UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(package_id)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        self.writing(async {
+            const SQL: &str = "UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1";
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(package_id)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Sets `tag` to `version` (which must exist). False when the version is unknown.
@@ -349,6 +377,7 @@ impl Store {
         version: &str,
         now: i64,
     ) -> StoreResult<bool> {
+        self.writing(async {
         const SQL: &str = "INSERT INTO dist_tags (package_id, tag, version) \
             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM versions WHERE package_id = $1 AND version = $3) \
             ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version";
@@ -364,21 +393,25 @@ impl Store {
         }
         self.touch(package_id, now).await?;
         Ok(true)
+        }).await
     }
 
     pub async fn remove_dist_tag(&self, package_id: i64, tag: &str, now: i64) -> StoreResult<bool> {
-        const SQL: &str = "DELETE FROM dist_tags WHERE package_id = $1 AND tag = $2";
-        let done = on_pool!(self, |p| sqlx::query(SQL)
-            .bind(package_id)
-            .bind(tag)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if done == 0 {
-            return Ok(false);
-        }
-        self.touch(package_id, now).await?;
-        Ok(true)
+        self.writing(async {
+            const SQL: &str = "DELETE FROM dist_tags WHERE package_id = $1 AND tag = $2";
+            let done = on_pool!(self, |p| sqlx::query(SQL)
+                .bind(package_id)
+                .bind(tag)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            if done == 0 {
+                return Ok(false);
+            }
+            self.touch(package_id, now).await?;
+            Ok(true)
+        })
+        .await
     }
 
     /// Sets or clears (`None`) the deprecation message of the listed versions.
@@ -388,10 +421,11 @@ impl Store {
         changes: &[(String, Option<String>)],
         now: i64,
     ) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            let mut tx = p.begin_write().await?;
-            for (version, message) in changes {
-                sqlx::query(
+        self.writing(async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                for (version, message) in changes {
+                    sqlx::query(
                     "UPDATE versions SET deprecated = $3 WHERE package_id = $1 AND version = $2",
                 )
                 .bind(package_id)
@@ -399,15 +433,17 @@ impl Store {
                 .bind(message)
                 .execute(&mut *tx)
                 .await?;
-            }
-            sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
-                .bind(package_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        })?;
-        Ok(())
+                }
+                sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
+                    .bind(package_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            })?;
+            Ok(())
+        })
+        .await
     }
 
     /// Removes versions and replaces the dist-tags, in one transaction.
@@ -418,58 +454,69 @@ impl Store {
         tags: &[(String, String)],
         now: i64,
     ) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            let mut tx = p.begin_write().await?;
-            for version in versions {
-                sqlx::query("DELETE FROM versions WHERE package_id = $1 AND version = $2")
+        self.writing(async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                for version in versions {
+                    sqlx::query("DELETE FROM versions WHERE package_id = $1 AND version = $2")
+                        .bind(package_id)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM dist_tags WHERE package_id = $1")
                     .bind(package_id)
-                    .bind(version)
                     .execute(&mut *tx)
                     .await?;
-            }
-            sqlx::query("DELETE FROM dist_tags WHERE package_id = $1")
-                .bind(package_id)
-                .execute(&mut *tx)
-                .await?;
-            for (tag, version) in tags {
-                sqlx::query("INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3)")
+                for (tag, version) in tags {
+                    sqlx::query(
+                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3)",
+                    )
                     .bind(package_id)
                     .bind(tag)
                     .bind(version)
                     .execute(&mut *tx)
                     .await?;
-            }
-            sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
-                .bind(package_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        })?;
-        Ok(())
+                }
+                sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
+                    .bind(package_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            })?;
+            Ok(())
+        })
+        .await
     }
 
     /// Deletes a package with all its versions, tags and maintainers.
     pub async fn delete_package(&self, package_id: i64) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query("DELETE FROM packages WHERE id = $1")
-            .bind(package_id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        self.writing(async {
+            on_pool!(self, |p| sqlx::query("DELETE FROM packages WHERE id = $1")
+                .bind(package_id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn set_access(&self, package_id: i64, access: &str, now: i64) -> StoreResult<()> {
-        const SQL: &str =
-            "UPDATE packages SET access = $2, rev = rev + 1, modified_at = $3 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(package_id)
-            .bind(access)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        self.writing(async {
+            const SQL: &str =
+                "UPDATE packages SET access = $2, rev = rev + 1, modified_at = $3 WHERE id = $1";
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(package_id)
+                .bind(access)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn set_mfa_policy(
@@ -479,6 +526,7 @@ impl Store {
         automation_overrides: bool,
         now: i64,
     ) -> StoreResult<()> {
+        self.writing(async {
         const SQL: &str = "UPDATE packages SET publish_requires_tfa = $2, automation_overrides_tfa = $3, \
                            rev = rev + 1, modified_at = $4 WHERE id = $1";
         on_pool!(self, |p| sqlx::query(SQL)
@@ -490,6 +538,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(())
+        }).await
     }
 
     /// Replaces the maintainer set (owner add/rm). Refuses an empty set.
@@ -499,32 +548,35 @@ impl Store {
         user_ids: &[i64],
         now: i64,
     ) -> StoreResult<()> {
-        if user_ids.is_empty() {
-            return Err(StoreError::Other(anyhow::anyhow!(
-                "a package needs at least one maintainer"
-            )));
-        }
-        on_pool!(self, |p| {
-            let mut tx = p.begin_write().await?;
-            sqlx::query("DELETE FROM maintainers WHERE package_id = $1")
-                .bind(package_id)
-                .execute(&mut *tx)
-                .await?;
-            for id in user_ids {
-                sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+        self.writing(async {
+            if user_ids.is_empty() {
+                return Err(StoreError::Other(anyhow::anyhow!(
+                    "a package needs at least one maintainer"
+                )));
+            }
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                sqlx::query("DELETE FROM maintainers WHERE package_id = $1")
                     .bind(package_id)
-                    .bind(id)
                     .execute(&mut *tx)
                     .await?;
-            }
-            sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
-                .bind(package_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        })?;
-        Ok(())
+                for id in user_ids {
+                    sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                        .bind(package_id)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
+                    .bind(package_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            })?;
+            Ok(())
+        })
+        .await
     }
 
     /// Packages whose name or description contains `text`, visible to `viewer`

@@ -1,5 +1,7 @@
 //! Access tokens: rows keyed by the HMAC of the token, never the token itself.
 
+use std::sync::Arc;
+
 use super::{Store, StoreError, StoreResult, UserRow, on_pool};
 
 /// `SELECT <every TokenRow column> FROM tokens <rest>`, one column list for all reads.
@@ -109,6 +111,7 @@ pub struct TokenUse {
 
 impl Store {
     pub async fn insert_token(&self, t: &NewToken<'_>) -> StoreResult<i64> {
+        self.writing(async {
         const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
             name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id";
@@ -129,10 +132,12 @@ impl Store {
             .bind(t.expires_at)
             .fetch_one(p)
             .await)?)
+        }).await
     }
 
     /// Inserts many tokens in one transaction (bulk loads such as the scale generator).
     pub async fn insert_tokens(&self, tokens: &[NewToken<'_>]) -> StoreResult<()> {
+        self.writing(async {
         const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
             name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)";
@@ -160,6 +165,7 @@ impl Store {
             tx.commit().await?;
             Ok::<(), StoreError>(())
         })
+        }).await
     }
 
     /// The hot-path lookup: one indexed read by hash.
@@ -175,7 +181,7 @@ impl Store {
     pub async fn token_and_user_by_hash(
         &self,
         hash: &[u8],
-    ) -> StoreResult<Option<(TokenRow, UserRow)>> {
+    ) -> StoreResult<Option<(Arc<TokenRow>, Arc<UserRow>)>> {
         const SQL: &str = "SELECT t.id, t.key, t.user_id, t.display_prefix, t.last_four, t.name, t.description, \
             t.kind, t.limits, t.cidr, t.origin, t.created_at, t.updated_at, t.expires_at, t.last_used_at, \
             t.last_used_ip, t.revoked_at, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
@@ -183,11 +189,25 @@ impl Store {
             u.freenode AS u_freenode, u.tfa_mode AS u_tfa_mode, u.tfa_pending AS u_tfa_pending, \
             u.tfa_secret AS u_tfa_secret, u.tfa_last_step AS u_tfa_last_step, u.created_at AS u_created_at, \
             u.updated_at AS u_updated_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
+        let ticket = self.read_cache().and_then(|c| c.ticket());
+        if let Some(t) = ticket
+            && let Some(hit) = self.read_cache().and_then(|c| c.token(t, hash))
+        {
+            return Ok(Some(hit));
+        }
         let row = on_pool!(self, |p| sqlx::query_as::<_, TokenUserRow>(SQL)
             .bind(hash.to_vec())
             .fetch_optional(p)
             .await)?;
-        Ok(row.map(TokenUserRow::split))
+        let found = row.map(|r| {
+            let (token, user) = r.split();
+            (Arc::new(token), Arc::new(user))
+        });
+        // Unknown tokens are not remembered: a token created a moment later must work.
+        if let (Some(t), Some(c), Some(pair)) = (ticket, self.read_cache(), &found) {
+            c.put_token(t, hash, pair.clone());
+        }
+        Ok(found)
     }
 
     /// The user's tokens, newest first, including revoked ones when asked.
@@ -230,6 +250,7 @@ impl Store {
 
     /// Marks a token revoked; true when it was live.
     pub async fn revoke_token(&self, id: i64, now: i64) -> StoreResult<bool> {
+        self.writing(async {
         const SQL: &str = "UPDATE tokens SET revoked_at = $2, updated_at = $2 WHERE id = $1 AND revoked_at IS NULL";
         let done = on_pool!(self, |p| sqlx::query(SQL)
             .bind(id)
@@ -238,22 +259,26 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(done == 1)
+        }).await
     }
 
     /// Applies a batch of last-used records (one statement per token).
     pub async fn record_token_uses(&self, uses: &[TokenUse]) -> StoreResult<()> {
-        const SQL: &str = "UPDATE tokens SET last_used_at = $2, last_used_ip = $3 \
+        self.writing(async {
+            const SQL: &str = "UPDATE tokens SET last_used_at = $2, last_used_ip = $3 \
                            WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
-        for u in uses {
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(u.token_id)
-                .bind(u.at)
-                .bind(&u.ip)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
-        }
-        Ok(())
+            for u in uses {
+                on_pool!(self, |p| sqlx::query(SQL)
+                    .bind(u.token_id)
+                    .bind(u.at)
+                    .bind(&u.ip)
+                    .execute(p)
+                    .await
+                    .map(|r| r.rows_affected()))?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Number of live tokens (for metrics and the scale benchmark).

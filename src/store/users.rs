@@ -52,6 +52,7 @@ impl Store {
         password_hash: &str,
         now: i64,
     ) -> StoreResult<i64> {
+        self.writing(async {
         const SQL: &str = "INSERT INTO users (name, email, password_hash, created_at, updated_at) \
                            VALUES ($1, $2, $3, $4, $4) RETURNING id";
         let id: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
@@ -62,6 +63,7 @@ impl Store {
             .fetch_one(p)
             .await)?;
         Ok(id)
+        }).await
     }
 
     pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRow>> {
@@ -85,8 +87,9 @@ impl Store {
     }
 
     pub async fn update_profile(&self, id: i64, u: &ProfileUpdate, now: i64) -> StoreResult<()> {
-        // One statement; each field keeps its value unless a change flag is set.
-        const SQL: &str = "UPDATE users SET \
+        self.writing(async {
+            // One statement; each field keeps its value unless a change flag is set.
+            const SQL: &str = "UPDATE users SET \
             email = CASE WHEN $2 = 1 THEN $3 ELSE email END, \
             fullname = CASE WHEN $4 = 1 THEN $5 ELSE fullname END, \
             homepage = CASE WHEN $6 = 1 THEN $7 ELSE homepage END, \
@@ -94,39 +97,44 @@ impl Store {
             github = CASE WHEN $10 = 1 THEN $11 ELSE github END, \
             freenode = CASE WHEN $12 = 1 THEN $13 ELSE freenode END, \
             updated_at = $14 WHERE id = $1";
-        let flag = |o: bool| if o { 1i64 } else { 0 };
-        let opt = |o: &Option<Option<String>>| o.clone().flatten();
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(id)
-            .bind(flag(u.email.is_some()))
-            .bind(u.email.clone().unwrap_or_default())
-            .bind(flag(u.fullname.is_some()))
-            .bind(opt(&u.fullname))
-            .bind(flag(u.homepage.is_some()))
-            .bind(opt(&u.homepage))
-            .bind(flag(u.twitter.is_some()))
-            .bind(opt(&u.twitter))
-            .bind(flag(u.github.is_some()))
-            .bind(opt(&u.github))
-            .bind(flag(u.freenode.is_some()))
-            .bind(opt(&u.freenode))
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+            let flag = |o: bool| if o { 1i64 } else { 0 };
+            let opt = |o: &Option<Option<String>>| o.clone().flatten();
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .bind(flag(u.email.is_some()))
+                .bind(u.email.clone().unwrap_or_default())
+                .bind(flag(u.fullname.is_some()))
+                .bind(opt(&u.fullname))
+                .bind(flag(u.homepage.is_some()))
+                .bind(opt(&u.homepage))
+                .bind(flag(u.twitter.is_some()))
+                .bind(opt(&u.twitter))
+                .bind(flag(u.github.is_some()))
+                .bind(opt(&u.github))
+                .bind(flag(u.freenode.is_some()))
+                .bind(opt(&u.freenode))
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(())
+        })
+        .await
     }
 
     pub async fn set_password_hash(&self, id: i64, hash: &str, now: i64) -> StoreResult<()> {
-        const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(id)
-            .bind(hash)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+        self.writing(async {
+            const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .bind(hash)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Writes the whole two-factor state at once (enrol, confirm, switch, disable).
@@ -138,53 +146,62 @@ impl Store {
         sealed_secret: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
-        const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_pending = $3, tfa_secret = $4, \
+        self.writing(async {
+            const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_pending = $3, tfa_secret = $4, \
                            tfa_last_step = NULL, updated_at = $5 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(id)
-            .bind(mode)
-            .bind(i64::from(pending))
-            .bind(sealed_secret)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
+            on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .bind(mode)
+                .bind(i64::from(pending))
+                .bind(sealed_secret)
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(())
+        })
+        .await
     }
 
     /// Records `step` as the last accepted TOTP step if it is newer than the stored one.
     /// Returns false when the step was already used (a replay), atomically across
     /// instances.
     pub async fn claim_totp_step(&self, id: i64, step: i64) -> StoreResult<bool> {
-        const SQL: &str = "UPDATE users SET tfa_last_step = $2 \
+        self.writing(async {
+            const SQL: &str = "UPDATE users SET tfa_last_step = $2 \
                            WHERE id = $1 AND (tfa_last_step IS NULL OR tfa_last_step < $2)";
-        let done = on_pool!(self, |p| sqlx::query(SQL)
-            .bind(id)
-            .bind(step)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
+            let done = on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .bind(step)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(done == 1)
+        })
+        .await
     }
 
     /// Replaces the user's recovery codes with new hashes.
     pub async fn replace_recovery_codes(&self, id: i64, hashes: &[[u8; 32]]) -> StoreResult<()> {
-        on_pool!(self, |p| {
-            let mut tx = p.begin_write().await?;
-            sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            for h in hashes {
-                sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+        self.writing(async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1")
                     .bind(id)
-                    .bind(h.to_vec())
                     .execute(&mut *tx)
                     .await?;
-            }
-            tx.commit().await
-        })?;
-        Ok(())
+                for h in hashes {
+                    sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
+                        .bind(id)
+                        .bind(h.to_vec())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            })?;
+            Ok(())
+        })
+        .await
     }
 
     /// Marks a recovery code used; true if it existed and was unused.
@@ -194,16 +211,19 @@ impl Store {
         hash: &[u8; 32],
         now: i64,
     ) -> StoreResult<bool> {
-        const SQL: &str = "UPDATE recovery_codes SET used_at = $3 \
+        self.writing(async {
+            const SQL: &str = "UPDATE recovery_codes SET used_at = $3 \
                            WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
-        let done = on_pool!(self, |p| sqlx::query(SQL)
-            .bind(id)
-            .bind(hash.to_vec())
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
+            let done = on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .bind(hash.to_vec())
+                .bind(now)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(done == 1)
+        })
+        .await
     }
 
     pub async fn count_users(&self) -> StoreResult<i64> {
@@ -224,6 +244,7 @@ impl Store {
         sealed_secret: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
+        self.writing(async {
         const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_secret = COALESCE($3, tfa_secret), updated_at = $4 WHERE id = $1";
         on_pool!(self, |p| sqlx::query(SQL)
             .bind(id)
@@ -234,6 +255,7 @@ impl Store {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(())
+        }).await
     }
 }
 

@@ -166,6 +166,35 @@ fn user_add_for_closed_registries_and_clean_shutdown() {
         .to_owned();
     let npm = Npm::new(&served.url, Some(&token));
     npm.publish("durable-t", "1.0.0", &[]).ok();
+    // The embedded database belongs to one serving process (its read cache sees every
+    // write); a second `serve` on it is refused, operator commands still work.
+    let second = Command::new("timeout")
+        .args(["30", env!("CARGO_BIN_EXE_tessera"), "serve"])
+        .args(["--listen", "127.0.0.1:0", "--data-dir", data])
+        .env_remove("TESSERA_DATABASE_URL")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "second serve: {err}");
+    assert!(
+        err.contains("already served by another `tessera serve`"),
+        "{err}"
+    );
+    tessera(
+        &[
+            "user",
+            "add",
+            "erin",
+            "--email",
+            "erin@example.com",
+            "--password-stdin",
+            "--data-dir",
+            data,
+        ],
+        Some("erin-password\n"),
+        &[],
+    )
+    .ok();
     // SIGTERM: the server exits cleanly and the acknowledged publish survives.
     let mut served = served;
     let pid = served.child.id().to_string();

@@ -434,6 +434,11 @@ pub fn tessera_nerf(registry: &str) -> String {
     format!("//{}/", rest.trim_end_matches('/'))
 }
 
+/// The plain token in a token-create response.
+pub fn token_of(created: &Value) -> String {
+    created["token"].as_str().unwrap().to_owned()
+}
+
 /// Runs the built `tessera` binary.
 pub fn tessera(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     use std::io::Write;

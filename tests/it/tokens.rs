@@ -4,10 +4,6 @@ use std::net::IpAddr;
 
 use crate::harness::*;
 
-fn token_of(created: &Value) -> String {
-    created["token"].as_str().unwrap().to_owned()
-}
-
 #[test]
 fn each_type_is_allowed_and_refused_as_the_seed_says() {
     let server = TestServer::start();

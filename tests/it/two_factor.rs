@@ -5,7 +5,12 @@ use crate::harness::*;
 
 /// Enables 2FA through the profile API exactly as `npm profile enable-2fa` does;
 /// returns the TOTP secret and the recovery codes.
-fn enable(server: &TestServer, token: &str, user: &str, mode: &str) -> (Vec<u8>, Vec<String>) {
+pub(crate) fn enable(
+    server: &TestServer,
+    token: &str,
+    user: &str,
+    mode: &str,
+) -> (Vec<u8>, Vec<String>) {
     let r = server
         .request(Method::POST, "/-/npm/v1/user", Some(token))
         .json(&json!({"tfa": {"mode": mode, "password": password_of(user)}}))

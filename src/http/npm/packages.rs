@@ -3,7 +3,7 @@
 //! path tricks (`..%2f`) fail name validation.
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -94,12 +94,6 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
         })
 }
 
-/// The ETag of the gzip representation: distinct from the identity one, as a strong
-/// validator must be per encoding.
-fn gzip_etag(etag: &str) -> String {
-    format!("{}-gzip\"", etag.trim_end_matches('"'))
-}
-
 fn etag_matches(headers: &HeaderMap, etags: &[&str]) -> bool {
     headers
         .get(header::IF_NONE_MATCH)
@@ -111,8 +105,8 @@ fn etag_matches(headers: &HeaderMap, etags: &[&str]) -> bool {
 }
 
 /// GET of a packument, with ETag/304 and revalidation so a new version is never hidden.
-/// Bodies are served as rendered and gzip-compressed once per revision; the
-/// compression layer passes them through because they already carry `content-encoding`.
+/// Bodies, ETags and dates are prepared once per revision; the compression layer
+/// passes the gzip body through because it already carries `content-encoding`.
 async fn get_packument(
     app: &AppState,
     caller: Option<&domain::Caller>,
@@ -120,29 +114,25 @@ async fn get_packument(
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
     let doc = packages::packument(app, caller, pkg).await?;
-    let (body, gzipped, etag, content_type) = if wants_abbreviated(headers) {
-        (
-            &doc.abbreviated,
-            &doc.abbreviated_gzip,
-            doc.abbreviated_etag.as_str(),
-            "application/vnd.npm.install-v1+json",
-        )
+    let (rendition, content_type) = if wants_abbreviated(headers) {
+        (&doc.abbreviated, "application/vnd.npm.install-v1+json")
     } else {
-        (
-            &doc.full,
-            &doc.full_gzip,
-            doc.full_etag.as_str(),
-            "application/json",
-        )
+        (&doc.full, "application/json")
     };
     let gzip = accepts_gzip(headers);
-    let etag_gzip = gzip_etag(etag);
     let mut builder = Response::builder()
-        .header(header::ETAG, if gzip { etag_gzip.as_str() } else { etag })
+        .header(
+            header::ETAG,
+            if gzip {
+                rendition.etag_gzip.as_str()
+            } else {
+                rendition.etag.as_str()
+            },
+        )
         .header(header::CACHE_CONTROL, "private, no-cache")
         .header(header::VARY, "accept, accept-encoding, authorization")
-        .header(header::LAST_MODIFIED, httpdate(doc.modified_ms));
-    if etag_matches(headers, &[etag, &etag_gzip]) {
+        .header(header::LAST_MODIFIED, doc.modified_http.as_str());
+    if etag_matches(headers, &[&rendition.etag, &rendition.etag_gzip]) {
         builder = builder.status(StatusCode::NOT_MODIFIED);
         return Ok(builder.body(Body::empty()).expect("valid response"));
     }
@@ -151,32 +141,22 @@ async fn get_packument(
         .header(header::CONTENT_TYPE, content_type);
     let body = if gzip {
         builder = builder.header(header::CONTENT_ENCODING, "gzip");
-        gzipped.clone()
+        rendition.gzip.clone()
     } else {
-        body.clone()
+        rendition.body.clone()
     };
     Ok(builder.body(Body::from(body)).expect("valid response"))
-}
-
-fn httpdate(ms: i64) -> String {
-    let t = time::OffsetDateTime::from_unix_timestamp(ms / 1000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    t.format(&f).unwrap_or_default()
 }
 
 /// `GET` on any package URL.
 pub async fn get_package_path(
     State(app): State<AppState>,
     Auth(caller): Auth,
-    uri: Uri,
-    headers: HeaderMap,
+    request: Request,
 ) -> ApiResult<Response> {
-    match parse_path(uri.path())? {
+    match parse_path(request.uri().path())? {
         PackagePath::Document(pkg) | PackagePath::Revision(pkg, _) => {
-            get_packument(&app, caller.as_ref(), &pkg, &headers).await
+            get_packument(&app, caller.as_ref(), &pkg, request.headers()).await
         }
         PackagePath::Tarball(pkg, file) => {
             let (size, stream) = packages::tarball(&app, caller.as_ref(), &pkg, &file).await?;
@@ -192,8 +172,8 @@ pub async fn get_package_path(
         }
         PackagePath::Version(pkg, spec) => {
             let doc = packages::packument(&app, caller.as_ref(), &pkg).await?;
-            let full: Value =
-                serde_json::from_slice(&doc.full).map_err(|e| domain::Error::Internal(e.into()))?;
+            let full: Value = serde_json::from_slice(&doc.full.body)
+                .map_err(|e| domain::Error::Internal(e.into()))?;
             let version = full["dist-tags"][&spec]
                 .as_str()
                 .unwrap_or(&spec)
@@ -353,6 +333,5 @@ mod tests {
         assert!(!with("gzip;q=0"));
         assert!(!with("identity"));
         assert!(!accepts_gzip(&HeaderMap::new()));
-        assert_eq!(gzip_etag("\"abc\""), "\"abc-gzip\"");
     }
 }

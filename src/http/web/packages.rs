@@ -212,7 +212,7 @@ async fn package_page(
         Err(e) => return Err(e.into()),
     };
     let full: Value =
-        serde_json::from_slice(&doc.full).map_err(|e| domain::Error::Internal(e.into()))?;
+        serde_json::from_slice(&doc.full.body).map_err(|e| domain::Error::Internal(e.into()))?;
     let latest = full["dist-tags"]["latest"]
         .as_str()
         .unwrap_or("")
