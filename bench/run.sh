@@ -378,6 +378,12 @@ for t in "${REGISTRIES[@]}" ceiling; do
 done
 
 # ---------------------------------------------------------------- npm install
+# Time Tessera spent inside requests so far (the sum of its request-duration
+# histogram); 0 for registries that do not expose it.
+server_seconds() {
+    if [[ "$1" != tessera ]]; then echo 0; return; fi
+    curl -sf "${URL[$1]}/-/metrics" | awk '/^tessera_request_duration_seconds_sum/ {s += $2} END {printf "%.4f\n", s}'
+}
 log "npm install of a project depending on $SMALL packages (fresh cache, no lockfile)"
 for round in $(seq "$ROUNDS"); do
     for t in "${REGISTRIES[@]}"; do
@@ -386,11 +392,14 @@ for round in $(seq "$ROUNDS"); do
         mkdir -p "$dir/project"
         cp "$WORK/pkgs/project/package.json" "$dir/project/"
         npm_env "$dir" "${URL[$t]}" "${TOKEN[$t]}"
+        served0=$(server_seconds "$t")
         t0=$(now)
         if (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund >"$dir/out.log" 2>&1); then
             t1=$(now)
+            served=null
+            [[ "$t" == tessera ]] && served=$(elapsed "$served0" "$(server_seconds "$t")")
             n=$(ls "$dir/project/node_modules" | grep -c '^bench-small-' || true)
-            record "{\"kind\":\"npm_install\",\"target\":\"$t\",\"round\":$round,\"seconds\":$(elapsed "$t0" "$t1"),\"installed\":$n}"
+            record "{\"kind\":\"npm_install\",\"target\":\"$t\",\"round\":$round,\"seconds\":$(elapsed "$t0" "$t1"),\"installed\":$n,\"server_seconds\":$served}"
             log "round $round: npm install from $t: $(elapsed "$t0" "$t1") s ($n packages)"
         else
             log "npm install from $t failed"; tail -5 "$dir/out.log" >&2

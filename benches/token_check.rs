@@ -3,7 +3,10 @@
 //! - `token/parse_and_hash`: format + checksum check and the keyed hash (no I/O);
 //! - `access/decide/*`: the pure access decision for a few type × action cases;
 //! - `token/authenticate_sqlite`: a full bearer-token check against a real SQLite
-//!   store (hash, indexed lookup, admission, user load).
+//!   store (hash, lookup of the token joined with its owner, admission), as requests
+//!   run it: the lookup is answered by the store's read cache after the first one;
+//! - `token/lookup_cached` and `token/lookup_uncached`: that lookup alone, from the
+//!   read cache and from the database (what the first request after a write pays).
 //!
 //! `cargo bench --bench token_check`. Set `TESSERA_BENCH_DATA_DIR` to a data dir
 //! written by `cargo run --release --example scale_gen` to run the store check
@@ -191,6 +194,24 @@ fn authenticate_against_sqlite(c: &mut Criterion) {
             )
         })
     });
+    let hash = PlainToken::parse(&token)
+        .expect("a valid token")
+        .hash(&app.keys.token_hash);
+    let cached = app.store.clone();
+    let uncached = app.store.clone().without_read_cache();
+    for (label, store) in [
+        ("token/lookup_cached", &cached),
+        ("token/lookup_uncached", &uncached),
+    ] {
+        c.bench_function(label, |b| {
+            b.iter(|| {
+                let found = runtime
+                    .block_on(store.token_and_user_by_hash(black_box(hash.as_bytes())))
+                    .expect("lookup");
+                black_box(found.is_some())
+            })
+        });
+    }
     runtime.block_on(app.shutdown());
 }
 

@@ -88,6 +88,8 @@ pub struct Store {
     pub(crate) pool: Pool,
     /// Only for the embedded SQLite store (see `read_cache`).
     reads: Option<Arc<ReadCache>>,
+    /// Reads skip the cache (writes still advance its generation).
+    bypass_cache: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -164,6 +166,7 @@ impl Store {
             Store {
                 pool: Pool::Sqlite(pool),
                 reads: Some(Arc::default()),
+                bypass_cache: false,
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
@@ -176,6 +179,7 @@ impl Store {
             Store {
                 pool: Pool::Postgres(pool),
                 reads: None,
+                bypass_cache: false,
             }
         } else {
             anyhow::bail!("database URL must start with sqlite:// or postgres:// (got {url:?})");
@@ -202,9 +206,16 @@ impl Store {
         result
     }
 
-    /// The read cache, when this store has one.
+    /// The same database whose reads skip the read cache (for measuring what a
+    /// cache miss costs); its writes still invalidate the shared cache.
+    pub fn without_read_cache(mut self) -> Store {
+        self.bypass_cache = true;
+        self
+    }
+
+    /// The read cache, when reads may use one.
     pub(crate) fn read_cache(&self) -> Option<&ReadCache> {
-        self.reads.as_deref()
+        self.reads.as_deref().filter(|_| !self.bypass_cache)
     }
 
     /// Cheap reachability probe for readiness checks.
