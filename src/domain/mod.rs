@@ -31,7 +31,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, Clone)]
 pub struct Target {
     pub name: PackageName,
-    pub row: Option<PackageRow>,
+    /// Shared with the store's read cache.
+    pub row: Option<std::sync::Arc<PackageRow>>,
     pub facts: PackageFacts,
 }
 

@@ -22,7 +22,7 @@ async fn readable(app: &App, caller: Option<&Caller>, name: &PackageName) -> Res
 fn row(target: &Target) -> Result<&PackageRow> {
     target
         .row
-        .as_ref()
+        .as_deref()
         .ok_or_else(|| Error::NotFound(format!("package {} not found", target.name)))
 }
 

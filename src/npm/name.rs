@@ -54,7 +54,10 @@ impl PackageName {
         if text.trim() != text {
             return fail("name cannot contain leading or trailing spaces");
         }
-        if text.to_lowercase() != text {
+        if text
+            .chars()
+            .any(|c| c.to_lowercase().ne(std::iter::once(c)))
+        {
             return fail("name can no longer contain capital letters");
         }
         if RESERVED.contains(&text) {

@@ -116,7 +116,7 @@ impl Store {
         &self,
         name: &str,
         user_id: Option<i64>,
-    ) -> StoreResult<Option<(PackageRow, bool)>> {
+    ) -> StoreResult<Option<(std::sync::Arc<PackageRow>, bool)>> {
         const SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
             rev, description, created_at, modified_at, \
             (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = packages.id AND m.user_id = $2) AS maintains \
@@ -132,7 +132,7 @@ impl Store {
             .bind(user_id)
             .fetch_optional(p)
             .await)?;
-        let found = row.map(|r| (r.package, r.maintains > 0));
+        let found = row.map(|r| (std::sync::Arc::new(r.package), r.maintains > 0));
         // Unknown names are not remembered: the first publish must see its package.
         if let (Some(t), Some(c), Some(answer)) = (ticket, self.read_cache(), &found) {
             c.put_package(t, name, user_id, answer.clone());

@@ -35,7 +35,7 @@ const MAX_ENTRIES: usize = 50_000;
 pub type TokenAndUser = (Arc<TokenRow>, Arc<UserRow>);
 
 /// A package row and whether one user maintains it.
-pub type PackageForUser = (PackageRow, bool);
+pub type PackageForUser = (Arc<PackageRow>, bool);
 
 /// name → (user id, answer) for the users that asked.
 type PackageTable = HashMap<String, Vec<(Option<i64>, PackageForUser)>>;
@@ -236,7 +236,7 @@ mod tests {
 
     fn package(rev: i64) -> PackageForUser {
         (
-            PackageRow {
+            Arc::new(PackageRow {
                 id: 1,
                 name: "p".into(),
                 scope: None,
@@ -247,7 +247,7 @@ mod tests {
                 description: None,
                 created_at: 0,
                 modified_at: 0,
-            },
+            }),
             true,
         )
     }

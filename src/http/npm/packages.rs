@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 
 use crate::domain::{self, packages, publish};
 use crate::http::error::{ApiError, ApiResult};
@@ -23,10 +24,9 @@ pub enum PackagePath {
     Version(PackageName, String),
 }
 
-fn decode(segment: &str) -> Result<String, ApiError> {
+fn decode(segment: &str) -> Result<Cow<'_, str>, ApiError> {
     percent_encoding::percent_decode_str(segment)
         .decode_utf8()
-        .map(|s| s.into_owned())
         .map_err(|_| ApiError::bad_request("path is not valid UTF-8"))
 }
 
@@ -36,19 +36,21 @@ fn name(text: &str) -> Result<PackageName, ApiError> {
 
 /// Parses the path of a package URL.
 pub fn parse_path(path: &str) -> Result<PackagePath, ApiError> {
-    let raw: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let first = decode(raw[0])?;
-    let (full, rest) = if first.starts_with('@') && !first.contains('/') {
-        let second = raw
-            .get(1)
+    // Borrowed segments unless percent-decoding changes them: the usual GET allocates
+    // only the package name.
+    let mut segments = path.trim_start_matches('/').split('/');
+    let first = decode(segments.next().unwrap_or(""))?;
+    let full = if first.starts_with('@') && !first.contains('/') {
+        let second = segments
+            .next()
             .ok_or_else(|| ApiError::bad_request("scoped name must look like @scope/name"))?;
-        (format!("{first}/{}", decode(second)?), &raw[2..])
+        Cow::Owned(format!("{first}/{}", decode(second)?))
     } else {
-        (first, &raw[1..])
+        first
     };
     let pkg = name(&full)?;
-    let rest: Vec<String> = rest.iter().map(|s| decode(s)).collect::<Result<_, _>>()?;
-    let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let rest: Vec<Cow<'_, str>> = segments.map(decode).collect::<Result<_, _>>()?;
+    let rest: Vec<&str> = rest.iter().map(|s| s.as_ref()).collect();
     Ok(match rest.as_slice() {
         [] | [""] => PackagePath::Document(pkg),
         ["-rev", rev] => PackagePath::Revision(pkg, (*rev).to_owned()),
