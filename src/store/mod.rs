@@ -26,7 +26,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use read_cache::{ReadCache, WriteGuard};
+use read_cache::{ReadCache, ReadTicket, WriteGuard};
 
 /// Errors from the store, already classified for callers.
 #[derive(Debug, thiserror::Error)]
@@ -204,6 +204,30 @@ impl Store {
         let result = write.await;
         guard.finish();
         result
+    }
+
+    /// One read through the cache: `hit` looks it up, else `read` goes to the database
+    /// and a found answer is offered to `keep` under the ticket taken before the read.
+    /// Absent answers are never kept (a token or package created a moment later must
+    /// be found).
+    pub(crate) async fn cached_read<T>(
+        &self,
+        hit: impl FnOnce(&ReadCache, ReadTicket) -> Option<T>,
+        read: impl std::future::Future<Output = StoreResult<Option<T>>>,
+        keep: impl FnOnce(&ReadCache, ReadTicket, &T),
+    ) -> StoreResult<Option<T>> {
+        let cache = self.read_cache();
+        let ticket = cache.and_then(ReadCache::ticket);
+        if let (Some(c), Some(t)) = (cache, ticket)
+            && let Some(found) = hit(c, t)
+        {
+            return Ok(Some(found));
+        }
+        let found = read.await?;
+        if let (Some(c), Some(t), Some(answer)) = (cache, ticket, &found) {
+            keep(c, t, answer);
+        }
+        Ok(found)
     }
 
     /// The same database whose reads skip the read cache (for measuring what a

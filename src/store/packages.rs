@@ -121,23 +121,20 @@ impl Store {
             rev, description, created_at, modified_at, \
             (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = packages.id AND m.user_id = $2) AS maintains \
             FROM packages WHERE name = $1";
-        let ticket = self.read_cache().and_then(|c| c.ticket());
-        if let Some(t) = ticket
-            && let Some(hit) = self.read_cache().and_then(|c| c.package(t, name, user_id))
-        {
-            return Ok(Some(hit));
-        }
-        let row = on_pool!(self, |p| sqlx::query_as::<_, PackageUserRow>(SQL)
-            .bind(name)
-            .bind(user_id)
-            .fetch_optional(p)
-            .await)?;
-        let found = row.map(|r| (std::sync::Arc::new(r.package), r.maintains > 0));
-        // Unknown names are not remembered: the first publish must see its package.
-        if let (Some(t), Some(c), Some(answer)) = (ticket, self.read_cache(), &found) {
-            c.put_package(t, name, user_id, answer.clone());
-        }
-        Ok(found)
+        let read = async {
+            let row = on_pool!(self, |p| sqlx::query_as::<_, PackageUserRow>(SQL)
+                .bind(name)
+                .bind(user_id)
+                .fetch_optional(p)
+                .await)?;
+            Ok(row.map(|r| (std::sync::Arc::new(r.package), r.maintains > 0)))
+        };
+        self.cached_read(
+            |c, t| c.package(t, name, user_id),
+            read,
+            |c, t, answer| c.put_package(t, name, user_id, answer.clone()),
+        )
+        .await
     }
 
     pub async fn is_maintainer(&self, package_id: i64, user_id: i64) -> StoreResult<bool> {
@@ -214,23 +211,19 @@ impl Store {
     ) -> StoreResult<Option<(String, i64)>> {
         const SQL: &str =
             "SELECT blob_key, size FROM versions WHERE package_id = $1 AND version = $2";
-        let ticket = self.read_cache().and_then(|c| c.ticket());
-        if let Some(t) = ticket
-            && let Some(hit) = self
-                .read_cache()
-                .and_then(|c| c.tarball(t, package_id, version))
-        {
-            return Ok(Some(hit));
-        }
-        let found: Option<(String, i64)> = on_pool!(self, |p| sqlx::query_as(SQL)
-            .bind(package_id)
-            .bind(version)
-            .fetch_optional(p)
-            .await)?;
-        if let (Some(t), Some(c), Some(answer)) = (ticket, self.read_cache(), &found) {
-            c.put_tarball(t, package_id, version, answer.clone());
-        }
-        Ok(found)
+        let read = async {
+            Ok(on_pool!(self, |p| sqlx::query_as(SQL)
+                .bind(package_id)
+                .bind(version)
+                .fetch_optional(p)
+                .await)?)
+        };
+        self.cached_read(
+            |c, t| c.tarball(t, package_id, version),
+            read,
+            |c, t, answer| c.put_tarball(t, package_id, version, answer.clone()),
+        )
+        .await
     }
 
     /// Publishes one version atomically: package (created if new, with its first

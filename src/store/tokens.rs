@@ -189,25 +189,22 @@ impl Store {
             u.freenode AS u_freenode, u.tfa_mode AS u_tfa_mode, u.tfa_pending AS u_tfa_pending, \
             u.tfa_secret AS u_tfa_secret, u.tfa_last_step AS u_tfa_last_step, u.created_at AS u_created_at, \
             u.updated_at AS u_updated_at FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = $1";
-        let ticket = self.read_cache().and_then(|c| c.ticket());
-        if let Some(t) = ticket
-            && let Some(hit) = self.read_cache().and_then(|c| c.token(t, hash))
-        {
-            return Ok(Some(hit));
-        }
-        let row = on_pool!(self, |p| sqlx::query_as::<_, TokenUserRow>(SQL)
-            .bind(hash.to_vec())
-            .fetch_optional(p)
-            .await)?;
-        let found = row.map(|r| {
-            let (token, user) = r.split();
-            (Arc::new(token), Arc::new(user))
-        });
-        // Unknown tokens are not remembered: a token created a moment later must work.
-        if let (Some(t), Some(c), Some(pair)) = (ticket, self.read_cache(), &found) {
-            c.put_token(t, hash, pair.clone());
-        }
-        Ok(found)
+        let read = async {
+            let row = on_pool!(self, |p| sqlx::query_as::<_, TokenUserRow>(SQL)
+                .bind(hash.to_vec())
+                .fetch_optional(p)
+                .await)?;
+            Ok(row.map(|r| {
+                let (token, user) = r.split();
+                (Arc::new(token), Arc::new(user))
+            }))
+        };
+        self.cached_read(
+            |c, t| c.token(t, hash),
+            read,
+            |c, t, pair| c.put_token(t, hash, pair.clone()),
+        )
+        .await
     }
 
     /// The user's tokens, newest first, including revoked ones when asked.
