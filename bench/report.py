@@ -144,6 +144,18 @@ def build(raw_path, opts):
                     "unit": "s", "better": "lower",
                     "values": {t: series("npm_install", t, "server_seconds") for t in REGISTRIES},
                     "target_text": ""})
+    figures.append({"id": "npm_install_resolve", "label": "… npm's resolution phase: the packuments, fetched one after another (s)",
+                    "unit": "s", "better": "lower",
+                    "values": {t: series("npm_install", t, "resolve_s") for t in REGISTRIES}, "target_text": ""})
+    figures.append({"id": "npm_install_unpack", "label": "… npm's unpack phase: the tarballs, fetched and extracted in parallel (s)",
+                    "unit": "s", "better": "lower",
+                    "values": {t: series("npm_install", t, "unpack_s") for t in REGISTRIES}, "target_text": ""})
+    figures.append({"id": "npm_install_offline", "label": "npm alone: the same install from its warm cache, `--offline`, no registry request (s)",
+                    "unit": "s", "better": "lower",
+                    "values": {"tessera": series("npm_install_offline", "tessera", "seconds")}, "target_text": ""})
+    figures.append({"id": "npm_install_offline_resolve", "label": "… of which npm's resolution phase (s)",
+                    "unit": "s", "better": "lower",
+                    "values": {"tessera": series("npm_install_offline", "tessera", "resolve_s")}, "target_text": ""})
     figures.append({"id": "npm_publish", "label": "`npm publish`, median of sequential runs (s)", "unit": "s",
                     "better": "lower", "values": {t: series("npm_publish", t, "seconds") for t in REGISTRIES},
                     "target_text": ""})
@@ -196,6 +208,22 @@ def build(raw_path, opts):
     return {"meta": meta, "figures": figures, "raw": recs}
 
 
+def install_bound(figures):
+    """What a registry answering in no time at all could reach on `npm install`: the
+    install without Tessera's own request time, against Verdaccio's."""
+    by_id = {f["id"]: f for f in figures}
+    try:
+        total = by_id["npm_install"]["values"]["tessera"]["median"]
+        served = by_id["npm_install_server"]["values"]["tessera"]["median"]
+        other = by_id["npm_install"]["compared_with"]
+        theirs = by_id["npm_install"]["values"][other]["median"]
+    except (KeyError, TypeError):
+        return []
+    return [f"`npm install` bound: without any of Tessera's request time the install would take "
+            f"{total - served:.2f} s, {(total - served) / theirs:.2f}× {other}'s {theirs:.2f} s; "
+            f"the rest is the npm client's own work (see the resolution phase and the offline run).", ""]
+
+
 def markdown(doc):
     meta, figures = doc["meta"], doc["figures"]
     m = meta["machine"]
@@ -233,6 +261,7 @@ def markdown(doc):
         lines.append(f"| {f['label']} | {cell(v.get('tessera'), unit)}{extra} | {cell(v.get('verdaccio-jwt'), unit)} | "
                      f"{cell(v.get('verdaccio-legacy'), unit)} | {ratio_text} | {f.get('target_text', '')} | {met_text} |")
     lines.append("")
+    lines.extend(install_bound(figures))
     loads = meta["load_average_during_wrk"]
     if loads:
         lines.append(f"Load average (1/5/15 min) seen before wrk runs: {loads[0]} … {loads[-1]} "

@@ -384,6 +384,18 @@ server_seconds() {
     if [[ "$1" != tessera ]]; then echo 0; return; fi
     curl -sf "${URL[$1]}/-/metrics" | awk '/^tessera_request_duration_seconds_sum/ {s += $2} END {printf "%.4f\n", s}'
 }
+# npm's own phase timers (--timing): resolving the tree fetches the packuments one
+# after another; unpacking fetches and extracts the tarballs in parallel.
+npm_phases() { # npm_dir -> JSON members resolve_s, unpack_s
+    python3 - "$1/cache/_logs" <<'PY'
+import glob, json, sys
+files = sorted(glob.glob(sys.argv[1] + "/*-timing.json"))
+timers = json.load(open(files[-1]))["timers"] if files else {}
+def s(key):
+    return "null" if key not in timers else round(timers[key] / 1000, 3)
+print(f'"resolve_s":{s("idealTree")},"unpack_s":{s("reify:unpack")}')
+PY
+}
 log "npm install of a project depending on $SMALL packages (fresh cache, no lockfile)"
 for round in $(seq "$ROUNDS"); do
     for t in "${REGISTRIES[@]}"; do
@@ -394,13 +406,26 @@ for round in $(seq "$ROUNDS"); do
         npm_env "$dir" "${URL[$t]}" "${TOKEN[$t]}"
         served0=$(server_seconds "$t")
         t0=$(now)
-        if (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund >"$dir/out.log" 2>&1); then
+        if (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund --timing >"$dir/out.log" 2>&1); then
             t1=$(now)
             served=null
             [[ "$t" == tessera ]] && served=$(elapsed "$served0" "$(server_seconds "$t")")
             n=$(ls "$dir/project/node_modules" | grep -c '^bench-small-' || true)
-            record "{\"kind\":\"npm_install\",\"target\":\"$t\",\"round\":$round,\"seconds\":$(elapsed "$t0" "$t1"),\"installed\":$n,\"server_seconds\":$served}"
+            record "{\"kind\":\"npm_install\",\"target\":\"$t\",\"round\":$round,\"seconds\":$(elapsed "$t0" "$t1"),\"installed\":$n,\"server_seconds\":$served,$(npm_phases "$dir")}"
             log "round $round: npm install from $t: $(elapsed "$t0" "$t1") s ($n packages)"
+            if [[ "$t" == tessera ]]; then
+                # npm's own floor: the same install again from the cache it just filled,
+                # with --offline, so no request reaches any registry.
+                rm -rf "$dir/project/node_modules" "$dir/project/package-lock.json" "$dir/cache/_logs"
+                t0=$(now)
+                if (cd "$dir/project" && run_npm "$dir" install --offline --ignore-scripts --no-audit --no-fund --timing >"$dir/offline.log" 2>&1); then
+                    t1=$(now)
+                    record "{\"kind\":\"npm_install_offline\",\"target\":\"$t\",\"round\":$round,\"seconds\":$(elapsed "$t0" "$t1"),$(npm_phases "$dir")}"
+                    log "round $round: the same install offline from npm's warm cache: $(elapsed "$t0" "$t1") s"
+                else
+                    log "offline npm install failed"; tail -5 "$dir/offline.log" >&2
+                fi
+            fi
         else
             log "npm install from $t failed"; tail -5 "$dir/out.log" >&2
             record "{\"kind\":\"npm_install\",\"target\":\"$t\",\"round\":$round,\"failed\":true}"
