@@ -66,14 +66,13 @@ async fn generate(b: &Browser, name: &str, kind_label: &str, otp: Option<&str>) 
 }
 
 /// Timings of a page load, logged for the notes.
-async fn timed(b: &Browser, label: &str, path: &str) -> (f64, f64, f64) {
+async fn timed(b: &Browser, label: &str, path: &str) {
     b.goto(path).await;
     let t = b.timing().await;
     eprintln!(
         "page-load {label:<28} {path:<32} response {:6.1} ms  DOMContentLoaded {:6.1} ms  load {:6.1} ms",
         t.0, t.1, t.2
     );
-    t
 }
 
 #[test]
@@ -297,8 +296,8 @@ fn web_tokens_in_browser_and_with_npm() {
             ("security log", "/settings/security-log"),
             ("profile", "/settings/profile"),
         ] {
-            let (response, dom, _) = timed(&b, label, path).await;
-            assert!(response < 2000.0 && dom < 3000.0, "{path} loads quickly");
+            // Logged for the notes; speed is measured, never asserted.
+            timed(&b, label, path).await;
         }
 
         // Phone-sized screenshots.
@@ -317,6 +316,228 @@ fn web_tokens_in_browser_and_with_npm() {
         b.css("a[href='/login']").await;
         b.goto("/settings/tokens").await;
         b.wait_path("/login?next=").await;
+        b.close().await;
+    });
+}
+
+/// The `YYYY-MM-DD` date `days` from now, as the token list prints it.
+fn date_in_days(days: u64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp((now_secs() + days * 86_400) as i64).unwrap();
+    t.format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap()
+}
+
+#[test]
+fn web_sign_up_then_custom_expiry_and_package_limits() {
+    if let Some(why) = browser_missing() {
+        eprintln!("{why}");
+        return;
+    }
+    let server = Server::start();
+    server.create_user("alice", PASSWORD);
+    let url = server.url.clone();
+    server.rt.block_on(async move {
+        let b = Browser::start(&url).await;
+
+        // Sign up: a taken name is refused with the typed values kept, a new one
+        // creates the account and signs in.
+        b.goto("/").await;
+        b.click_link("Sign up").await;
+        b.wait_path("/signup").await;
+        assert_eq!(b.text("h1").await, "Sign up");
+        b.fill("Username", "alice").await;
+        b.fill("Email", "grace@example.com").await;
+        b.fill("Password", PASSWORD).await;
+        b.click_button("Create account").await;
+        assert_eq!(b.text(".alert.error").await, "user alice already exists");
+        assert_eq!(
+            b.field("Email")
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("grace@example.com")
+        );
+        b.fill("Username", "grace").await;
+        b.fill("Password", PASSWORD).await;
+        b.click_button("Create account").await;
+        b.css("img[alt='Profile picture']").await;
+        assert_eq!(b.path().await, "/");
+        b.screenshot("signed-up").await;
+
+        // Custom expiration without a number of days: a clear error, values kept.
+        b.goto("/settings/tokens/new").await;
+        b.fill("Name", "ci limited").await;
+        b.choose("Automation").await;
+        b.field("Expiration")
+            .await
+            .select_by_value("custom")
+            .await
+            .unwrap();
+        b.click_button("Advanced").await;
+        b.fill("Packages and scopes", "solo-pkg, @grace").await;
+        b.field("Package permission")
+            .await
+            .select_by_value("read-write")
+            .await
+            .unwrap();
+        b.fill("Password", PASSWORD).await;
+        b.click_button("Generate Token").await;
+        assert_eq!(
+            b.text(".alert.error").await,
+            "Enter the custom expiration as a whole number of days (1 to 3650)."
+        );
+        assert_eq!(
+            b.field("Name")
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("ci limited")
+        );
+        assert_eq!(
+            b.field("Packages and scopes")
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("solo-pkg, @grace")
+        );
+        assert_eq!(
+            b.css("#expires")
+                .await
+                .prop("value")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("custom")
+        );
+        assert!(
+            b.css("#kind-automation")
+                .await
+                .prop("checked")
+                .await
+                .unwrap()
+                .as_deref()
+                == Some("true")
+        );
+        assert!(
+            b.css("details.advanced")
+                .await
+                .prop("open")
+                .await
+                .unwrap()
+                .as_deref()
+                == Some("true"),
+            "the Advanced section stays open with its values"
+        );
+
+        // Custom expiration of 3 days, limited to one package and one scope.
+        let before = date_in_days(3);
+        b.fill("Custom expiration (days)", "3").await;
+        b.fill("Password", PASSWORD).await;
+        b.click_button("Generate Token").await;
+        let limited = b.text("#new-token-value").await;
+        let after = date_in_days(3);
+        assert!(limited.starts_with("tsr_"), "{limited}");
+        let row = b
+            .client
+            .find(Locator::XPath(
+                "//tr[.//span[@class='token-name' and text()='ci limited']]",
+            ))
+            .await
+            .unwrap();
+        let expires = row
+            .find(Locator::Css("td[data-label='Expires']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            expires.starts_with(&before) || expires.starts_with(&after),
+            "expires in 3 days: {expires}"
+        );
+        let limits = row
+            .find(Locator::Css("td[data-label='Name'] .hint"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(limits, "solo-pkg, @grace · read-write");
+        b.screenshot("token-limited-custom-expiry").await;
+
+        // Read-only permission on one package for a publish-type token.
+        b.goto("/settings/tokens/new").await;
+        b.fill("Name", "reads solo").await;
+        b.choose("Publish").await;
+        b.field("Expiration")
+            .await
+            .select_by_value("7")
+            .await
+            .unwrap();
+        b.click_button("Advanced").await;
+        b.fill("Packages and scopes", "solo-pkg").await;
+        b.field("Package permission")
+            .await
+            .select_by_value("read-only")
+            .await
+            .unwrap();
+        b.fill("Password", PASSWORD).await;
+        b.click_button("Generate Token").await;
+        let reader = b.text("#new-token-value").await;
+        let row = b
+            .client
+            .find(Locator::XPath(
+                "//tr[.//span[@class='token-name' and text()='reads solo']]",
+            ))
+            .await
+            .unwrap();
+        let expires = row
+            .find(Locator::Css("td[data-label='Expires']"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            expires.starts_with(&date_in_days(7)) || expires.starts_with(&date_in_days(8)),
+            "{expires}"
+        );
+
+        // npm proves the limits: the listed package and scope publish, others do not.
+        let npm = Npm::new(&b.base);
+        npm.use_token(&limited);
+        let (ok, out, _) = npm.run(&["whoami"]).await;
+        assert!(ok && out.trim() == "grace", "{out}");
+        let solo = package_dir("solo-pkg", "1.0.0", "# solo\n");
+        let (ok, _, err) = npm.run_in(Some(solo.path()), &["publish"]).await;
+        assert!(ok, "the listed package publishes: {err}");
+        let scoped = package_dir("@grace/util", "1.0.0", "# util\n");
+        let (ok, _, err) = npm.run_in(Some(scoped.path()), &["publish"]).await;
+        assert!(ok, "a package in the listed scope publishes: {err}");
+        let other = package_dir("other-pkg", "1.0.0", "# other\n");
+        let (ok, _, err) = npm.run_in(Some(other.path()), &["publish"]).await;
+        assert!(!ok, "a package outside the list is refused");
+        assert!(
+            err.contains("This token has no write access to other-pkg"),
+            "{err}"
+        );
+
+        npm.use_token(&reader);
+        let (ok, out, err) = npm.run(&["view", "solo-pkg", "version"]).await;
+        assert!(
+            ok && out.trim() == "1.0.0",
+            "the read-only package permission reads: {out} {err}"
+        );
+        let solo2 = package_dir("solo-pkg", "1.1.0", "# solo\n");
+        let (ok, _, err) = npm.run_in(Some(solo2.path()), &["publish"]).await;
+        assert!(!ok, "read-only package permission cannot publish");
+        assert!(err.contains("403"), "{err}");
         b.close().await;
     });
 }
