@@ -396,9 +396,42 @@ def s(key):
 print(f'"resolve_s":{s("idealTree")},"unpack_s":{s("reify:unpack")}')
 PY
 }
+# Waits until every server is idle (less than 5% of a core over a second, at most
+# 60 s), so one registry's install never runs while another is still busy.
+cpu_ticks() { # CPU time (clock ticks) of every running server, summed
+    local sum=0 p
+    for p in "${PID[@]}"; do
+        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$sum"
+}
+settle() {
+    local tick before after
+    tick=$(getconf CLK_TCK)
+    for _ in $(seq 60); do
+        before=$(cpu_ticks); sleep 1; after=$(cpu_ticks)
+        (( (after - before) * 20 < tick )) && return 0
+    done
+    log "servers still busy after 60 s; measuring anyway"
+}
 log "npm install of a project depending on $SMALL packages (fresh cache, no lockfile)"
+# One untimed install from each registry first: npm's own files, the page cache and
+# every server start the timed rounds equally warm.
+for t in "${REGISTRIES[@]}"; do
+    dir="$WORK/install-warmup-$t"
+    mkdir -p "$dir/project"
+    cp "$WORK/pkgs/project/package.json" "$dir/project/"
+    npm_env "$dir" "${URL[$t]}" "${TOKEN[$t]}"
+    (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund >"$dir/out.log" 2>&1) ||
+        log "warm-up install from $t failed"
+    rm -rf "$dir"
+done
 for round in $(seq "$ROUNDS"); do
-    for t in "${REGISTRIES[@]}"; do
+    # The order rotates each round, so no registry always follows the same one.
+    shift_by=$(((round - 1) % ${#REGISTRIES[@]}))
+    order=("${REGISTRIES[@]:shift_by}" "${REGISTRIES[@]:0:shift_by}")
+    for t in "${order[@]}"; do
+        settle
         dir="$WORK/install-$t-$round"
         rm -rf "$dir"
         mkdir -p "$dir/project"
