@@ -320,6 +320,31 @@ for t in "${REGISTRIES[@]}" ceiling; do
 done
 
 # ---------------------------------------------------------------- wrk figures
+cpu_ticks() { # CPU time (clock ticks) of every running server, summed
+    local sum=0 p
+    for p in "${PID[@]}"; do
+        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$sum"
+}
+# Waits until every server is idle (less than 5% of a core over a second, at most
+# 60 s), so no timed run starts while another registry is still busy (Verdaccio's
+# legacy mode keeps hashing queued requests after its client is done).
+settle() {
+    local tick before after
+    tick=$(getconf CLK_TCK)
+    for _ in $(seq 60); do
+        before=$(cpu_ticks); sleep 1; after=$(cpu_ticks)
+        (( (after - before) * 20 < tick )) && return 0
+    done
+    log "servers still busy after 60 s; measuring anyway"
+}
+# The measured registries, rotated by the round number, so no registry always
+# follows the same one.
+rotated() { # round
+    local k=$((($1 - 1) % ${#REGISTRIES[@]}))
+    echo "${REGISTRIES[@]:k}" "${REGISTRIES[@]:0:k}"
+}
 SMALL_PKG=bench-small-000
 TESTS=(packument_small packument_big abbreviated_small abbreviated_big tarball)
 path_of() {
@@ -364,11 +389,13 @@ check_url ceiling ceiling
 log "wrk: $THREADS threads, $CONNS connections, ${DURATION}s, $ROUNDS rounds (load now: $(loadavg))"
 for round in $(seq "$ROUNDS"); do
     for test in "${TESTS[@]}"; do
-        for t in "${REGISTRIES[@]}"; do
+        for t in $(rotated "$round"); do
+            settle
             log "round $round: $test on $t"
             run_wrk "$test" "$t" "$round"
         done
     done
+    settle
     log "round $round: ceiling"
     run_wrk ceiling ceiling "$round"
 done
@@ -396,47 +423,28 @@ def s(key):
 print(f'"resolve_s":{s("idealTree")},"unpack_s":{s("reify:unpack")}')
 PY
 }
-# Waits until every server is idle (less than 5% of a core over a second, at most
-# 60 s), so one registry's install never runs while another is still busy.
-cpu_ticks() { # CPU time (clock ticks) of every running server, summed
-    local sum=0 p
-    for p in "${PID[@]}"; do
-        sum=$((sum + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-    done
-    echo "$sum"
-}
-settle() {
-    local tick before after
-    tick=$(getconf CLK_TCK)
-    for _ in $(seq 60); do
-        before=$(cpu_ticks); sleep 1; after=$(cpu_ticks)
-        (( (after - before) * 20 < tick )) && return 0
-    done
-    log "servers still busy after 60 s; measuring anyway"
+# A fresh project and npm environment for one install from registry $2.
+prepare_install() { # dir registry
+    rm -rf "$1"
+    mkdir -p "$1/project"
+    cp "$WORK/pkgs/project/package.json" "$1/project/"
+    npm_env "$1" "${URL[$2]}" "${TOKEN[$2]}"
 }
 log "npm install of a project depending on $SMALL packages (fresh cache, no lockfile)"
 # One untimed install from each registry first: npm's own files, the page cache and
 # every server start the timed rounds equally warm.
 for t in "${REGISTRIES[@]}"; do
     dir="$WORK/install-warmup-$t"
-    mkdir -p "$dir/project"
-    cp "$WORK/pkgs/project/package.json" "$dir/project/"
-    npm_env "$dir" "${URL[$t]}" "${TOKEN[$t]}"
+    prepare_install "$dir" "$t"
     (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund >"$dir/out.log" 2>&1) ||
         log "warm-up install from $t failed"
     rm -rf "$dir"
 done
 for round in $(seq "$ROUNDS"); do
-    # The order rotates each round, so no registry always follows the same one.
-    shift_by=$(((round - 1) % ${#REGISTRIES[@]}))
-    order=("${REGISTRIES[@]:shift_by}" "${REGISTRIES[@]:0:shift_by}")
-    for t in "${order[@]}"; do
+    for t in $(rotated "$round"); do
         settle
         dir="$WORK/install-$t-$round"
-        rm -rf "$dir"
-        mkdir -p "$dir/project"
-        cp "$WORK/pkgs/project/package.json" "$dir/project/"
-        npm_env "$dir" "${URL[$t]}" "${TOKEN[$t]}"
+        prepare_install "$dir" "$t"
         served0=$(server_seconds "$t")
         t0=$(now)
         if (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund --timing >"$dir/out.log" 2>&1); then
@@ -474,7 +482,8 @@ for t in "${REGISTRIES[@]}"; do
     python3 "$BENCH/gen_packages.py" bodies "$WORK/raw-$t" "bench-raw-$t" "$((PUBLISHES * ROUNDS))" "${URL[$t]}"
 done
 for round in $(seq "$ROUNDS"); do
-    for t in "${REGISTRIES[@]}"; do
+    for t in $(rotated "$round"); do
+        settle
         times=()
         for i in $(seq $(((round - 1) * PUBLISHES)) $((round * PUBLISHES - 1))); do
             dir="$WORK/pubenv-$t-$i"
