@@ -430,14 +430,19 @@ prepare_install() { # dir registry
     cp "$WORK/pkgs/project/package.json" "$1/project/"
     npm_env "$1" "${URL[$2]}" "${TOKEN[$2]}"
 }
+# `npm install` in the project prepared in $1, its output in $1/$2.
+npm_install() { # dir log_name extra_args...
+    local dir=$1 log_name=$2
+    shift 2
+    (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund "$@" >"$dir/$log_name" 2>&1)
+}
 log "npm install of a project depending on $SMALL packages (fresh cache, no lockfile)"
 # One untimed install from each registry first: npm's own files, the page cache and
 # every server start the timed rounds equally warm.
 for t in "${REGISTRIES[@]}"; do
     dir="$WORK/install-warmup-$t"
     prepare_install "$dir" "$t"
-    (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund >"$dir/out.log" 2>&1) ||
-        log "warm-up install from $t failed"
+    npm_install "$dir" out.log || log "warm-up install from $t failed"
     rm -rf "$dir"
 done
 for round in $(seq "$ROUNDS"); do
@@ -447,7 +452,7 @@ for round in $(seq "$ROUNDS"); do
         prepare_install "$dir" "$t"
         served0=$(server_seconds "$t")
         t0=$(now)
-        if (cd "$dir/project" && run_npm "$dir" install --ignore-scripts --no-audit --no-fund --timing >"$dir/out.log" 2>&1); then
+        if npm_install "$dir" out.log --timing; then
             t1=$(now)
             served=null
             [[ "$t" == tessera ]] && served=$(elapsed "$served0" "$(server_seconds "$t")")
@@ -459,7 +464,7 @@ for round in $(seq "$ROUNDS"); do
                 # with --offline, so no request reaches any registry.
                 rm -rf "$dir/project/node_modules" "$dir/project/package-lock.json" "$dir/cache/_logs"
                 t0=$(now)
-                if (cd "$dir/project" && run_npm "$dir" install --offline --ignore-scripts --no-audit --no-fund --timing >"$dir/offline.log" 2>&1); then
+                if npm_install "$dir" offline.log --offline --timing; then
                     t1=$(now)
                     record "{\"kind\":\"npm_install_offline\",\"target\":\"$t\",\"round\":$round,\"seconds\":$(elapsed "$t0" "$t1"),$(npm_phases "$dir")}"
                     log "round $round: the same install offline from npm's warm cache: $(elapsed "$t0" "$t1") s"
