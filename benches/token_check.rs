@@ -13,20 +13,21 @@
 //! against a large store (a user `bench-micro` and its token are added to it).
 
 use std::hint::black_box;
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera::app::App;
+use tessera::auth::cidr::ClientAddr;
 use tessera::auth::token::{PlainToken, TokenHashKey};
 use tessera::clock::SystemClock;
 use tessera::config::Config;
+use tessera::config::SecretString;
 use tessera::domain::access::{
-    Action, Credential, Limits, PackageFacts, Principal, TfaMode, TokenKind, decide,
+    Action, Credential, Limits, PackageFacts, PackagePermission, Principal, TfaMode, TokenKind,
+    decide,
 };
 use tessera::domain::auth::authenticate_token;
-use tessera::domain::tokens::{self, Spec};
-use tessera::domain::users::create_user;
+use tessera::domain::users::{LoginRequest, create_user, password_login};
 use tessera::npm::name::PackageName;
 
 fn parse_and_hash(c: &mut Criterion) {
@@ -59,7 +60,7 @@ fn access_decisions(c: &mut Criterion) {
         Some(Limits {
             packages: vec!["@acme/other".into()],
             scopes: vec!["acme".into()],
-            permission: Some("read-write".into()),
+            permission: Some(PackagePermission::ReadWrite),
             ..Limits::default()
         }),
     );
@@ -139,6 +140,7 @@ fn authenticate_against_sqlite(c: &mut Criterion) {
     let temp = tempfile::tempdir().expect("temp dir");
     let dir = std::env::var_os("TESSERA_BENCH_DATA_DIR").map(std::path::PathBuf::from);
     let data_dir = dir.clone().unwrap_or_else(|| temp.path().to_owned());
+    let password = SecretString::from("benchpassword");
     let (app, token) = runtime.block_on(async {
         let app = App::open(
             Config::for_data_dir(&data_dir),
@@ -149,21 +151,20 @@ fn authenticate_against_sqlite(c: &mut Criterion) {
         .expect("open app");
         let user = match app.store.user_by_name("bench-micro").await.expect("lookup") {
             Some(u) => u,
-            None => create_user(&app, "bench-micro", "bench@example.com", "benchpassword")
+            None => create_user(&app, "bench-micro", "bench@example.com", &password)
                 .await
                 .expect("user"),
         };
-        let created = tokens::insert(
+        // A login token, issued through the same path as `npm login`.
+        let created = password_login(
             &app,
-            &user,
-            Spec {
-                name: Some("micro-benchmark"),
-                description: None,
-                kind: TokenKind::Publish,
-                limits: None,
-                cidr: None,
-                origin: "bench",
-                expires_at: None,
+            LoginRequest {
+                name: &user.name,
+                password: &password,
+                email: None,
+                otp: None,
+                ip: ClientAddr::Ip([127, 0, 0, 1].into()),
+                client: "micro-benchmark",
             },
         )
         .await
@@ -175,7 +176,7 @@ fn authenticate_against_sqlite(c: &mut Criterion) {
         "token/authenticate_sqlite: {tokens_in_store} token(s) in the store at {}",
         data_dir.display()
     );
-    let ip: IpAddr = [127, 0, 0, 1].into();
+    let ip = ClientAddr::Ip([127, 0, 0, 1].into());
     c.bench_function("token/authenticate_sqlite", |b| {
         b.iter(|| {
             let caller = runtime

@@ -192,7 +192,7 @@ async fn main() -> anyhow::Result<()> {
                 last_four,
                 name: Some("scale"),
                 description: None,
-                kind: "publish",
+                kind: tessera::domain::access::TokenKind::Publish,
                 limits: None,
                 cidr: None,
                 origin: "scale-gen",

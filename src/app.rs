@@ -12,12 +12,18 @@ use crate::domain::packument_cache::PackumentCache;
 use crate::domain::usage::UsageRecorder;
 use crate::store::Store;
 
-/// Keys derived from the server key.
-#[derive(Debug, Clone)]
+/// Keys derived from the server key. `Debug` prints none of them.
+#[derive(Clone)]
 pub struct Keys {
     pub token_hash: TokenHashKey,
     pub totp: [u8; 32],
     pub lookup: TokenHashKey,
+}
+
+impl std::fmt::Debug for Keys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keys(<redacted>)")
+    }
 }
 
 /// Shared application state.
@@ -33,6 +39,8 @@ pub struct App {
     pub packuments: PackumentCache,
     pub usage: UsageRecorder,
     pub metrics: crate::metrics::Metrics,
+    /// Bounded Argon2 work for password checks.
+    pub hashing: crate::domain::credentials::Hashing,
     /// Held while serving an embedded database (see `server::bind`).
     pub serve_lock: std::sync::OnceLock<std::fs::File>,
 }
@@ -104,6 +112,7 @@ impl App {
             packuments: PackumentCache::default(),
             usage,
             metrics: crate::metrics::Metrics::default(),
+            hashing: crate::domain::credentials::Hashing::for_this_machine(),
             serve_lock: std::sync::OnceLock::new(),
         }))
     }

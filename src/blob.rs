@@ -15,7 +15,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::config::{BlobConfig, S3Config};
+use crate::config::{BlobConfig, ExposeSecret, S3Config};
 
 /// Blobs up to this size are read in one piece; larger ones are streamed.
 const SMALL_BLOB: u64 = 4 * 1024 * 1024;
@@ -169,7 +169,7 @@ impl Blobs {
             builder = builder.with_access_key_id(id);
         }
         if let Some(secret) = &s3.secret_access_key {
-            builder = builder.with_secret_access_key(secret.expose());
+            builder = builder.with_secret_access_key(secret.expose_secret());
         }
         let store = builder
             .build()

@@ -19,7 +19,7 @@ pub struct RawConfig {
     /// `data_dir` / `TESSERA_DATA_DIR`. Default: the platform data dir + `tessera`.
     pub data_dir: Option<PathBuf>,
     /// `database_url` / `TESSERA_DATABASE_URL`. Default: `sqlite://<data_dir>/tessera.db`.
-    pub database_url: Option<String>,
+    pub database_url: Option<DatabaseUrl>,
     /// `public_url` / `TESSERA_PUBLIC_URL`: base of tarball links. Default: `http://<listen>`.
     pub public_url: Option<String>,
     /// `blob_store` / `TESSERA_BLOB_STORE`: a folder path or `s3://bucket[/prefix]`.
@@ -32,7 +32,7 @@ pub struct RawConfig {
     /// `s3_access_key_id` (else `AWS_ACCESS_KEY_ID`).
     pub s3_access_key_id: Option<String>,
     /// `s3_secret_access_key` (else `AWS_SECRET_ACCESS_KEY`).
-    pub s3_secret_access_key: Option<String>,
+    pub s3_secret_access_key: Option<SecretString>,
     /// `open_signup` / `TESSERA_OPEN_SIGNUP`. Default true.
     pub open_signup: Option<bool>,
     /// `anonymous_read` / `TESSERA_ANONYMOUS_READ`. Default true.
@@ -81,28 +81,71 @@ impl RawConfig {
     }
 }
 
-/// A secret setting: `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
+pub use secrecy::{ExposeSecret, SecretString};
 
-impl SecretString {
-    pub fn new(s: String) -> Self {
-        SecretString(s)
+/// A database URL. It may carry a password, so `Debug` shows it with the password
+/// replaced and there is no `Display`: print `redacted()`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
-    pub fn expose(&self) -> &str {
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        let url = &self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return url.clone();
+        };
+        let (authority, tail) = match rest.find('/') {
+            Some(i) => rest.split_at(i),
+            None => (rest, ""),
+        };
+        match authority.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let user = userinfo.split(':').next().unwrap_or("");
+                if userinfo.contains(':') {
+                    format!("{scheme}://{user}:***@{host}{tail}")
+                } else {
+                    format!("{scheme}://{user}@{host}{tail}")
+                }
+            }
+            None => url.clone(),
+        }
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+
+    fn deref(&self) -> &str {
         &self.0
     }
 }
 
-impl std::fmt::Debug for SecretString {
+impl From<String> for DatabaseUrl {
+    fn from(s: String) -> Self {
+        DatabaseUrl(s)
+    }
+}
+
+impl From<&str> for DatabaseUrl {
+    fn from(s: &str) -> Self {
+        DatabaseUrl(s.to_owned())
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
+        write!(f, "DatabaseUrl({})", self.redacted())
     }
 }
 
 /// S3-compatible object storage settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct S3Config {
     pub bucket: String,
     /// Key prefix inside the bucket, without leading or trailing `/`.
@@ -114,7 +157,7 @@ pub struct S3Config {
 }
 
 /// Where tarballs are stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum BlobConfig {
     Folder(PathBuf),
     S3(S3Config),
@@ -136,7 +179,7 @@ impl BlobConfig {
 pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
     /// Without trailing slash; `None` until the listener is bound when not configured.
     pub public_url: Option<String>,
     pub blobs: BlobConfig,
@@ -163,9 +206,12 @@ impl Config {
                 .ok_or_else(|| anyhow::anyhow!("no platform data directory; pass --data-dir"))?
                 .join("tessera"),
         };
-        let database_url = raw
-            .database_url
-            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("tessera.db").display()));
+        let database_url = raw.database_url.unwrap_or_else(|| {
+            DatabaseUrl(format!(
+                "sqlite://{}",
+                data_dir.join("tessera.db").display()
+            ))
+        });
         if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
             anyhow::bail!("database URL must start with sqlite:// or postgres://");
         }
@@ -189,7 +235,7 @@ impl Config {
                     endpoint: raw.s3_endpoint,
                     region: raw.s3_region,
                     access_key_id: raw.s3_access_key_id,
-                    secret_access_key: raw.s3_secret_access_key.map(SecretString),
+                    secret_access_key: raw.s3_secret_access_key,
                 })
             }
             Some(path) => BlobConfig::Folder(PathBuf::from(path)),

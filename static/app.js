@@ -1,4 +1,5 @@
-// Tessera: the only script. Copy buttons and closing the account menu.
+// Tessera: the only script. Copy buttons, closing the account menu, and the address
+// of pages that show a secret once.
 // Everything else works without JavaScript.
 (function () {
   "use strict";
@@ -47,6 +48,14 @@
       if (!menu.contains(event.target)) { menu.removeAttribute("open"); }
     });
   });
+
+  // A page that answers a form post with a secret shown once (a new token, recovery
+  // codes) says where it belongs; the address bar moves there, so reloading shows the
+  // page without the secret instead of posting the form again.
+  var canonical = document.querySelector("[data-canonical-path]");
+  if (canonical && window.history && history.replaceState) {
+    history.replaceState(null, "", canonical.getAttribute("data-canonical-path"));
+  }
 
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {

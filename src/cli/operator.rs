@@ -22,7 +22,7 @@ pub struct ServerArgs {
     data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://… [default: SQLite in the data dir].
     #[arg(long, env = "TESSERA_DATABASE_URL")]
-    database_url: Option<String>,
+    database_url: Option<crate::config::DatabaseUrl>,
     /// Public base URL for links (behind a proxy).
     #[arg(long, env = "TESSERA_PUBLIC_URL")]
     public_url: Option<String>,
@@ -194,7 +194,8 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
         } => {
             let password = read_password(password_stdin, "Password", true)?;
             let app = open(&server).await?;
-            let result = crate::domain::users::create_user(&app, &name, &email, &password).await;
+            let result =
+                crate::domain::users::create_user(&app, &name, &email, &password.into()).await;
             app.shutdown().await;
             let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("created user {}", user.name);
@@ -247,7 +248,7 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
         ),
         (
             "database_url",
-            redact_url(&config.database_url),
+            config.database_url.redacted(),
             source(
                 "TESSERA_DATABASE_URL",
                 flags.database_url.is_some(),
@@ -343,26 +344,12 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Hides a password in a database URL.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
-            match creds.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
 /// `tessera migrate-store`: the source is the usual server settings.
 #[derive(Debug, Args)]
 pub struct MigrateStoreArgs {
     /// Database to copy into (must be empty), e.g. postgres://user@host/db.
     #[arg(long)]
-    to_database_url: String,
+    to_database_url: crate::config::DatabaseUrl,
     /// Blob store to copy tarballs into (a folder or s3://bucket/prefix); default: keep.
     #[arg(long)]
     to_blob_store: Option<String>,

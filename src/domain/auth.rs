@@ -1,16 +1,18 @@
-//! Who is calling: turns an `Authorization` header (Bearer token or Basic password)
-//! into a `Caller`, applying the token's admission rules (checksum before any lookup,
-//! revoked, expired, CIDR).
+//! Who is calling: every credential path (Bearer token, Basic password, website
+//! session) ends in the same `Caller`, whose `Principal` carries the credential and the
+//! account's two-factor mode, so the access check treats them alike. Token admission
+//! is here: checksum before any lookup, then revoked, expired, CIDR; a stored type,
+//! limit or range that cannot be read refuses the token (fail closed).
 
 use base64::Engine;
-use std::net::IpAddr;
+use secrecy::SecretString;
 use std::sync::Arc;
 
-use super::access::{Credential, Limits, Principal, TfaMode, TokenKind};
+use super::access::{Credential, Limits, Principal, TokenKind};
+use super::credentials;
 use super::{Error, Result};
 use crate::app::App;
-use crate::auth::cidr::CidrList;
-use crate::auth::password::verify_password;
+use crate::auth::cidr::{CidrList, ClientAddr};
 use crate::auth::token::PlainToken;
 use crate::store::{TokenRow, UserRow};
 
@@ -22,7 +24,7 @@ pub struct Caller {
     pub principal: Principal,
     /// The token used, if any.
     pub token: Option<Arc<TokenRow>>,
-    pub ip: IpAddr,
+    pub ip: ClientAddr,
     /// The `npm-otp` header (or the web form's one-time password).
     pub otp: Option<String>,
 }
@@ -33,8 +35,43 @@ impl Caller {
     }
 }
 
+/// What a token row says about its use, read with every value checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSettings {
+    pub kind: TokenKind,
+    pub limits: Option<Limits>,
+    pub cidr: Option<CidrList>,
+}
+
+/// A token whose stored settings cannot be read: refused everywhere.
+const UNREADABLE: &str = "This token's stored settings cannot be read, so it is refused; revoke it and create a new one.";
+
+impl TokenSettings {
+    /// Reads the type, granular limits and CIDR ranges of a stored token.
+    pub fn of(row: &TokenRow) -> Result<TokenSettings, &'static str> {
+        let kind = row.kind.get().ok_or(UNREADABLE)?;
+        let limits = match row.limits.as_deref() {
+            None => None,
+            Some(text) => Some(serde_json::from_str::<Limits>(text).map_err(|_| UNREADABLE)?),
+        };
+        let cidr = match row.cidr.as_deref() {
+            None => None,
+            Some(text) => {
+                let entries: Vec<String> = serde_json::from_str(text).map_err(|_| UNREADABLE)?;
+                // An empty stored list would read as "no limit": refuse it instead.
+                Some(
+                    CidrList::parse_entries(&entries)
+                        .map_err(|_| UNREADABLE)?
+                        .ok_or(UNREADABLE)?,
+                )
+            }
+        };
+        Ok(TokenSettings { kind, limits, cidr })
+    }
+}
+
 /// Why a token row may not be used now; a pure function of the row, address and time.
-pub fn admit(row: &TokenRow, ip: IpAddr, now: i64) -> Result<()> {
+pub fn admit(row: &TokenRow, ip: ClientAddr, now: i64) -> Result<TokenSettings> {
     if row.revoked_at.is_some() {
         return Err(Error::Unauthenticated(
             "This token has been revoked.".into(),
@@ -43,36 +80,24 @@ pub fn admit(row: &TokenRow, ip: IpAddr, now: i64) -> Result<()> {
     if row.expires_at.is_some_and(|t| t <= now) {
         return Err(Error::Unauthenticated("This token has expired.".into()));
     }
-    if let Some(list) = cidr_of(row)
-        && !list.contains(ip)
+    let settings = TokenSettings::of(row).map_err(|m| Error::Unauthenticated(m.into()))?;
+    if let Some(list) = &settings.cidr
+        && !list.permits(ip)
     {
-        return Err(Error::IpNotAllowed(
-            crate::auth::cidr::canonical(ip).to_string(),
-        ));
+        return Err(Error::IpNotAllowed(ip.to_string()));
     }
-    Ok(())
-}
-
-/// The CIDR list stored with a token.
-pub fn cidr_of(row: &TokenRow) -> Option<CidrList> {
-    let entries: Vec<String> = serde_json::from_str(row.cidr.as_deref()?).ok()?;
-    CidrList::parse_entries(&entries).ok().flatten()
-}
-
-/// The granular limits stored with a token.
-pub fn limits_of(row: &TokenRow) -> Option<Limits> {
-    serde_json::from_str(row.limits.as_deref()?).ok()
+    Ok(settings)
 }
 
 fn principal_for(user: &UserRow, credential: Credential) -> Principal {
     Principal {
         credential,
-        tfa: TfaMode::from_row(user.tfa_mode.as_deref(), user.tfa_pending != 0),
+        tfa: user.tfa_mode(),
     }
 }
 
 /// Authenticates a bearer token.
-pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Caller> {
+pub async fn authenticate_token(app: &App, text: &str, ip: ClientAddr) -> Result<Caller> {
     app.metrics.token_checks.inc();
     let token = PlainToken::parse(text.trim()).map_err(|e| {
         app.metrics.auth_failure("malformed_token");
@@ -86,20 +111,22 @@ pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Cal
         app.metrics.auth_failure("unknown_token");
         return Err(Error::Unauthenticated("Unknown token.".into()));
     };
-    if let Err(e) = admit(&row, ip, app.now()) {
-        app.metrics.auth_failure(match &e {
-            Error::IpNotAllowed(_) => "cidr",
-            _ => "revoked_or_expired",
-        });
-        return Err(e);
-    }
+    let settings = match admit(&row, ip, app.now()) {
+        Ok(s) => s,
+        Err(e) => {
+            app.metrics.auth_failure(match &e {
+                Error::IpNotAllowed(_) => "cidr",
+                _ => "revoked_or_expired",
+            });
+            return Err(e);
+        }
+    };
     app.usage.record(&row, ip, app.now());
-    let kind = TokenKind::parse(&row.kind).unwrap_or(TokenKind::ReadOnly);
     let principal = principal_for(
         &user,
         Credential::Token {
-            kind,
-            limits: limits_of(&row),
+            kind: settings.kind,
+            limits: settings.limits,
         },
     );
     Ok(Caller {
@@ -111,44 +138,36 @@ pub async fn authenticate_token(app: &App, text: &str, ip: IpAddr) -> Result<Cal
     })
 }
 
-/// Authenticates a username and password.
+/// Authenticates a username and password (HTTP Basic). Throttled like every
+/// password check; the resulting caller can only do what `access` lets a password do.
 pub async fn authenticate_password(
     app: &App,
     name: &str,
-    password: &str,
-    ip: IpAddr,
+    password: &SecretString,
+    ip: ClientAddr,
 ) -> Result<Caller> {
     let user = app.store.user_by_name(name).await?;
-    let ok = match &user {
-        Some(u) => verify_password(password, &u.password_hash),
-        None => {
-            // Spend the same time on unknown users so timing does not reveal names.
-            let _ = verify_password(password, DUMMY_HASH);
-            false
-        }
-    };
-    match user {
-        Some(user) if ok => {
-            let principal = principal_for(&user, Credential::Password);
-            Ok(Caller {
-                user: Arc::new(user),
-                principal,
-                token: None,
-                ip,
-                otp: None,
-            })
-        }
-        _ => {
-            app.metrics.auth_failure("bad_password");
-            Err(Error::BadPassword("Incorrect username or password.".into()))
-        }
-    }
+    credentials::check_password(
+        app,
+        user.as_ref(),
+        password,
+        ip,
+        "Incorrect username or password.",
+    )
+    .await?;
+    let user = user.ok_or_else(|| Error::BadPassword("Incorrect username or password.".into()))?;
+    let principal = principal_for(&user, Credential::Password);
+    Ok(Caller {
+        user: Arc::new(user),
+        principal,
+        token: None,
+        ip,
+        otp: None,
+    })
 }
 
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0f8Ajd8nLs3IxK0d/L0Zb1QyQqm8OQx1aQZWQ0CwPbw";
-
-/// A web-session caller.
-pub fn session_caller(user: UserRow, ip: IpAddr) -> Caller {
+/// A web-session caller (the session has passed every factor).
+pub fn session_caller(user: UserRow, ip: ClientAddr) -> Caller {
     let principal = principal_for(&user, Credential::Session);
     Caller {
         user: Arc::new(user),
@@ -163,7 +182,7 @@ pub fn session_caller(user: UserRow, ip: IpAddr) -> Caller {
 pub async fn authenticate_header(
     app: &App,
     header: Option<&str>,
-    ip: IpAddr,
+    ip: ClientAddr,
 ) -> Result<Option<Caller>> {
     let Some(value) = header else { return Ok(None) };
     let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
@@ -179,7 +198,8 @@ pub async fn authenticate_header(
         let (name, password) = decoded
             .split_once(':')
             .ok_or_else(|| Error::BadPassword("Malformed basic credentials.".into()))?;
-        return authenticate_password(app, name, password, ip)
+        let password = SecretString::from(password.to_owned());
+        return authenticate_password(app, name, &password, ip)
             .await
             .map(Some);
     }

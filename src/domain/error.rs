@@ -18,8 +18,13 @@ pub enum Error {
     /// A one-time password is needed or was wrong (401 + `www-authenticate: OTP`).
     #[error("{0}")]
     OtpRequired(String),
-    #[error("too many failed one-time passwords; try again in {retry_after_secs} seconds")]
-    TooManyAttempts { retry_after_secs: u64 },
+    /// A throttle refused the attempt (429 + `Retry-After`); the message names
+    /// which secret was wrong too often.
+    #[error("{message}")]
+    TooManyAttempts {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// The token is CIDR-limited and the client is outside (401 + `ipaddress`).
     #[error("this token may not be used from {0}")]
     IpNotAllowed(String),

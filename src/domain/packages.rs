@@ -1,29 +1,32 @@
 //! Reading and managing published packages: packuments, tarballs, dist-tags,
-//! deprecation, unpublish, owners, visibility, the 2FA publishing policy and search.
+//! deprecation, unpublish, owners, visibility, the 2FA publishing policy, listings and
+//! search. Every function passes the access gate first and reaches the store only with
+//! the grant it returns.
+//!
+//! Document-shaped writes (`PUT /<name>` deprecations, `PUT /<name>/-rev/<rev>`
+//! unpublishes, `DELETE /<name>/-rev/<rev>`) are accepted only against the package's
+//! current revision: a client that sends back an outdated document gets 409 and
+//! never removes a version it did not see.
 
 use bytes::Bytes;
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::access::Action;
+use super::access::{self, Action, PackageAccess, PackageGrant, PackagePermission, Target, act};
 use super::packument_cache::{CachedDoc, Rendition, http_date};
-use super::{Caller, Error, Result, Target, authorize, package_facts};
+use super::{Caller, Error, Result, package_facts};
 use crate::app::App;
 use crate::npm::name::PackageName;
-use crate::npm::packument::{self, PackageDoc, VersionDoc};
-use crate::store::{MaintainerRow, PackageRow, SearchRow};
+use crate::npm::packument::{self, PackageDoc, VersionDoc, rev_string};
+use crate::store::{MaintainerRow, PackageRow, RevisionWrite, SearchRow};
 
-async fn readable(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Target> {
+async fn readable(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<PackageGrant<act::ReadPackage>> {
     let target = package_facts(app, caller, name).await?;
-    authorize(app, caller, Action::ReadPackage, Some(&target)).await?;
-    Ok(target)
-}
-
-fn row(target: &Target) -> Result<&PackageRow> {
-    target
-        .row
-        .as_deref()
-        .ok_or_else(|| Error::NotFound(format!("package {} not found", target.name)))
+    access::authorize::<act::ReadPackage>(app, caller, &target).await
 }
 
 /// The packument, rendered once per revision.
@@ -32,18 +35,23 @@ pub async fn packument(
     caller: Option<&Caller>,
     name: &PackageName,
 ) -> Result<Arc<CachedDoc>> {
-    let target = readable(app, caller, name).await?;
-    let package = row(&target)?;
-    if let Some(doc) = app.packuments.get(name.as_str(), package.rev) {
+    let grant = readable(app, caller, name).await?;
+    render(app, &grant).await
+}
+
+async fn render(app: &App, grant: &PackageGrant<act::ReadPackage>) -> Result<Arc<CachedDoc>> {
+    let name = grant.name();
+    if let Some(doc) = app.packuments.get(name.as_str(), grant.row().rev) {
         return Ok(doc);
     }
+    let not_found = || Error::NotFound(format!("package {name} not found"));
     let contents = app
         .store
-        .package_contents(name.as_str())
+        .package_contents(grant)
         .await?
-        .ok_or_else(|| Error::NotFound(format!("package {name} not found")))?;
+        .ok_or_else(not_found)?;
     if contents.versions.is_empty() {
-        return Err(Error::NotFound(format!("package {name} not found")));
+        return Err(not_found());
     }
     let doc = PackageDoc {
         name: contents.package.name.clone(),
@@ -68,11 +76,9 @@ pub async fn packument(
             })
             .collect(),
     };
-    let full =
-        Bytes::from(serde_json::to_vec(&packument::full(&doc, &app.public_url)).expect("json"));
-    let abbreviated = Bytes::from(
-        serde_json::to_vec(&packument::abbreviated(&doc, &app.public_url)).expect("json"),
-    );
+    let json = |v: &Value| serde_json::to_vec(v).map_err(|e| Error::Internal(e.into()));
+    let full = Bytes::from(json(&packument::full(&doc, &app.public_url))?);
+    let abbreviated = Bytes::from(json(&packument::abbreviated(&doc, &app.public_url))?);
     let cached = Arc::new(CachedDoc {
         rev: doc.rev,
         modified_ms: doc.modified_ms,
@@ -84,6 +90,12 @@ pub async fn packument(
     Ok(cached)
 }
 
+fn version_of_file<'a>(name: &PackageName, file: &'a str) -> Option<&'a str> {
+    file.strip_prefix(name.bare())
+        .and_then(|r| r.strip_prefix('-'))
+        .and_then(|r| r.strip_suffix(".tgz"))
+}
+
 /// The tarball of `name` named `file` (`<bare>-<version>.tgz`), streamed.
 pub async fn tarball(
     app: &App,
@@ -91,16 +103,12 @@ pub async fn tarball(
     name: &PackageName,
     file: &str,
 ) -> Result<(u64, crate::blob::BlobStream)> {
-    let version = file
-        .strip_prefix(name.bare())
-        .and_then(|r| r.strip_prefix('-'))
-        .and_then(|r| r.strip_suffix(".tgz"))
+    let version = version_of_file(name, file)
         .ok_or_else(|| Error::NotFound(format!("tarball {file} not found")))?;
-    let target = readable(app, caller, name).await?;
-    let package = row(&target)?;
+    let grant = readable(app, caller, name).await?;
     let (key, _) = app
         .store
-        .tarball_of(package.id, version)
+        .tarball_of(&grant, version)
         .await?
         .ok_or_else(|| Error::NotFound(format!("{name}@{version} not found")))?;
     app.blobs
@@ -120,8 +128,8 @@ pub async fn dist_tags(
     caller: Option<&Caller>,
     name: &PackageName,
 ) -> Result<Vec<(String, String)>> {
-    let target = readable(app, caller, name).await?;
-    Ok(app.store.dist_tags_of(row(&target)?.id).await?)
+    let grant = readable(app, caller, name).await?;
+    Ok(app.store.dist_tags_of(&grant).await?)
 }
 
 /// Points `tag` at `version`.
@@ -134,11 +142,10 @@ pub async fn set_dist_tag(
 ) -> Result<()> {
     validate_tag(tag)?;
     let target = package_facts(app, Some(caller), name).await?;
-    authorize(app, Some(caller), Action::DistTag, Some(&target)).await?;
-    let package = row(&target)?;
+    let grant = access::authorize::<act::DistTag>(app, Some(caller), &target).await?;
     if !app
         .store
-        .set_dist_tag(package.id, tag, version, app.now())
+        .set_dist_tag(&grant, tag, version, app.now())
         .await?
     {
         return Err(Error::NotFound(format!(
@@ -156,16 +163,11 @@ pub async fn remove_dist_tag(
     tag: &str,
 ) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
-    authorize(app, Some(caller), Action::DistTag, Some(&target)).await?;
+    let grant = access::authorize::<act::DistTag>(app, Some(caller), &target).await?;
     if tag == "latest" {
         return Err(Error::Invalid("the latest tag cannot be removed".into()));
     }
-    let package = row(&target)?;
-    if !app
-        .store
-        .remove_dist_tag(package.id, tag, app.now())
-        .await?
-    {
+    if !app.store.remove_dist_tag(&grant, tag, app.now()).await? {
         return Err(Error::NotFound(format!(
             "{tag} is not a dist-tag on {name}"
         )));
@@ -190,7 +192,30 @@ fn validate_tag(tag: &str) -> Result<()> {
     Ok(())
 }
 
-/// Applies a full-document `PUT /<name>` (deprecate/undeprecate) or a star body.
+/// The revision a document-shaped write names (URL `-rev/<rev>` or body `_rev`).
+fn sent_revision<'a>(url_rev: Option<&'a str>, body: &'a Value) -> Option<&'a str> {
+    url_rev
+        .filter(|r| !r.is_empty() && *r != "undefined")
+        .or_else(|| body.get("_rev").and_then(Value::as_str))
+}
+
+fn stale(name: &PackageName, row: &PackageRow) -> Error {
+    Error::Conflict(format!(
+        "{name} changed since this document was read (it is at revision {} now); \
+         read it again and retry",
+        rev_string(name.as_str(), row.rev)
+    ))
+}
+
+/// Checks a sent revision against the package's current one.
+fn expect_current(name: &PackageName, row: &PackageRow, sent: Option<&str>) -> Result<i64> {
+    match sent {
+        Some(rev) if rev == rev_string(name.as_str(), row.rev) => Ok(row.rev),
+        _ => Err(stale(name, row)),
+    }
+}
+
+/// `PUT /<name>` without attachments: a deprecation (full document) or a star.
 pub async fn update_document(
     app: &App,
     caller: &Caller,
@@ -199,15 +224,19 @@ pub async fn update_document(
 ) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     let Some(versions) = body.get("versions").and_then(Value::as_object) else {
-        // A star/unstar body: accepted for readers, changes nothing stored.
-        authorize(app, Some(caller), Action::ReadPackage, Some(&target)).await?;
+        // A star/unstar body: one's own mark, for anyone who may read the package.
+        access::authorize::<act::Star>(app, Some(caller), &target).await?;
         return Ok(());
     };
-    authorize(app, Some(caller), Action::Deprecate, Some(&target)).await?;
-    let package = row(&target)?;
+    let grant = access::authorize::<act::Deprecate>(app, Some(caller), &target).await?;
+    let expected = match sent_revision(None, body) {
+        Some(rev) => Some(expect_current(name, grant.row(), Some(rev))?),
+        None => None,
+    };
+    let read = readable(app, Some(caller), name).await?;
     let contents = app
         .store
-        .package_contents(&package.name)
+        .package_contents(&read)
         .await?
         .ok_or_else(|| Error::NotFound(name.to_string()))?;
     let mut changes = Vec::new();
@@ -224,29 +253,35 @@ pub async fn update_document(
             changes.push((v.version.clone(), wanted));
         }
     }
-    if !changes.is_empty() {
-        app.store
-            .set_deprecations(package.id, &changes, app.now())
-            .await?;
+    if changes.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    match app
+        .store
+        .set_deprecations(&grant, expected, &changes, app.now())
+        .await?
+    {
+        RevisionWrite::Written => Ok(()),
+        RevisionWrite::RevisionChanged => Err(stale(name, grant.row())),
+    }
 }
 
-/// `PUT /<name>/-rev/<rev>`: either an unpublish of versions (body has `versions`)
-/// or an owner change (body has `maintainers`).
+/// `PUT /<name>/-rev/<rev>`: an unpublish of versions (the document without them), a
+/// whole-document star (what pnpm sends: nothing removed), or an owner change (body
+/// has `maintainers` and no `versions`).
 pub async fn update_revision(
     app: &App,
     caller: &Caller,
     name: &PackageName,
+    url_rev: &str,
     body: &Value,
 ) -> Result<()> {
     if let Some(versions) = body.get("versions").and_then(Value::as_object) {
         let target = package_facts(app, Some(caller), name).await?;
-        authorize(app, Some(caller), Action::Unpublish, Some(&target)).await?;
-        let package = row(&target)?;
+        let reader = access::authorize::<act::ReadPackage>(app, Some(caller), &target).await?;
         let contents = app
             .store
-            .package_contents(&package.name)
+            .package_contents(&reader)
             .await?
             .ok_or_else(|| Error::NotFound(name.to_string()))?;
         let removed: Vec<String> = contents
@@ -256,10 +291,16 @@ pub async fn update_revision(
             .map(|v| v.version.clone())
             .collect();
         if removed.is_empty() {
+            // Nothing removed: a star (or a no-op), which needs only read access.
             return Ok(());
         }
+        let grant = access::authorize::<act::Unpublish>(app, Some(caller), &target).await?;
+        let expected = expect_current(name, grant.row(), sent_revision(Some(url_rev), body))?;
+        if contents.package.rev != expected {
+            return Err(stale(name, grant.row()));
+        }
         if removed.len() == contents.versions.len() {
-            return delete_package_inner(app, package).await;
+            return delete_package_inner(app, &grant, &reader, Some(expected)).await;
         }
         let remaining: Vec<&str> = contents
             .versions
@@ -277,9 +318,14 @@ pub async fn update_revision(
         {
             tags.push(("latest".into(), best));
         }
-        app.store
-            .remove_versions(package.id, &removed, &tags, app.now())
-            .await?;
+        match app
+            .store
+            .remove_versions(&grant, expected, &removed, &tags, app.now())
+            .await?
+        {
+            RevisionWrite::Written => {}
+            RevisionWrite::RevisionChanged => return Err(stale(name, grant.row())),
+        }
         collect_blobs(
             app,
             contents
@@ -318,16 +364,35 @@ fn highest(versions: &[&str]) -> Option<String> {
         .map(ToString::to_string)
 }
 
-/// Deletes a whole package.
-pub async fn delete_package(app: &App, caller: &Caller, name: &PackageName) -> Result<()> {
+/// Deletes a whole package; with a revision (`DELETE /<name>/-rev/<rev>`), only if it
+/// is still the current one.
+pub async fn delete_package(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    url_rev: Option<&str>,
+) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
-    authorize(app, Some(caller), Action::Unpublish, Some(&target)).await?;
-    delete_package_inner(app, row(&target)?).await
+    let grant = access::authorize::<act::Unpublish>(app, Some(caller), &target).await?;
+    let expected = match url_rev {
+        Some(rev) => Some(expect_current(name, grant.row(), Some(rev))?),
+        None => None,
+    };
+    let reader = readable(app, Some(caller), name).await?;
+    delete_package_inner(app, &grant, &reader, expected).await
 }
 
-async fn delete_package_inner(app: &App, package: &PackageRow) -> Result<()> {
-    let contents = app.store.package_contents(&package.name).await?;
-    app.store.delete_package(package.id).await?;
+async fn delete_package_inner(
+    app: &App,
+    grant: &PackageGrant<act::Unpublish>,
+    reader: &PackageGrant<act::ReadPackage>,
+    expected_rev: Option<i64>,
+) -> Result<()> {
+    let contents = app.store.package_contents(reader).await?;
+    match app.store.delete_package(grant, expected_rev).await? {
+        RevisionWrite::Written => {}
+        RevisionWrite::RevisionChanged => return Err(stale(grant.name(), grant.row())),
+    }
     if let Some(c) = contents {
         collect_blobs(app, c.versions.into_iter().map(|v| v.blob_key)).await;
     }
@@ -353,21 +418,15 @@ pub async fn delete_tarball(
     file: &str,
 ) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
-    if target.row.is_none() {
-        return Ok(());
-    }
-    authorize(app, Some(caller), Action::Unpublish, Some(&target)).await?;
-    let version = file
-        .strip_prefix(name.bare())
-        .and_then(|r| r.strip_prefix('-'))
-        .and_then(|r| r.strip_suffix(".tgz"))
-        .unwrap_or("");
-    if app
-        .store
-        .tarball_of(row(&target)?.id, version)
-        .await?
-        .is_some()
-    {
+    let _unpublish = match access::authorize::<act::Unpublish>(app, Some(caller), &target).await {
+        Ok(g) => g,
+        // Already gone (npm counts a 404 here as success).
+        Err(Error::NotFound(_)) if !target.facts().exists => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let reader = readable(app, Some(caller), name).await?;
+    let version = version_of_file(name, file).unwrap_or("");
+    if app.store.tarball_of(&reader, version).await?.is_some() {
         return Err(Error::Invalid(
             "unpublish the version before deleting its tarball".into(),
         ));
@@ -381,8 +440,8 @@ pub async fn owners(
     caller: Option<&Caller>,
     name: &PackageName,
 ) -> Result<Vec<MaintainerRow>> {
-    let target = readable(app, caller, name).await?;
-    Ok(app.store.maintainers(row(&target)?.id).await?)
+    let grant = readable(app, caller, name).await?;
+    Ok(app.store.maintainers(&grant).await?)
 }
 
 /// Replaces the maintainer list.
@@ -393,8 +452,7 @@ pub async fn set_owners(
     names: &[String],
 ) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
-    authorize(app, Some(caller), Action::ChangeOwners, Some(&target)).await?;
-    let package = row(&target)?;
+    let grant = access::authorize::<act::ChangeOwners>(app, Some(caller), &target).await?;
     if names.is_empty() {
         return Err(Error::Invalid(
             "a package needs at least one maintainer".into(),
@@ -411,16 +469,53 @@ pub async fn set_owners(
             ids.push(user.id);
         }
     }
-    app.store
-        .set_maintainers(package.id, &ids, app.now())
-        .await?;
+    app.store.set_maintainers(&grant, &ids, app.now()).await?;
     Ok(())
 }
 
-/// Whether a readable package is public.
-pub async fn visibility(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<bool> {
-    let target = readable(app, caller, name).await?;
-    Ok(row(&target)?.access == "public")
+/// The publishing 2FA policy as `npm access` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MfaPolicy {
+    None,
+    Publish,
+    Automation,
+}
+
+impl MfaPolicy {
+    pub fn of(package: &PackageRow) -> MfaPolicy {
+        match (
+            package.publish_requires_tfa != 0,
+            package.automation_overrides_tfa != 0,
+        ) {
+            (false, _) => MfaPolicy::None,
+            (true, false) => MfaPolicy::Publish,
+            (true, true) => MfaPolicy::Automation,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::None => "none",
+            MfaPolicy::Publish => "publish",
+            MfaPolicy::Automation => "automation",
+        }
+    }
+}
+
+/// A readable package's visibility and publishing policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub public: bool,
+    pub mfa: MfaPolicy,
+}
+
+/// Visibility and publishing policy of a readable package.
+pub async fn settings(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Settings> {
+    let grant = readable(app, caller, name).await?;
+    Ok(Settings {
+        public: grant.row().is_public(),
+        mfa: MfaPolicy::of(grant.row()),
+    })
 }
 
 /// Package settings from `POST /-/package/<name>/access`.
@@ -440,39 +535,26 @@ pub async fn change_access(
 ) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     if let Some(access) = &change.access {
-        authorize(app, Some(caller), Action::ChangeAccess, Some(&target)).await?;
-        let access = match access.as_str() {
-            "public" => "public",
-            "restricted" | "private" => "restricted",
-            other => return Err(Error::Invalid(format!("unknown access level {other:?}"))),
-        };
-        if name.scope().is_none() && access == "restricted" {
+        let grant = access::authorize::<act::ChangeAccess>(app, Some(caller), &target).await?;
+        let access: PackageAccess = access.parse().map_err(|_| {
+            Error::Invalid(format!(
+                "unknown access level {:?}: use public or restricted",
+                access.chars().take(40).collect::<String>()
+            ))
+        })?;
+        if name.scope().is_none() && access == PackageAccess::Restricted {
             return Err(Error::Invalid("unscoped packages are always public".into()));
         }
-        app.store
-            .set_access(row(&target)?.id, access, app.now())
-            .await?;
+        app.store.set_access(&grant, access, app.now()).await?;
     }
     if let Some(requires) = change.publish_requires_tfa {
-        authorize(app, Some(caller), Action::ChangeMfaPolicy, Some(&target)).await?;
+        let grant = access::authorize::<act::ChangeMfaPolicy>(app, Some(caller), &target).await?;
         let overrides = requires && change.automation_token_overrides_tfa.unwrap_or(false);
         app.store
-            .set_mfa_policy(row(&target)?.id, requires, overrides, app.now())
+            .set_mfa_policy(&grant, requires, overrides, app.now())
             .await?;
     }
     Ok(())
-}
-
-/// The publishing 2FA policy shown by `npm access get` and the website.
-pub fn mfa_label(package: &PackageRow) -> &'static str {
-    match (
-        package.publish_requires_tfa != 0,
-        package.automation_overrides_tfa != 0,
-    ) {
-        (false, _) => "none",
-        (true, false) => "publish",
-        (true, true) => "automation",
-    }
 }
 
 /// A search hit with what the npm CLI prints.
@@ -485,7 +567,8 @@ pub struct Hit {
     pub publisher: Option<(String, String)>,
 }
 
-/// Searches packages the caller may read.
+/// Searches packages the caller may read: the listing is authorized, then every hit
+/// passes the same read decision as a download.
 pub async fn search(
     app: &App,
     caller: Option<&Caller>,
@@ -493,34 +576,23 @@ pub async fn search(
     from: i64,
     size: i64,
 ) -> Result<Vec<Hit>> {
-    if caller.is_none() && !app.config.anonymous_read {
-        return Err(Error::Unauthenticated(
-            "authentication required; log in with `npm login`".into(),
-        ));
-    }
+    let listing = access::authorize_listing(app, caller).await?;
     let rows = app
         .store
-        .search_packages(
-            text.trim(),
-            caller.map(|c| c.user.id),
-            from,
-            size.clamp(1, 250),
-        )
+        .search_packages(&listing, text.trim(), from, size.clamp(1, 250))
         .await?;
     let mut hits = Vec::with_capacity(rows.len());
     for row in rows {
-        let name = match PackageName::parse(&row.name) {
-            Ok(n) => n,
-            Err(_) => continue,
-        };
-        // Every hit goes through the same read check as a download (inside `packument`).
-        let Ok(doc) = packument(app, caller, &name).await else {
+        let Ok(name) = PackageName::parse(&row.name) else {
             continue;
         };
-        let doc = Some(doc);
-        let full: Option<Value> = doc
-            .as_ref()
-            .and_then(|d| serde_json::from_slice(&d.full.body).ok());
+        let Ok(grant) = readable(app, caller, &name).await else {
+            continue;
+        };
+        let Ok(doc) = render(app, &grant).await else {
+            continue;
+        };
+        let full: Option<Value> = serde_json::from_slice(&doc.full.body).ok();
         let latest = full
             .as_ref()
             .and_then(|f| f["dist-tags"]["latest"].as_str().map(str::to_owned));
@@ -538,7 +610,7 @@ pub async fn search(
                 .as_ref()
                 .map(|m| m["keywords"].clone())
                 .unwrap_or(Value::Null),
-            maintainers: app.store.maintainers(row.id).await?,
+            maintainers: app.store.maintainers(&grant).await?,
             version: latest,
             publisher,
             row,
@@ -549,13 +621,49 @@ pub async fn search(
 
 /// Recently changed packages the viewer may read (home page).
 pub async fn recent(app: &App, caller: Option<&Caller>, limit: i64) -> Result<Vec<SearchRow>> {
-    if caller.is_none() && !app.config.anonymous_read {
-        return Ok(Vec::new());
+    let listing = match access::authorize_listing(app, caller).await {
+        Ok(l) => l,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let rows = app.store.recent_packages(&listing, limit).await?;
+    let mut visible = Vec::with_capacity(rows.len());
+    for row in rows {
+        if let Ok(name) = PackageName::parse(&row.name)
+            && readable(app, caller, &name).await.is_ok()
+        {
+            visible.push(row);
+        }
     }
-    Ok(app
-        .store
-        .recent_packages(caller.map(|c| c.user.id), limit)
-        .await?)
+    Ok(visible)
+}
+
+/// `GET /-/user/<name>/package`: the caller's packages that the calling credential
+/// reaches, with the permission it has on each (`read` or `write`). Only the caller's
+/// own name is answered.
+pub async fn user_packages(
+    app: &App,
+    caller: &Caller,
+    name: &str,
+) -> Result<Vec<(String, PackagePermission)>> {
+    if name != caller.user.name {
+        return Err(Error::NotFound("no such user or organization".into()));
+    }
+    let listing = access::authorize_listing(app, Some(caller)).await?;
+    let mut out = Vec::new();
+    for package in app.store.packages_of_user(&listing).await? {
+        let Ok(pkg) = PackageName::parse(&package) else {
+            continue;
+        };
+        let target = package_facts(app, Some(caller), &pkg).await?;
+        if !access::preflight(app, Some(caller), Action::ReadPackage, Some(&target)).allows() {
+            continue;
+        }
+        let permission = caller.principal.permission_for(&pkg);
+        if permission >= PackagePermission::ReadOnly {
+            out.push((package, permission));
+        }
+    }
+    Ok(out)
 }
 
 /// Whether `caller` may change the settings of `name` (visibility, maintainers,
@@ -569,14 +677,6 @@ pub async fn may_change_settings(
     let Some(caller) = caller else {
         return Ok(false);
     };
-    let target = package_facts(app, Some(caller), name).await?;
-    Ok(matches!(
-        super::access::decide(
-            Some(&caller.principal),
-            Action::ChangeOwners,
-            Some((&target.name, &target.facts)),
-            app.config.anonymous_read
-        ),
-        super::access::Decision::Allow | super::access::Decision::AllowWithOtp
-    ))
+    let target: Target = package_facts(app, Some(caller), name).await?;
+    Ok(access::preflight(app, Some(caller), Action::ChangeOwners, Some(&target)).allows())
 }

@@ -6,8 +6,8 @@ use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::access::Action;
-use super::{Caller, Error, Result, authorize, package_facts};
+use super::access;
+use super::{Caller, Error, Result, package_facts};
 use crate::app::App;
 use crate::npm::integrity;
 use crate::npm::name::{PackageName, valid_version};
@@ -128,7 +128,7 @@ pub async fn publish(
     }
 
     let target = package_facts(app, Some(caller), name).await?;
-    authorize(app, Some(caller), Action::Publish, Some(&target)).await?;
+    let grant = access::authorize_publish(app, caller, &target).await?;
 
     let requested_access = obj.get("access").and_then(Value::as_str);
     let access_if_new = match (name.scope(), requested_access) {
@@ -139,9 +139,7 @@ pub async fn publish(
         (Some(_), Some("public")) => "public",
         (Some(_), _) => "restricted",
     };
-    if let Some(row) = &target.row
-        && app.store.tarball_of(row.id, version).await?.is_some()
-    {
+    if grant.row().is_some() && app.store.version_exists(&grant, version).await? {
         return Err(version_exists(version));
     }
 
@@ -192,13 +190,8 @@ pub async fn publish(
             return Err(invalid(format!("invalid dist-tag {tag:?}")));
         }
     }
-    let has_latest = match &target.row {
-        Some(row) => app
-            .store
-            .dist_tags_of(row.id)
-            .await?
-            .iter()
-            .any(|(t, _)| t == "latest"),
+    let has_latest = match grant.row() {
+        Some(_) => app.store.has_dist_tag(&grant, "latest").await?,
         None => false,
     };
     if !has_latest && !tags.iter().any(|(t, _)| t == "latest") {
@@ -213,23 +206,26 @@ pub async fn publish(
         .map_err(|e| Error::Unavailable(format!("could not store the tarball: {e}")))?;
     let outcome = app
         .store
-        .publish_version(&NewVersion {
-            name: name.as_str(),
-            scope: name.scope(),
-            access_if_new,
-            access_change: None,
-            version,
-            manifest: &manifest_text,
-            readme: readme.as_deref(),
-            description: description.as_deref(),
-            blob_key: &digests.sha512_hex,
-            size,
-            integrity: &digests.integrity,
-            shasum: &digests.shasum,
-            user_id: caller.user.id,
-            tags: &tags,
-            now: app.now(),
-        })
+        .publish_version(
+            &grant,
+            &NewVersion {
+                name: name.as_str(),
+                scope: name.scope(),
+                access_if_new,
+                access_change: None,
+                version,
+                manifest: &manifest_text,
+                readme: readme.as_deref(),
+                description: description.as_deref(),
+                blob_key: &digests.sha512_hex,
+                size,
+                integrity: &digests.integrity,
+                shasum: &digests.shasum,
+                user_id: caller.user.id,
+                tags: &tags,
+                now: app.now(),
+            },
+        )
         .await?;
     match outcome {
         PublishOutcome::Published { .. } => Ok(Published {

@@ -19,9 +19,11 @@ pub async fn list(
     caller: &super::Caller,
     limit: i64,
 ) -> super::Result<Vec<crate::store::SecurityEventRow>> {
-    super::authorize(app, Some(caller), super::access::Action::ReadProfile, None).await?;
+    let grant =
+        super::access::authorize_account::<super::access::act::ReadSecurityLog>(app, caller)
+            .await?;
     Ok(app
         .store
-        .security_events(caller.user.id, limit.clamp(1, 1000))
+        .security_events(&grant, limit.clamp(1, 1000))
         .await?)
 }

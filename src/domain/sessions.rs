@@ -1,16 +1,25 @@
 //! Website sessions: a random id in an HttpOnly cookie, its keyed hash in the
-//! database, idle and absolute expiry, and a per-session CSRF token.
+//! database, idle and absolute expiry, and a per-session CSRF token. Signing in checks
+//! the password through `credentials` (the same throttle as every other password
+//! check); an account with 2FA gets a session that can do nothing until its one-time
+//! password is checked.
 
-use super::{Caller, Result, auth::session_caller};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::credentials::{self, PasswordOk};
+use super::{Result, auth::session_caller};
 use crate::app::App;
+use crate::auth::cidr::ClientAddr;
 use crate::auth::server_key::keyed_hash;
 use crate::auth::token::random_base62;
-use std::net::IpAddr;
+use crate::domain::Caller;
 
 /// A session expires after this long without a request.
 pub const IDLE_MS: i64 = 2 * 60 * 60 * 1000;
 /// And after this long in any case.
 pub const ABSOLUTE_MS: i64 = 7 * 24 * 60 * 60 * 1000;
+/// A session waiting for its one-time password lives this long.
+pub const PENDING_OTP_MS: i64 = 10 * 60 * 1000;
 
 /// A loaded session.
 #[derive(Debug, Clone)]
@@ -22,20 +31,35 @@ pub struct Session {
     pub caller: Caller,
 }
 
-/// Creates a session and returns its cookie value.
-pub async fn create(app: &App, user_id: i64, pending_otp: bool) -> Result<String> {
+/// The cookie value of a new session: the only place the session id exists.
+pub struct SessionCookie(SecretString);
+
+impl SessionCookie {
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionCookie(<redacted>)")
+    }
+}
+
+/// Creates a session for an account whose password was just checked.
+async fn create(app: &App, password: &PasswordOk, pending_otp: bool) -> Result<SessionCookie> {
     let id = random_base62(43);
     let csrf = random_base62(32);
     app.store
         .insert_session(
             &keyed_hash(&app.keys.lookup, &id),
-            user_id,
+            password.user_id(),
             &csrf,
             pending_otp,
             app.now(),
         )
         .await?;
-    Ok(id)
+    Ok(SessionCookie(SecretString::from(id)))
 }
 
 pub fn hash_id(app: &App, id: &str) -> Vec<u8> {
@@ -43,7 +67,7 @@ pub fn hash_id(app: &App, id: &str) -> Vec<u8> {
 }
 
 /// Loads a live session from its cookie value (expired ones are deleted).
-pub async fn load(app: &App, id: &str, ip: IpAddr) -> Result<Option<Session>> {
+pub async fn load(app: &App, id: &str, ip: ClientAddr) -> Result<Option<Session>> {
     if id.len() != 43 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Ok(None);
     }
@@ -52,7 +76,11 @@ pub async fn load(app: &App, id: &str, ip: IpAddr) -> Result<Option<Session>> {
         return Ok(None);
     };
     let now = app.now();
-    if now - row.last_seen_at > IDLE_MS || now - row.created_at > ABSOLUTE_MS {
+    let pending_otp = row.pending_otp != 0;
+    let expired = now - row.last_seen_at > IDLE_MS
+        || now - row.created_at > ABSOLUTE_MS
+        || (pending_otp && now - row.created_at > PENDING_OTP_MS);
+    if expired {
         app.store.delete_session(&id_hash).await?;
         return Ok(None);
     }
@@ -65,112 +93,50 @@ pub async fn load(app: &App, id: &str, ip: IpAddr) -> Result<Option<Session>> {
     Ok(Some(Session {
         id_hash,
         csrf: row.csrf,
-        pending_otp: row.pending_otp != 0,
+        pending_otp,
         caller: session_caller(user, ip),
     }))
 }
 
-/// Failed sign-ins allowed per account and per address within `SIGN_IN_WINDOW_MS`.
-pub const MAX_SIGN_IN_FAILURES: i64 = 10;
-/// The sign-in throttling window.
-pub const SIGN_IN_WINDOW_MS: i64 = 15 * 60 * 1000;
-/// A session waiting for its one-time password lives this long.
-pub const PENDING_OTP_MS: i64 = 10 * 60 * 1000;
-
 /// Result of the password step of a website sign-in.
 #[derive(Debug)]
 pub struct SignedIn {
-    /// The new session's cookie value.
-    pub cookie: String,
+    pub cookie: SessionCookie,
     /// The account has 2FA: the session is unusable until `finish_otp`.
     pub needs_otp: bool,
 }
 
-fn signin_keys(user_id: Option<i64>, ip: IpAddr) -> (String, Option<String>) {
-    (
-        format!("signin-ip:{ip}"),
-        user_id.map(|id| format!("signin-user:{id}")),
+/// The password step of a website sign-in; creates the session (pending its one-time
+/// password when the account has 2FA).
+pub async fn sign_in(
+    app: &App,
+    name: &str,
+    password: &SecretString,
+    ip: ClientAddr,
+) -> Result<SignedIn> {
+    let user = app.store.user_by_name(name).await?;
+    let proof = credentials::check_password(
+        app,
+        user.as_ref(),
+        password,
+        ip,
+        "Incorrect username or password.",
     )
-}
-
-async fn sign_in_throttle(app: &App, keys: &(String, Option<String>)) -> Result<()> {
-    let now = app.now();
-    let since = now - SIGN_IN_WINDOW_MS;
-    let mut oldest = None;
-    let (by_ip, ip_oldest) = app.store.keyed_failures_since(&keys.0, since).await?;
-    if by_ip >= 2 * MAX_SIGN_IN_FAILURES {
-        oldest = Some(ip_oldest);
-    }
-    if let Some(user_key) = &keys.1 {
-        let (by_user, user_oldest) = app.store.keyed_failures_since(user_key, since).await?;
-        if by_user >= MAX_SIGN_IN_FAILURES {
-            oldest = Some(user_oldest);
-        }
-    }
-    match oldest {
-        None => Ok(()),
-        Some(t) => {
-            let wait = t
-                .map_or(SIGN_IN_WINDOW_MS, |t| t + SIGN_IN_WINDOW_MS - now)
-                .max(1000);
-            Err(super::Error::TooManyAttempts {
-                retry_after_secs: (wait as u64).div_ceil(1000),
-            })
-        }
-    }
-}
-
-/// The password step of a website sign-in: throttled per address and per account;
-/// creates the session (pending its one-time password when the account has 2FA).
-pub async fn sign_in(app: &App, name: &str, password: &str, ip: IpAddr) -> Result<SignedIn> {
-    let known = app.store.user_by_name(name).await?;
-    let keys = signin_keys(known.as_ref().map(|u| u.id), ip);
-    sign_in_throttle(app, &keys).await?;
-    let caller = match super::auth::authenticate_password(app, name, password, ip).await {
-        Ok(c) => c,
-        Err(e) => {
-            let now = app.now();
-            app.store.record_keyed_failure(&keys.0, now).await?;
-            if let (Some(user_key), Some(user)) = (&keys.1, &known) {
-                app.store.record_keyed_failure(user_key, now).await?;
-                let (count, _) = app
-                    .store
-                    .keyed_failures_since(user_key, now - SIGN_IN_WINDOW_MS)
-                    .await?;
-                if count == MAX_SIGN_IN_FAILURES {
-                    super::security_log::record(
-                        app,
-                        user.id,
-                        "sign-in-failures",
-                        &format!("{MAX_SIGN_IN_FAILURES} failed website sign-ins within 15 minutes; further attempts are throttled"),
-                        Some(&ip.to_string()),
-                    )
-                    .await;
-                }
-            }
-            return Err(e);
-        }
+    .await?;
+    let Some(user) = user else {
+        return Err(super::Error::BadPassword(
+            "Incorrect username or password.".into(),
+        ));
     };
-    let user = &caller.user;
-    let needs_otp =
-        super::access::TfaMode::from_row(user.tfa_mode.as_deref(), user.tfa_pending != 0)
-            != super::access::TfaMode::Off;
-    let cookie = create(app, user.id, needs_otp).await?;
+    let needs_otp = user.tfa_mode() != super::access::TfaMode::Off;
+    let cookie = create(app, &proof, needs_otp).await?;
     if !needs_otp {
-        signed_in(app, user.id, &keys, ip).await?;
+        signed_in(app, user.id, ip).await;
     }
     Ok(SignedIn { cookie, needs_otp })
 }
 
-async fn signed_in(
-    app: &App,
-    user_id: i64,
-    keys: &(String, Option<String>),
-    ip: IpAddr,
-) -> Result<()> {
-    if let Some(user_key) = &keys.1 {
-        app.store.clear_keyed_failures(user_key).await?;
-    }
+async fn signed_in(app: &App, user_id: i64, ip: ClientAddr) {
     super::security_log::record(
         app,
         user_id,
@@ -179,12 +145,11 @@ async fn signed_in(
         Some(&ip.to_string()),
     )
     .await;
-    Ok(())
 }
 
 /// The one-time-password step: checks the code (or a recovery code) and replaces the
 /// pending session with a fresh one, whose cookie value is returned.
-pub async fn finish_otp(app: &App, session: &Session, code: &str) -> Result<String> {
+pub async fn finish_otp(app: &App, session: &Session, code: &str) -> Result<SessionCookie> {
     if !session.pending_otp {
         return Err(super::Error::Invalid(
             "this session is already signed in".into(),
@@ -199,10 +164,11 @@ pub async fn finish_otp(app: &App, session: &Session, code: &str) -> Result<Stri
     }
     let user = &session.caller.user;
     let ip = session.caller.ip;
-    super::users::check_login_otp(app, user, Some(code), &ip.to_string()).await?;
+    super::users::login_otp(app, user, Some(code), ip).await?;
     app.store.delete_session(&session.id_hash).await?;
-    let cookie = create(app, user.id, false).await?;
-    signed_in(app, user.id, &signin_keys(Some(user.id), ip), ip).await?;
+    let proof = credentials::session_upgrade(user);
+    let cookie = create(app, &proof, false).await?;
+    signed_in(app, user.id, ip).await;
     Ok(cookie)
 }
 
@@ -212,30 +178,14 @@ pub async fn sign_out(app: &App, session: &Session) -> Result<()> {
     Ok(())
 }
 
-/// A one-time message carried to the next page load, sealed in the session row.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
-pub enum Flash {
-    /// A freshly generated token: (token key, full token).
-    NewToken { key: String, token: String },
-    /// Recovery codes after enabling 2FA.
-    RecoveryCodes(Vec<String>),
-}
-
-/// Stores a flash for the session (sealed with the server key).
-pub async fn set_flash(app: &App, session: &Session, flash: &Flash) -> Result<()> {
-    let json = serde_json::to_vec(flash).map_err(|e| super::Error::Internal(e.into()))?;
-    let sealed = crate::auth::secret_box::seal(&app.keys.totp, &json);
-    app.store
-        .set_session_flash(&session.id_hash, Some(&sealed))
-        .await?;
-    Ok(())
-}
-
-/// Takes the session's flash: returns it once, then never again.
-pub async fn take_flash(app: &App, session: &Session) -> Result<Option<Flash>> {
-    let Some(sealed) = app.store.take_session_flash(&session.id_hash).await? else {
-        return Ok(None);
-    };
-    Ok(crate::auth::secret_box::open(&app.keys.totp, &sealed)
-        .and_then(|b| serde_json::from_slice(&b).ok()))
+/// The same session caller with its account read again (after a change to it).
+pub async fn reload_caller(app: &App, caller: &Caller) -> Result<Caller> {
+    let user = app
+        .store
+        .user_by_id(caller.user.id)
+        .await?
+        .ok_or_else(|| super::Error::Unauthenticated("the account no longer exists".into()))?;
+    let mut fresh = session_caller(user, caller.ip);
+    fresh.otp = None;
+    Ok(fresh)
 }

@@ -1,50 +1,42 @@
 //! Token lifecycle: create (shown once), list (masked), revoke. A classic type is a
 //! preset of the granular settings: read-only, automation (read-write + bypass 2FA)
-//! and publish (read-write).
+//! and publish (read-write). Granular requests are validated strictly: an unknown
+//! type or permission, or a selection that selects nothing, is refused at creation.
 
-use super::access::{Action, Limits, PackagePermission, TokenKind};
-use super::{Caller, Error, Result, authorize, security_log};
+use secrecy::SecretString;
+
+use super::access::{
+    self, AccountGrant, IssuesTokens, Limits, LoginGrant, PackagePermission, TokenKind, act,
+};
+use super::auth::TokenSettings;
+use super::{Caller, Error, Result, credentials, security_log};
 use crate::app::App;
 use crate::auth::cidr::CidrList;
 use crate::auth::token::{PlainToken, random_base62};
 use crate::store::{NewToken, StoreError, TokenRow, UserRow};
 
 /// A token-creation request, from the npm API, our CLI or the website.
-#[derive(Default, Clone)]
+#[derive(Debug, Default, Clone)]
 pub struct CreateRequest {
     pub name: Option<String>,
     pub description: Option<String>,
-    pub password: Option<String>,
+    pub password: SecretString,
+    /// The `type` asked for by name (`read-only`, `automation`, `publish`).
+    pub kind: Option<String>,
     /// Legacy `readonly` flag.
     pub readonly: bool,
-    /// Tessera's explicit automation type.
+    /// Tessera's explicit automation flag.
     pub automation: bool,
     pub packages: Vec<String>,
     pub scopes: Vec<String>,
     pub packages_all: bool,
+    /// `read-only`, `read-write` or `no-access`.
     pub permission: Option<String>,
     pub orgs: Vec<String>,
     pub orgs_permission: Option<String>,
     pub expires_days: Option<i64>,
     pub cidr: Vec<String>,
     pub bypass_2fa: bool,
-}
-
-impl std::fmt::Debug for CreateRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateRequest")
-            .field("name", &self.name)
-            .field("readonly", &self.readonly)
-            .field("automation", &self.automation)
-            .field("packages", &self.packages)
-            .field("scopes", &self.scopes)
-            .field("permission", &self.permission)
-            .field("expires_days", &self.expires_days)
-            .field("cidr", &self.cidr)
-            .field("bypass_2fa", &self.bypass_2fa)
-            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .finish_non_exhaustive()
-    }
 }
 
 /// A freshly created token: the only place the plain value exists.
@@ -62,51 +54,119 @@ impl std::fmt::Debug for Created {
     }
 }
 
-/// Decides the type and limits a request asks for.
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::Invalid(msg.into())
+}
+
+fn parse_permission(field: &str, text: &str) -> Result<PackagePermission> {
+    text.parse().map_err(|_| {
+        invalid(format!(
+            "invalid {field} {text:?}: use read-only, read-write or no-access"
+        ))
+    })
+}
+
+/// The type and limits a request asks for, or a 400 saying what is wrong.
 pub fn classify(req: &CreateRequest) -> Result<(TokenKind, Option<Limits>)> {
-    for p in [&req.permission, &req.orgs_permission]
-        .into_iter()
-        .flatten()
+    let named = match req.kind.as_deref() {
+        None => None,
+        Some(text) => Some(text.parse::<TokenKind>().map_err(|_| {
+            invalid(format!(
+                "unknown token type {text:?}: use read-only, automation or publish"
+            ))
+        })?),
+    };
+    let flagged = match (req.readonly, req.automation) {
+        (true, true) => return Err(invalid("a token cannot be both read-only and automation")),
+        (true, false) => Some(TokenKind::ReadOnly),
+        (false, true) => Some(TokenKind::Automation),
+        (false, false) => None,
+    };
+    if let (Some(a), Some(b)) = (named, flagged)
+        && a != b
     {
-        if PackagePermission::parse(p).is_none() {
-            return Err(Error::Invalid(format!(
-                "invalid permission {p:?}: use read-only, read-write or no-access"
-            )));
-        }
+        return Err(invalid(format!(
+            "the token type {:?} contradicts the {} flag",
+            a.as_str(),
+            b.as_str()
+        )));
     }
+    let permission = req
+        .permission
+        .as_deref()
+        .map(|p| parse_permission("packages_and_scopes_permission", p))
+        .transpose()?;
+    let orgs_permission = req
+        .orgs_permission
+        .as_deref()
+        .map(|p| parse_permission("orgs_permission", p))
+        .transpose()?;
     let scopes: Vec<String> = req
         .scopes
         .iter()
-        .map(|s| s.trim_start_matches('@').to_owned())
+        .map(|s| s.trim().trim_start_matches('@').to_owned())
         .collect();
-    for p in &req.packages {
-        crate::npm::name::PackageName::parse(p).map_err(|e| Error::Invalid(e.to_string()))?;
+    for s in &scopes {
+        crate::npm::name::PackageName::parse(&format!("@{s}/x"))
+            .map_err(|_| invalid(format!("invalid scope {s:?}")))?;
     }
-    let granular = !req.packages.is_empty()
-        || !scopes.is_empty()
-        || req.packages_all
-        || req.permission.is_some()
+    for p in &req.packages {
+        crate::npm::name::PackageName::parse(p).map_err(|e| invalid(e.to_string()))?;
+    }
+    for o in &req.orgs {
+        crate::npm::name::PackageName::parse(&format!("@{o}/x"))
+            .map_err(|_| invalid(format!("invalid organization {o:?}")))?;
+    }
+    let selects_packages = req.packages_all || !req.packages.is_empty() || !scopes.is_empty();
+    let granular = selects_packages
+        || permission.is_some()
         || !req.orgs.is_empty()
-        || req.orgs_permission.is_some()
+        || orgs_permission.is_some()
         || req.bypass_2fa;
-    let read_only = req.readonly || req.permission.as_deref() == Some("read-only");
-    let kind = if read_only {
-        TokenKind::ReadOnly
-    } else if req.automation || req.bypass_2fa {
-        TokenKind::Automation
-    } else {
-        TokenKind::Publish
+    if !granular {
+        let kind = named.or(flagged).unwrap_or(TokenKind::Publish);
+        return Ok((kind, None));
+    }
+    // A selection is an allow-list: refuse one that would grant nothing.
+    if (permission.is_some() || req.bypass_2fa) && !selects_packages {
+        return Err(invalid(
+            "a granular token must select the packages it reaches: list them \
+             (--packages, --scopes) or choose all of them (--packages-all)",
+        ));
+    }
+    if !req.orgs.is_empty() && orgs_permission.is_none() {
+        return Err(invalid(
+            "choose what the token may do in the listed organizations (--orgs-permission)",
+        ));
+    }
+    if orgs_permission.is_some() && req.orgs.is_empty() {
+        return Err(invalid(
+            "--orgs-permission needs the organizations it applies to (--orgs)",
+        ));
+    }
+    // A read-only permission makes a read-only token, whatever type was named: it
+    // can write nothing, and its type says so.
+    let kind = match named.or(flagged) {
+        _ if permission == Some(PackagePermission::ReadOnly) => TokenKind::ReadOnly,
+        Some(k) => k,
+        None if req.bypass_2fa => TokenKind::Automation,
+        None => TokenKind::Publish,
     };
-    let limits = granular.then(|| Limits {
+    if kind == TokenKind::ReadOnly && req.bypass_2fa {
+        return Err(invalid(
+            "a read-only token has no writes to bypass two-factor authentication for",
+        ));
+    }
+    let limits = Limits {
         packages: req.packages.clone(),
         scopes,
         packages_all: req.packages_all,
-        permission: req.permission.clone(),
+        permission,
         orgs: req.orgs.clone(),
-        orgs_permission: req.orgs_permission.clone(),
-        bypass_2fa: req.bypass_2fa || req.automation,
-    });
-    Ok((kind, limits))
+        orgs_permission,
+        bypass_2fa: req.bypass_2fa || kind == TokenKind::Automation,
+    };
+    Ok((kind, Some(limits)))
 }
 
 /// Parses and validates a CIDR list; the error carries npm's message.
@@ -114,7 +174,8 @@ pub fn parse_cidr(entries: &[String]) -> Result<Option<CidrList>> {
     CidrList::parse_entries(entries).map_err(|e| Error::Invalid(e.to_string()))
 }
 
-/// Creates a token for `caller` after re-checking the password.
+/// Creates a token for `caller` after the access check (with its one-time password
+/// when the account has 2FA) and a re-check of the password.
 pub async fn create(
     app: &App,
     caller: &Caller,
@@ -139,18 +200,20 @@ pub async fn create(
             "token name is longer than 128 characters".into(),
         ));
     }
-    authorize(app, Some(caller), Action::CreateToken, None).await?;
-    let password = req.password.as_deref().unwrap_or("");
-    if !crate::auth::password::verify_password(password, &caller.user.password_hash) {
-        app.metrics.auth_failure("bad_password");
-        return Err(Error::BadPassword(
-            "Incorrect password; no token was created.".into(),
-        ));
-    }
+    let grant = access::authorize_account::<act::CreateToken>(app, caller).await?;
+    credentials::check_password(
+        app,
+        Some(&caller.user),
+        &req.password,
+        caller.ip,
+        "Incorrect password; no token was created.",
+    )
+    .await?;
     let now = app.now();
     let expires_at = expires_days.map(|d| now + d * 86_400_000);
     let created = insert(
         app,
+        &grant,
         &caller.user,
         Spec {
             name: req.name.as_deref().filter(|n| !n.is_empty()),
@@ -189,15 +252,24 @@ pub struct Spec<'a> {
     pub expires_at: Option<i64>,
 }
 
-/// Generates and stores a token (no policy checks: callers have done them).
-pub async fn insert(app: &App, user: &UserRow, spec: Spec<'_>) -> Result<Created> {
+/// Generates and stores a token under a grant that allows it.
+async fn insert(
+    app: &App,
+    grant: &impl IssuesTokens,
+    user: &UserRow,
+    spec: Spec<'_>,
+) -> Result<Created> {
     let now = app.now();
     let limits = spec
         .limits
-        .map(|l| serde_json::to_string(l).expect("limits serialise"));
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::Internal(e.into()))?;
     let cidr = spec
         .cidr
-        .map(|c| serde_json::to_string(&c.to_strings()).expect("cidr serialises"));
+        .map(|c| serde_json::to_string(&c.to_strings()))
+        .transpose()
+        .map_err(|e| Error::Internal(e.into()))?;
     // The key must be unique in its first 8 characters; retry on the rare collision.
     for _ in 0..5 {
         let plain = PlainToken::generate();
@@ -213,20 +285,15 @@ pub async fn insert(app: &App, user: &UserRow, spec: Spec<'_>) -> Result<Created
             last_four: &last_four,
             name: spec.name,
             description: spec.description,
-            kind: spec.kind.as_str(),
+            kind: spec.kind,
             limits: limits.as_deref(),
             cidr: cidr.as_deref(),
             origin: spec.origin,
             now,
             expires_at: spec.expires_at,
         };
-        match app.store.insert_token(&new).await {
-            Ok(_) => {
-                let row = app.store.token_by_key(&key).await?.ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("token vanished after insert"))
-                })?;
-                return Ok(Created { plain, row });
-            }
+        match app.store.insert_token(grant, &new).await {
+            Ok(row) => return Ok(Created { plain, row }),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
@@ -236,9 +303,11 @@ pub async fn insert(app: &App, user: &UserRow, spec: Spec<'_>) -> Result<Created
     )))
 }
 
-/// Issues the publish-type token `npm login` receives, named after the client.
+/// Issues the publish-type token a login (`npm login`, password or browser) receives,
+/// named after the client.
 pub async fn issue_login_token(
     app: &App,
+    grant: &LoginGrant,
     user: &UserRow,
     client: &str,
     ip: &str,
@@ -248,6 +317,7 @@ pub async fn issue_login_token(
     let name = format!("Login from {}", client_name(client));
     let created = insert(
         app,
+        grant,
         user,
         Spec {
             name: Some(&name),
@@ -287,71 +357,184 @@ pub async fn list(
     page: i64,
     per_page: i64,
 ) -> Result<(Vec<TokenRow>, i64)> {
-    authorize(app, Some(caller), Action::ListTokens, None).await?;
+    let grant = access::authorize_account::<act::ListTokens>(app, caller).await?;
     Ok(app
         .store
-        .tokens_of_user(caller.user.id, false, page * per_page, per_page)
+        .tokens_of_user(&grant, false, page * per_page, per_page)
         .await?)
 }
 
-/// Finds one of `user`'s tokens by key or full value.
-async fn find_own(app: &App, user_id: i64, key_or_token: &str) -> Result<TokenRow> {
+/// One of the grant's account's tokens by key or full value (revoked ones included).
+async fn find_own(
+    app: &App,
+    grant: &AccountGrant<act::RevokeToken>,
+    key_or_token: &str,
+) -> Result<TokenRow> {
     let row = if key_or_token.starts_with(crate::auth::token::TOKEN_PREFIX) {
         match PlainToken::parse(key_or_token) {
-            Ok(t) => {
-                app.store
-                    .token_by_hash(t.hash(&app.keys.token_hash).as_bytes())
-                    .await?
-            }
+            Ok(t) => app
+                .store
+                .token_by_hash(t.hash(&app.keys.token_hash).as_bytes())
+                .await?
+                .filter(|r| r.user_id == grant.user_id()),
             Err(_) => None,
         }
     } else {
-        app.store.token_by_key(key_or_token).await?
+        app.store.own_token_by_key(grant, key_or_token).await?
     };
-    match row {
-        Some(r) if r.user_id == user_id && r.revoked_at.is_none() => Ok(r),
-        _ => Err(Error::NotFound("Token not found.".into())),
-    }
+    row.ok_or_else(|| Error::NotFound("Token not found.".into()))
 }
 
-/// Revokes one of the caller's tokens by key or by full value.
+/// Revokes one of the caller's tokens by key or by full value. Idempotent: revoking
+/// a revoked token succeeds, and only the revocation that took effect is logged.
 pub async fn revoke(app: &App, caller: &Caller, key_or_token: &str) -> Result<TokenRow> {
-    authorize(app, Some(caller), Action::RevokeToken, None).await?;
-    let row = find_own(app, caller.user.id, key_or_token).await?;
-    app.store.revoke_token(row.id, app.now()).await?;
-    security_log::record(
-        app,
-        caller.user.id,
-        "token-revoked",
-        &format!("{} token {} revoked", row.kind, row.display_prefix),
-        Some(&caller.ip_text()),
-    )
-    .await;
+    let grant = access::authorize_account::<act::RevokeToken>(app, caller).await?;
+    let row = find_own(app, &grant, key_or_token).await?;
+    if app.store.revoke_token(&grant, row.id, app.now()).await? {
+        security_log::record(
+            app,
+            caller.user.id,
+            "token-revoked",
+            &format!(
+                "{} token {} revoked",
+                display_kind(&row),
+                row.display_prefix
+            ),
+            Some(&caller.ip_text()),
+        )
+        .await;
+    }
     Ok(row)
 }
 
-/// `npm logout`: a credential may always revoke itself, whatever its type.
+/// `npm logout`: a credential may always revoke itself, whatever its type; revoking
+/// another token is token management.
 pub async fn logout(app: &App, caller: &Caller, token_text: &str) -> Result<()> {
-    let row = find_own(app, caller.user.id, token_text).await?;
-    if caller.token.as_ref().map(|t| t.id) != Some(row.id) {
-        // Revoking a different token is token management.
-        authorize(app, Some(caller), Action::RevokeToken, None).await?;
+    let hash = PlainToken::parse(token_text)
+        .map_err(|_| Error::NotFound("Token not found.".into()))?
+        .hash(&app.keys.token_hash);
+    let row = app
+        .store
+        .token_by_hash(hash.as_bytes())
+        .await?
+        .filter(|r| r.user_id == caller.user.id)
+        .ok_or_else(|| Error::NotFound("Token not found.".into()))?;
+    let revoked = match access::authorize_logout(caller).filter(|g| g.token_id() == row.id) {
+        Some(own) => app.store.revoke_token(&own, row.id, app.now()).await?,
+        None => {
+            let grant = access::authorize_account::<act::RevokeToken>(app, caller).await?;
+            app.store.revoke_token(&grant, row.id, app.now()).await?
+        }
+    };
+    if revoked {
+        security_log::record(
+            app,
+            caller.user.id,
+            "logout",
+            &format!("token {} logged out", row.display_prefix),
+            Some(&caller.ip_text()),
+        )
+        .await;
     }
-    app.store.revoke_token(row.id, app.now()).await?;
-    security_log::record(
-        app,
-        caller.user.id,
-        "logout",
-        &format!("token {} logged out", row.display_prefix),
-        Some(&caller.ip_text()),
-    )
-    .await;
     Ok(())
 }
 
-/// The type shown for a token row.
+/// The type shown for a token row (`unreadable` when its stored type is unknown).
 pub fn display_kind(row: &TokenRow) -> &'static str {
-    TokenKind::parse(&row.kind)
-        .unwrap_or(TokenKind::ReadOnly)
-        .as_str()
+    row.kind.get().map_or("unreadable", TokenKind::as_str)
+}
+
+/// The limits shown for a token row (none when classic or unreadable).
+pub fn limits_of(row: &TokenRow) -> Option<Limits> {
+    TokenSettings::of(row).ok().and_then(|s| s.limits)
+}
+
+/// The CIDR ranges shown for a token row.
+pub fn cidr_of(row: &TokenRow) -> Option<CidrList> {
+    TokenSettings::of(row).ok().and_then(|s| s.cidr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req() -> CreateRequest {
+        CreateRequest::default()
+    }
+
+    #[test]
+    fn classic_types() {
+        assert_eq!(classify(&req()).unwrap(), (TokenKind::Publish, None));
+        let r = CreateRequest {
+            readonly: true,
+            ..req()
+        };
+        assert_eq!(classify(&r).unwrap(), (TokenKind::ReadOnly, None));
+        let r = CreateRequest {
+            kind: Some("automation".into()),
+            ..req()
+        };
+        assert_eq!(classify(&r).unwrap(), (TokenKind::Automation, None));
+    }
+
+    #[test]
+    fn unknown_values_are_refused() {
+        for (kind, permission) in [
+            (Some("admin"), None),
+            (Some(""), None),
+            (None, Some("admin")),
+            (None, Some("READ-WRITE")),
+        ] {
+            let r = CreateRequest {
+                kind: kind.map(Into::into),
+                permission: permission.map(Into::into),
+                packages_all: true,
+                ..req()
+            };
+            assert!(
+                matches!(classify(&r), Err(Error::Invalid(_))),
+                "{kind:?} {permission:?}"
+            );
+        }
+        let r = CreateRequest {
+            readonly: true,
+            kind: Some("publish".into()),
+            ..req()
+        };
+        assert!(classify(&r).is_err());
+    }
+
+    #[test]
+    fn a_selection_that_selects_nothing_is_refused() {
+        for r in [
+            CreateRequest {
+                permission: Some("read-write".into()),
+                ..req()
+            },
+            CreateRequest {
+                bypass_2fa: true,
+                ..req()
+            },
+            CreateRequest {
+                orgs: vec!["acme".into()],
+                ..req()
+            },
+            CreateRequest {
+                orgs_permission: Some("read-write".into()),
+                ..req()
+            },
+        ] {
+            assert!(matches!(classify(&r), Err(Error::Invalid(_))), "{r:?}");
+        }
+        // Organizations only: no package is reached.
+        let r = CreateRequest {
+            orgs: vec!["acme".into()],
+            orgs_permission: Some("read-only".into()),
+            ..req()
+        };
+        let (_, limits) = classify(&r).unwrap();
+        let limits = limits.unwrap();
+        assert!(!limits.selects_packages());
+        assert!(!limits.covers(&crate::npm::name::PackageName::parse("@acme/x").unwrap()));
+    }
 }

@@ -4,10 +4,10 @@
 //! A new address also goes into the security log.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::auth::cidr::ClientAddr;
 use crate::store::{Store, TokenRow, TokenUse};
 
 const THROTTLE_MS: i64 = 60_000;
@@ -21,7 +21,7 @@ enum Msg {
 #[derive(Debug)]
 pub struct UsageRecorder {
     tx: mpsc::UnboundedSender<Msg>,
-    recent: Mutex<HashMap<i64, (i64, IpAddr)>>,
+    recent: Mutex<HashMap<i64, (i64, ClientAddr)>>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -42,8 +42,7 @@ impl UsageRecorder {
 
     /// Notes that `row` was used from `ip` at `now`. The common case (same token,
     /// same address, within the minute) only takes the map lock.
-    pub fn record(&self, row: &TokenRow, ip: IpAddr, now: i64) {
-        let ip = crate::auth::cidr::canonical(ip);
+    pub fn record(&self, row: &TokenRow, ip: ClientAddr, now: i64) {
         {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((at, last_ip)) = recent.get(&row.id)

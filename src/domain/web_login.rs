@@ -2,6 +2,7 @@
 //! The ids live only in the URLs; the database keeps their keyed hashes. A login is
 //! single-use and expires after ten minutes.
 
+use super::access::{self, act};
 use super::{Caller, Error, Result, tokens};
 use crate::app::App;
 use crate::auth::server_key::keyed_hash;
@@ -52,12 +53,14 @@ pub async fn pending(app: &App, id: &str) -> Result<Option<String>> {
     }
 }
 
-/// The signed-in user approves the login.
+/// The signed-in user approves the login (a website session only, with a one-time
+/// password when the account has 2FA: the approval mints a publish token).
 pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<()> {
     let hash = keyed_hash(&app.keys.lookup, id);
     match app.store.web_login_by_id(&hash).await? {
         Some(row) if row.expires_at > app.now() => {
-            if app.store.approve_web_login(&hash, caller.user.id).await? {
+            let grant = access::authorize_account::<act::ApproveWebLogin>(app, caller).await?;
+            if app.store.approve_web_login(&grant, &hash).await? {
                 Ok(())
             } else {
                 Err(Error::Conflict("this login was already approved".into()))
@@ -97,7 +100,8 @@ pub async fn poll(app: &App, done: &str, ip: &str) -> Result<Poll> {
         .await?
         .ok_or_else(|| Error::NotFound("user gone".into()))?;
     let client = row.client_name.unwrap_or_else(|| "npm".into());
+    let grant = access::gate::approved_web_login_grant(user.id);
     Ok(Poll::Done(Box::new(
-        tokens::issue_login_token(app, &user, &format!("{client} (browser)"), ip).await?,
+        tokens::issue_login_token(app, &grant, &user, &format!("{client} (browser)"), ip).await?,
     )))
 }

@@ -45,9 +45,9 @@ impl From<Error> for ApiError {
             Error::BadPassword(_) => (StatusCode::UNAUTHORIZED, Some("Basic"), None),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, None, None),
             Error::OtpRequired(_) => (StatusCode::UNAUTHORIZED, Some("OTP"), None),
-            Error::TooManyAttempts { retry_after_secs } => {
-                (StatusCode::TOO_MANY_REQUESTS, None, Some(*retry_after_secs))
-            }
+            Error::TooManyAttempts {
+                retry_after_secs, ..
+            } => (StatusCode::TOO_MANY_REQUESTS, None, Some(*retry_after_secs)),
             Error::IpNotAllowed(_) => (StatusCode::UNAUTHORIZED, Some("ipaddress"), None),
             Error::Invalid(_) => (StatusCode::BAD_REQUEST, None, None),
             Error::Conflict(_) => (StatusCode::CONFLICT, None, None),

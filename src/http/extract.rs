@@ -4,12 +4,12 @@
 
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::auth::cidr::canonical;
+use crate::auth::cidr::{CidrList, ClientAddr, canonical};
 use crate::domain::{self, Caller};
 
 /// The shared state handlers receive.
@@ -18,35 +18,40 @@ pub type AppState = Arc<App>;
 /// The client's address: the TCP peer, or the forwarded address when the peer is a
 /// configured trusted proxy.
 #[derive(Debug, Clone, Copy)]
-pub struct ClientIp(pub IpAddr);
+pub struct ClientIp(pub ClientAddr);
 
 /// Resolves the client address from the peer and forwarding headers.
-pub fn client_ip(app: &App, parts: &Parts) -> IpAddr {
+///
+/// `X-Forwarded-For` is read only when the TCP peer is a trusted proxy, from the
+/// right: trusted proxies are skipped, and the first other entry is the client. An
+/// entry that does not parse (in the forms proxies write: `ip`, `ip:port`, `[v6]`,
+/// `[v6]:port`) ends the walk: the client is then `Unknown`, which matches no CIDR
+/// range, so text an attacker wrote further left can never be taken for the client.
+pub fn client_ip(app: &App, parts: &Parts) -> ClientAddr {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| canonical(c.0.ip()))
-        .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-    let trusted = |ip: &IpAddr| app.config.trusted_proxies.iter().any(|n| n.contains(ip));
+        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let trusted = |ip: &std::net::IpAddr| app.config.trusted_proxies.iter().any(|n| n.contains(ip));
     if !trusted(&peer) {
-        return peer;
+        return ClientAddr::Ip(peer);
     }
-    // Walk X-Forwarded-For from the right, skipping trusted proxies.
-    let forwarded = parts
+    let entries: Vec<&str> = parts
         .headers
         .get_all("x-forwarded-for")
         .iter()
-        .filter_map(|v| v.to_str().ok())
+        .map(|v| v.to_str().unwrap_or("\u{0}"))
         .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter_map(|s| s.parse::<IpAddr>().ok())
-        .map(canonical)
-        .collect::<Vec<_>>();
-    forwarded
-        .into_iter()
-        .rev()
-        .find(|ip| !trusted(ip))
-        .unwrap_or(peer)
+        .collect();
+    for entry in entries.iter().rev() {
+        match CidrList::parse_forwarded(entry) {
+            Some(ip) if trusted(&ip) => continue,
+            Some(ip) => return ClientAddr::Ip(ip),
+            None => return ClientAddr::Unknown,
+        }
+    }
+    ClientAddr::Ip(peer)
 }
 
 impl FromRequestParts<AppState> for ClientIp {

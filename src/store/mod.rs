@@ -5,6 +5,7 @@
 //!
 //! The store never decides policy: it reads and writes rows.
 
+mod columns;
 mod packages;
 mod read_cache;
 mod security;
@@ -13,6 +14,7 @@ mod tokens;
 mod transfer;
 mod users;
 
+pub use columns::Stored;
 pub use packages::*;
 pub use security::*;
 pub use sessions::*;

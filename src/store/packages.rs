@@ -1,7 +1,8 @@
 //! Packages, versions, dist-tags, maintainers and scopes. Every write bumps the
 //! package's `rev`, which versions the cached packument across instances.
 
-use super::{BeginWrite, Store, StoreError, StoreResult, on_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, Stored, on_pool};
+use crate::domain::access::{ListingGrant, PackageAccess, PackageGrant, PublishGrant, act};
 
 /// A package row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -9,13 +10,22 @@ pub struct PackageRow {
     pub id: i64,
     pub name: String,
     pub scope: Option<String>,
-    pub access: String,
+    #[sqlx(try_from = "String")]
+    pub access: Stored<PackageAccess>,
     pub publish_requires_tfa: i64,
     pub automation_overrides_tfa: i64,
     pub rev: i64,
     pub description: Option<String>,
     pub created_at: i64,
     pub modified_at: i64,
+}
+
+impl PackageRow {
+    /// Public packages are readable by anyone the registry lets read; an access value
+    /// that cannot be read counts as restricted.
+    pub fn is_public(&self) -> bool {
+        self.access.get() == Some(PackageAccess::Public)
+    }
 }
 
 /// A package row with the caller's maintainer count.
@@ -87,6 +97,34 @@ pub enum PublishOutcome {
     ScopeTaken,
 }
 
+/// The result of a write made against a revision the client read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevisionWrite {
+    Written,
+    /// The package changed since that revision; nothing was written.
+    RevisionChanged,
+}
+
+/// Bumps a package's revision inside a transaction (on PostgreSQL this also takes
+/// the row lock); with an expected revision, only when the current one is that.
+/// Evaluates to whether the row was updated. A macro so it type-checks per backend.
+macro_rules! bump_rev {
+    ($tx:expr, $package_id:expr, $expected:expr, $now:expr) => {{
+        let expected: Option<i64> = $expected;
+        sqlx::query(
+            "UPDATE packages SET rev = rev + 1, modified_at = $2 \
+             WHERE id = $1 AND ($3 = 0 OR rev = $4)",
+        )
+        .bind($package_id)
+        .bind($now)
+        .bind(i64::from(expected.is_some()))
+        .bind(expected.unwrap_or(0))
+        .execute(&mut *$tx)
+        .await
+        .map(|r| r.rows_affected() == 1)
+    }};
+}
+
 /// A search hit.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SearchRow {
@@ -94,7 +132,14 @@ pub struct SearchRow {
     pub name: String,
     pub description: Option<String>,
     pub modified_at: i64,
-    pub access: String,
+    #[sqlx(try_from = "String")]
+    pub access: Stored<PackageAccess>,
+}
+
+impl SearchRow {
+    pub fn is_public(&self) -> bool {
+        self.access.get() == Some(PackageAccess::Public)
+    }
 }
 
 const PACKAGE_SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
@@ -137,16 +182,6 @@ impl Store {
         .await
     }
 
-    pub async fn is_maintainer(&self, package_id: i64, user_id: i64) -> StoreResult<bool> {
-        const SQL: &str = "SELECT COUNT(*) FROM maintainers WHERE package_id = $1 AND user_id = $2";
-        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
-            .bind(package_id)
-            .bind(user_id)
-            .fetch_one(p)
-            .await)?;
-        Ok(n > 0)
-    }
-
     pub async fn scope_owner(&self, scope: &str) -> StoreResult<Option<i64>> {
         const SQL: &str = "SELECT owner_id FROM scopes WHERE name = $1";
         Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
@@ -155,7 +190,11 @@ impl Store {
             .await)?)
     }
 
-    pub async fn maintainers(&self, package_id: i64) -> StoreResult<Vec<MaintainerRow>> {
+    pub async fn maintainers(
+        &self,
+        grant: &PackageGrant<act::ReadPackage>,
+    ) -> StoreResult<Vec<MaintainerRow>> {
+        let package_id = grant.package_id();
         const SQL: &str = "SELECT u.id AS user_id, u.name, u.email FROM maintainers m \
                            JOIN users u ON u.id = m.user_id WHERE m.package_id = $1 ORDER BY u.name";
         Ok(on_pool!(self, |p| sqlx::query_as::<_, MaintainerRow>(SQL)
@@ -166,7 +205,11 @@ impl Store {
 
     /// Loads everything a packument is built from, in one read transaction so the
     /// parts agree with the returned `rev`.
-    pub async fn package_contents(&self, name: &str) -> StoreResult<Option<PackageContents>> {
+    pub async fn package_contents(
+        &self,
+        grant: &PackageGrant<act::ReadPackage>,
+    ) -> StoreResult<Option<PackageContents>> {
+        let name = grant.name().as_str();
         const VERSIONS: &str = "SELECT version, manifest, readme, blob_key, size, integrity, shasum, \
             deprecated, published_at FROM versions WHERE package_id = $1 ORDER BY published_at, id";
         const TAGS: &str = "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag";
@@ -206,9 +249,10 @@ impl Store {
     /// The blob key and size of one version's tarball.
     pub async fn tarball_of(
         &self,
-        package_id: i64,
+        grant: &PackageGrant<act::ReadPackage>,
         version: &str,
     ) -> StoreResult<Option<(String, i64)>> {
+        let package_id = grant.package_id();
         const SQL: &str =
             "SELECT blob_key, size FROM versions WHERE package_id = $1 AND version = $2";
         let read = async {
@@ -226,9 +270,42 @@ impl Store {
         .await
     }
 
+    /// Whether the package being published already has `version`.
+    pub async fn version_exists(&self, grant: &PublishGrant, version: &str) -> StoreResult<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM versions v JOIN packages p ON p.id = v.package_id \
+                           WHERE p.name = $1 AND v.version = $2";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(grant.name().as_str())
+            .bind(version)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// Whether the package being published has the dist-tag `tag`.
+    pub async fn has_dist_tag(&self, grant: &PublishGrant, tag: &str) -> StoreResult<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM dist_tags d JOIN packages p ON p.id = d.package_id \
+                           WHERE p.name = $1 AND d.tag = $2";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(grant.name().as_str())
+            .bind(tag)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
+    }
+
     /// Publishes one version atomically: package (created if new, with its first
     /// maintainer and scope claim), version row, dist-tags and rev bump commit together.
-    pub async fn publish_version(&self, v: &NewVersion<'_>) -> StoreResult<PublishOutcome> {
+    pub async fn publish_version(
+        &self,
+        grant: &PublishGrant,
+        v: &NewVersion<'_>,
+    ) -> StoreResult<PublishOutcome> {
+        if v.name != grant.name().as_str() || v.user_id != grant.user_id() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a publish grant for one package or account was used for another"
+            )));
+        }
         let mut outcomes = self.publish_versions(std::slice::from_ref(v)).await?;
         Ok(outcomes.pop().expect("one outcome per attempted version"))
     }
@@ -347,109 +424,125 @@ impl Store {
         }).await
     }
 
-    /// Bumps the package revision after a metadata change inside `tx`-less writes.
-    async fn touch(&self, package_id: i64, now: i64) -> StoreResult<()> {
-        self.writing(async {
-            const SQL: &str = "UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1";
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(package_id)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Sets `tag` to `version` (which must exist). False when the version is unknown.
+    /// Sets `tag` to `version` (which must exist) and bumps the package revision, in
+    /// one transaction. False when the version is unknown.
     pub async fn set_dist_tag(
         &self,
-        package_id: i64,
+        grant: &PackageGrant<act::DistTag>,
         tag: &str,
         version: &str,
         now: i64,
     ) -> StoreResult<bool> {
+        let package_id = grant.package_id();
         self.writing(async {
-        const SQL: &str = "INSERT INTO dist_tags (package_id, tag, version) \
-            SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM versions WHERE package_id = $1 AND version = $3) \
-            ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version";
-        let done = on_pool!(self, |p| sqlx::query(SQL)
-            .bind(package_id)
-            .bind(tag)
-            .bind(version)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        if done == 0 {
-            return Ok(false);
-        }
-        self.touch(package_id, now).await?;
-        Ok(true)
-        }).await
-    }
-
-    pub async fn remove_dist_tag(&self, package_id: i64, tag: &str, now: i64) -> StoreResult<bool> {
-        self.writing(async {
-            const SQL: &str = "DELETE FROM dist_tags WHERE package_id = $1 AND tag = $2";
-            let done = on_pool!(self, |p| sqlx::query(SQL)
-                .bind(package_id)
-                .bind(tag)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
-            if done == 0 {
-                return Ok(false);
-            }
-            self.touch(package_id, now).await?;
-            Ok(true)
+            const SQL: &str = "INSERT INTO dist_tags (package_id, tag, version) \
+                SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM versions WHERE package_id = $1 AND version = $3) \
+                ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version";
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let done = sqlx::query(SQL)
+                    .bind(package_id)
+                    .bind(tag)
+                    .bind(version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if done == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                bump_rev!(tx, package_id, None, now)?;
+                tx.commit().await?;
+                Ok(true)
+            })
         })
         .await
     }
 
-    /// Sets or clears (`None`) the deprecation message of the listed versions.
-    pub async fn set_deprecations(
+    /// Removes `tag` and bumps the package revision, in one transaction. False when
+    /// the tag did not exist.
+    pub async fn remove_dist_tag(
         &self,
-        package_id: i64,
-        changes: &[(String, Option<String>)],
+        grant: &PackageGrant<act::DistTag>,
+        tag: &str,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
+        let package_id = grant.package_id();
         self.writing(async {
             on_pool!(self, |p| {
                 let mut tx = p.begin_write().await?;
-                for (version, message) in changes {
-                    sqlx::query(
-                    "UPDATE versions SET deprecated = $3 WHERE package_id = $1 AND version = $2",
-                )
-                .bind(package_id)
-                .bind(version)
-                .bind(message)
-                .execute(&mut *tx)
-                .await?;
-                }
-                sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
+                let done = sqlx::query("DELETE FROM dist_tags WHERE package_id = $1 AND tag = $2")
                     .bind(package_id)
-                    .bind(now)
+                    .bind(tag)
                     .execute(&mut *tx)
-                    .await?;
-                tx.commit().await
-            })?;
-            Ok(())
+                    .await?
+                    .rows_affected();
+                if done == 0 {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                bump_rev!(tx, package_id, None, now)?;
+                tx.commit().await?;
+                Ok(true)
+            })
         })
         .await
     }
 
-    /// Removes versions and replaces the dist-tags, in one transaction.
+    /// Sets or clears (`None`) the deprecation message of the listed versions. With
+    /// `expected_rev`, only if the package is still at that revision (else
+    /// `RevisionChanged`, nothing written).
+    pub async fn set_deprecations(
+        &self,
+        grant: &PackageGrant<act::Deprecate>,
+        expected_rev: Option<i64>,
+        changes: &[(String, Option<String>)],
+        now: i64,
+    ) -> StoreResult<RevisionWrite> {
+        let package_id = grant.package_id();
+        self.writing(async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                if !bump_rev!(tx, package_id, expected_rev, now)? {
+                    tx.rollback().await?;
+                    return Ok(RevisionWrite::RevisionChanged);
+                }
+                for (version, message) in changes {
+                    sqlx::query(
+                        "UPDATE versions SET deprecated = $3 WHERE package_id = $1 AND version = $2",
+                    )
+                    .bind(package_id)
+                    .bind(version)
+                    .bind(message)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(RevisionWrite::Written)
+            })
+        })
+        .await
+    }
+
+    /// Removes versions and replaces the dist-tags, in one transaction, only if the
+    /// package is still at `expected_rev` (the revision of the document the client
+    /// edited): a stale document never removes versions published after it was read.
     pub async fn remove_versions(
         &self,
-        package_id: i64,
+        grant: &PackageGrant<act::Unpublish>,
+        expected_rev: i64,
         versions: &[String],
         tags: &[(String, String)],
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<RevisionWrite> {
+        let package_id = grant.package_id();
         self.writing(async {
             on_pool!(self, |p| {
                 let mut tx = p.begin_write().await?;
+                if !bump_rev!(tx, package_id, Some(expected_rev), now)? {
+                    tx.rollback().await?;
+                    return Ok(RevisionWrite::RevisionChanged);
+                }
                 for version in versions {
                     sqlx::query("DELETE FROM versions WHERE package_id = $1 AND version = $2")
                         .bind(package_id)
@@ -471,38 +564,52 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query("UPDATE packages SET rev = rev + 1, modified_at = $2 WHERE id = $1")
-                    .bind(package_id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await
-            })?;
-            Ok(())
+                tx.commit().await?;
+                Ok(RevisionWrite::Written)
+            })
         })
         .await
     }
 
-    /// Deletes a package with all its versions, tags and maintainers.
-    pub async fn delete_package(&self, package_id: i64) -> StoreResult<()> {
+    /// Deletes a package with all its versions, tags and maintainers; with
+    /// `expected_rev`, only if it is still at that revision.
+    pub async fn delete_package(
+        &self,
+        grant: &PackageGrant<act::Unpublish>,
+        expected_rev: Option<i64>,
+    ) -> StoreResult<RevisionWrite> {
+        let package_id = grant.package_id();
         self.writing(async {
-            on_pool!(self, |p| sqlx::query("DELETE FROM packages WHERE id = $1")
+            const SQL: &str = "DELETE FROM packages WHERE id = $1 AND ($2 = 0 OR rev = $3)";
+            let done = on_pool!(self, |p| sqlx::query(SQL)
                 .bind(package_id)
+                .bind(i64::from(expected_rev.is_some()))
+                .bind(expected_rev.unwrap_or(0))
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected()))?;
-            Ok(())
+            Ok(if done == 1 {
+                RevisionWrite::Written
+            } else {
+                RevisionWrite::RevisionChanged
+            })
         })
         .await
     }
 
-    pub async fn set_access(&self, package_id: i64, access: &str, now: i64) -> StoreResult<()> {
+    pub async fn set_access(
+        &self,
+        grant: &PackageGrant<act::ChangeAccess>,
+        access: PackageAccess,
+        now: i64,
+    ) -> StoreResult<()> {
+        let package_id = grant.package_id();
         self.writing(async {
             const SQL: &str =
                 "UPDATE packages SET access = $2, rev = rev + 1, modified_at = $3 WHERE id = $1";
             on_pool!(self, |p| sqlx::query(SQL)
                 .bind(package_id)
-                .bind(access)
+                .bind(access.as_str())
                 .bind(now)
                 .execute(p)
                 .await
@@ -514,11 +621,12 @@ impl Store {
 
     pub async fn set_mfa_policy(
         &self,
-        package_id: i64,
+        grant: &PackageGrant<act::ChangeMfaPolicy>,
         requires_tfa: bool,
         automation_overrides: bool,
         now: i64,
     ) -> StoreResult<()> {
+        let package_id = grant.package_id();
         self.writing(async {
         const SQL: &str = "UPDATE packages SET publish_requires_tfa = $2, automation_overrides_tfa = $3, \
                            rev = rev + 1, modified_at = $4 WHERE id = $1";
@@ -537,10 +645,11 @@ impl Store {
     /// Replaces the maintainer set (owner add/rm). Refuses an empty set.
     pub async fn set_maintainers(
         &self,
-        package_id: i64,
+        grant: &PackageGrant<act::ChangeOwners>,
         user_ids: &[i64],
         now: i64,
     ) -> StoreResult<()> {
+        let package_id = grant.package_id();
         self.writing(async {
             if user_ids.is_empty() {
                 return Err(StoreError::Other(anyhow::anyhow!(
@@ -576,8 +685,8 @@ impl Store {
     /// (public ones, plus restricted ones the viewer maintains), newest first.
     pub async fn search_packages(
         &self,
+        grant: &ListingGrant,
         text: &str,
-        viewer: Option<i64>,
         offset: i64,
         limit: i64,
     ) -> StoreResult<Vec<SearchRow>> {
@@ -589,7 +698,7 @@ impl Store {
         let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
         Ok(on_pool!(self, |p| sqlx::query_as::<_, SearchRow>(SQL)
             .bind(&pattern)
-            .bind(viewer.unwrap_or(-1))
+            .bind(grant.viewer().unwrap_or(-1))
             .bind(limit)
             .bind(offset)
             .bind(text)
@@ -616,7 +725,10 @@ impl Store {
     }
 
     /// Names of packages a user maintains.
-    pub async fn packages_of_user(&self, user_id: i64) -> StoreResult<Vec<String>> {
+    pub async fn packages_of_user(&self, grant: &ListingGrant) -> StoreResult<Vec<String>> {
+        let Some(user_id) = grant.viewer() else {
+            return Ok(Vec::new());
+        };
         const SQL: &str = "SELECT p.name FROM packages p JOIN maintainers m ON m.package_id = p.id \
                            WHERE m.user_id = $1 ORDER BY p.name";
         Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
@@ -640,7 +752,11 @@ fn escape_like(text: &str) -> String {
 
 impl Store {
     /// The dist-tags of a package.
-    pub async fn dist_tags_of(&self, package_id: i64) -> StoreResult<Vec<(String, String)>> {
+    pub async fn dist_tags_of(
+        &self,
+        grant: &PackageGrant<act::ReadPackage>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let package_id = grant.package_id();
         const SQL: &str = "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag";
         Ok(on_pool!(self, |p| sqlx::query_as(SQL)
             .bind(package_id)
@@ -651,7 +767,7 @@ impl Store {
     /// Most recently changed packages (for the home page), visible to `viewer`.
     pub async fn recent_packages(
         &self,
-        viewer: Option<i64>,
+        grant: &ListingGrant,
         limit: i64,
     ) -> StoreResult<Vec<SearchRow>> {
         const SQL: &str = "SELECT p.id, p.name, p.description, p.modified_at, p.access FROM packages p \
@@ -659,7 +775,7 @@ impl Store {
             AND EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id) \
             ORDER BY p.modified_at DESC LIMIT $2";
         Ok(on_pool!(self, |p| sqlx::query_as::<_, SearchRow>(SQL)
-            .bind(viewer.unwrap_or(-1))
+            .bind(grant.viewer().unwrap_or(-1))
             .bind(limit)
             .fetch_all(p)
             .await)?)

@@ -240,7 +240,7 @@ mod tests {
                 id: 1,
                 name: "p".into(),
                 scope: None,
-                access: "public".into(),
+                access: crate::store::Stored::Known(crate::domain::access::PackageAccess::Public),
                 publish_requires_tfa: 0,
                 automation_overrides_tfa: 0,
                 rev,

@@ -1,7 +1,8 @@
-//! The security log and failed-OTP counters (shared in the database so throttling
-//! holds across instances).
+//! The security log and the failed-credential counters (kept in the database so the
+//! throttle holds across instances).
 
 use super::{Store, StoreResult, on_pool};
+use crate::domain::access::{AccountGrant, act};
 
 /// One security-log entry.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,7 +38,7 @@ impl Store {
 
     pub async fn security_events(
         &self,
-        user_id: i64,
+        grant: &AccountGrant<act::ReadSecurityLog>,
         limit: i64,
     ) -> StoreResult<Vec<SecurityEventRow>> {
         const SQL: &str = "SELECT id, kind, detail, ip, created_at FROM security_events WHERE user_id = $1 \
@@ -45,20 +46,50 @@ impl Store {
         Ok(on_pool!(self, |p| sqlx::query_as::<_, SecurityEventRow>(
             SQL
         )
-        .bind(user_id)
+        .bind(grant.user_id())
         .bind(limit)
         .fetch_all(p)
         .await)?)
     }
+}
 
-    pub async fn record_otp_failure(
+/// Which secret a failed check was about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Factor {
+    Password,
+    OneTimePassword,
+}
+
+impl Factor {
+    fn as_str(self) -> &'static str {
+        match self {
+            Factor::Password => "password",
+            Factor::OneTimePassword => "otp",
+        }
+    }
+}
+
+/// Failures within a window: how many, and the oldest (to compute `Retry-After`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FailureCount {
+    pub count: i64,
+    pub oldest: Option<i64>,
+}
+
+impl Store {
+    /// Records a failed password or one-time-password check (`user_id` is `None` when
+    /// the account does not exist).
+    pub async fn record_auth_failure(
         &self,
+        factor: Factor,
         user_id: Option<i64>,
         ip: &str,
         now: i64,
     ) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO otp_failures (user_id, ip, created_at) VALUES ($1, $2, $3)";
+        const SQL: &str =
+            "INSERT INTO auth_failures (factor, user_id, ip, created_at) VALUES ($1, $2, $3, $4)";
         on_pool!(self, |p| sqlx::query(SQL)
+            .bind(factor.as_str())
             .bind(user_id)
             .bind(ip)
             .bind(now)
@@ -68,72 +99,55 @@ impl Store {
         Ok(())
     }
 
-    /// Failures since `since` for the account and for the address, and the oldest of
-    /// each window's failures (to compute `retry-after`).
-    pub async fn otp_failures_since(
+    /// Failures of `factor` since `since`: for the account (when known) and for the
+    /// client address.
+    pub async fn auth_failures_since(
         &self,
+        factor: Factor,
         user_id: Option<i64>,
         ip: &str,
         since: i64,
-    ) -> StoreResult<(i64, Option<i64>, i64, Option<i64>)> {
-        const BY_USER: &str = "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE user_id = $1 AND created_at >= $2";
-        const BY_IP: &str =
-            "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE ip = $1 AND created_at >= $2";
-        let (user_count, user_oldest): (i64, Option<i64>) =
-            on_pool!(self, |p| sqlx::query_as(BY_USER)
-                .bind(user_id.unwrap_or(-1))
-                .bind(since)
-                .fetch_one(p)
-                .await)?;
-        let (ip_count, ip_oldest): (i64, Option<i64>) = on_pool!(self, |p| sqlx::query_as(BY_IP)
+    ) -> StoreResult<(FailureCount, FailureCount)> {
+        const BY_USER: &str = "SELECT COUNT(*), MIN(created_at) FROM auth_failures \
+                               WHERE factor = $1 AND user_id = $2 AND created_at >= $3";
+        const BY_IP: &str = "SELECT COUNT(*), MIN(created_at) FROM auth_failures \
+                             WHERE factor = $1 AND ip = $2 AND created_at >= $3";
+        let by_user = match user_id {
+            Some(id) => {
+                let (count, oldest): (i64, Option<i64>) =
+                    on_pool!(self, |p| sqlx::query_as(BY_USER)
+                        .bind(factor.as_str())
+                        .bind(id)
+                        .bind(since)
+                        .fetch_one(p)
+                        .await)?;
+                FailureCount { count, oldest }
+            }
+            None => FailureCount::default(),
+        };
+        let (count, oldest): (i64, Option<i64>) = on_pool!(self, |p| sqlx::query_as(BY_IP)
+            .bind(factor.as_str())
             .bind(ip)
             .bind(since)
             .fetch_one(p)
             .await)?;
-        Ok((user_count, user_oldest, ip_count, ip_oldest))
+        Ok((by_user, FailureCount { count, oldest }))
     }
 
-    /// Clears an account's failure count after a successful code from the same address
-    /// (so the owner is not locked out by an attacker elsewhere for long).
-    pub async fn clear_otp_failures(&self, user_id: i64, ip: &str) -> StoreResult<()> {
-        const SQL: &str = "DELETE FROM otp_failures WHERE user_id = $1 AND ip = $2";
+    /// Forgets an account's failures of `factor` from one address after a success
+    /// there (failures from other addresses still count).
+    pub async fn clear_auth_failures(
+        &self,
+        factor: Factor,
+        user_id: i64,
+        ip: &str,
+    ) -> StoreResult<()> {
+        const SQL: &str =
+            "DELETE FROM auth_failures WHERE factor = $1 AND user_id = $2 AND ip = $3";
         on_pool!(self, |p| sqlx::query(SQL)
+            .bind(factor.as_str())
             .bind(user_id)
             .bind(ip)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-}
-
-impl Store {
-    /// Records a failure under a free-form key (sign-in throttling uses
-    /// `signin-ip:<addr>` and `signin-user:<id>`; such rows have no `user_id`, so they
-    /// never count towards the one-time-password limits).
-    pub async fn record_keyed_failure(&self, key: &str, now: i64) -> StoreResult<()> {
-        self.record_otp_failure(None, key, now).await
-    }
-
-    /// Failures recorded under `key` since `since`, and the oldest of them.
-    pub async fn keyed_failures_since(
-        &self,
-        key: &str,
-        since: i64,
-    ) -> StoreResult<(i64, Option<i64>)> {
-        const SQL: &str = "SELECT COUNT(*), MIN(created_at) FROM otp_failures WHERE user_id IS NULL AND ip = $1 AND created_at >= $2";
-        Ok(on_pool!(self, |p| sqlx::query_as(SQL)
-            .bind(key)
-            .bind(since)
-            .fetch_one(p)
-            .await)?)
-    }
-
-    /// Forgets the failures recorded under `key`.
-    pub async fn clear_keyed_failures(&self, key: &str) -> StoreResult<()> {
-        const SQL: &str = "DELETE FROM otp_failures WHERE user_id IS NULL AND ip = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(key)
             .execute(p)
             .await
             .map(|r| r.rows_affected()))?;

@@ -2,6 +2,7 @@
 //! keyed hash of their random id; the id itself lives only in the cookie or URL.
 
 use super::{Store, StoreResult, on_pool};
+use crate::domain::access::{AccountGrant, act};
 
 /// A website session.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -9,8 +10,6 @@ pub struct SessionRow {
     pub user_id: i64,
     pub csrf: String,
     pub pending_otp: i64,
-    /// Sealed one-time message (a freshly generated token), shown once.
-    pub flash: Option<String>,
     pub created_at: i64,
     pub last_seen_at: i64,
 }
@@ -48,7 +47,7 @@ impl Store {
     }
 
     pub async fn session(&self, id_hash: &[u8]) -> StoreResult<Option<SessionRow>> {
-        const SQL: &str = "SELECT user_id, csrf, pending_otp, flash, created_at, last_seen_at \
+        const SQL: &str = "SELECT user_id, csrf, pending_otp, created_at, last_seen_at \
                            FROM sessions WHERE id_hash = $1";
         Ok(on_pool!(self, |p| sqlx::query_as::<_, SessionRow>(SQL)
             .bind(id_hash.to_vec())
@@ -77,39 +76,6 @@ impl Store {
         Ok(())
     }
 
-    pub async fn set_session_flash(&self, id_hash: &[u8], flash: Option<&str>) -> StoreResult<()> {
-        const SQL: &str = "UPDATE sessions SET flash = $2 WHERE id_hash = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
-            .bind(id_hash.to_vec())
-            .bind(flash)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(())
-    }
-
-    /// Reads and clears the flash: the compare-and-clear makes it shown once even
-    /// when two requests race.
-    pub async fn take_session_flash(&self, id_hash: &[u8]) -> StoreResult<Option<String>> {
-        let current: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(
-            "SELECT flash FROM sessions WHERE id_hash = $1"
-        )
-        .bind(id_hash.to_vec())
-        .fetch_optional(p)
-        .await)?;
-        let Some(Some(flash)) = current else {
-            return Ok(None);
-        };
-        const CLEAR: &str = "UPDATE sessions SET flash = NULL WHERE id_hash = $1 AND flash = $2";
-        let done = on_pool!(self, |p| sqlx::query(CLEAR)
-            .bind(id_hash.to_vec())
-            .bind(&flash)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok((done == 1).then_some(flash))
-    }
-
     pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
         on_pool!(self, |p| sqlx::query(
             "DELETE FROM sessions WHERE id_hash = $1"
@@ -124,9 +90,10 @@ impl Store {
     /// Ends every session of a user except `keep` (after a password change).
     pub async fn delete_other_sessions(
         &self,
-        user_id: i64,
+        grant: &AccountGrant<act::ChangeProfile>,
         keep: Option<&[u8]>,
     ) -> StoreResult<()> {
+        let user_id = grant.user_id();
         const SQL: &str = "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2";
         on_pool!(self, |p| sqlx::query(SQL)
             .bind(user_id)
@@ -176,7 +143,12 @@ impl Store {
     }
 
     /// Approves a pending browser login for `user_id`; false if unknown or already approved.
-    pub async fn approve_web_login(&self, id_hash: &[u8], user_id: i64) -> StoreResult<bool> {
+    pub async fn approve_web_login(
+        &self,
+        grant: &AccountGrant<act::ApproveWebLogin>,
+        id_hash: &[u8],
+    ) -> StoreResult<bool> {
+        let user_id = grant.user_id();
         const SQL: &str =
             "UPDATE web_logins SET user_id = $2 WHERE id_hash = $1 AND user_id IS NULL";
         let done = on_pool!(self, |p| sqlx::query(SQL)

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 
 use super::{Store, StoreError, StoreResult, UserRow, on_pool};
+use crate::domain::access::{AccountGrant, IssuesTokens, TokenKind, act};
+use crate::store::Stored;
 
 /// `SELECT <every TokenRow column> FROM tokens <rest>`, one column list for all reads.
 macro_rules! select_token {
@@ -25,7 +27,8 @@ pub struct TokenRow {
     pub last_four: String,
     pub name: Option<String>,
     pub description: Option<String>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: Stored<TokenKind>,
     /// Granular limits as JSON text.
     pub limits: Option<String>,
     /// CIDR list as JSON text.
@@ -93,12 +96,39 @@ pub struct NewToken<'a> {
     pub last_four: &'a str,
     pub name: Option<&'a str>,
     pub description: Option<&'a str>,
-    pub kind: &'a str,
+    pub kind: TokenKind,
     pub limits: Option<&'a str>,
     pub cidr: Option<&'a str>,
     pub origin: &'a str,
     pub now: i64,
     pub expires_at: Option<i64>,
+}
+
+/// Grants that may revoke tokens: an account's `RevokeToken`, or a token logging
+/// itself out.
+pub trait RevokesTokens {
+    fn owner(&self) -> i64;
+    fn may_revoke(&self, token_id: i64) -> bool;
+}
+
+impl RevokesTokens for AccountGrant<act::RevokeToken> {
+    fn owner(&self) -> i64 {
+        self.user_id()
+    }
+
+    fn may_revoke(&self, _token_id: i64) -> bool {
+        true
+    }
+}
+
+impl RevokesTokens for crate::domain::access::LogoutGrant {
+    fn owner(&self) -> i64 {
+        self.user_id()
+    }
+
+    fn may_revoke(&self, token_id: i64) -> bool {
+        token_id == self.token_id()
+    }
 }
 
 /// A batched last-used update.
@@ -110,12 +140,25 @@ pub struct TokenUse {
 }
 
 impl Store {
-    pub async fn insert_token(&self, t: &NewToken<'_>) -> StoreResult<i64> {
+    /// Stores a new token for the grant's account and returns the row as saved
+    /// (read back by the insert itself, so success means the row exists).
+    pub async fn insert_token(
+        &self,
+        grant: &impl IssuesTokens,
+        t: &NewToken<'_>,
+    ) -> StoreResult<TokenRow> {
+        if t.user_id != grant.token_owner() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a token grant for one account was used for another"
+            )));
+        }
         self.writing(async {
-        const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+        const SQL: &str = concat!("INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
             name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING id";
-        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING ",
+            "id, key, user_id, display_prefix, last_four, name, description, kind, limits, cidr, ",
+            "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at");
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
             .bind(t.key)
             .bind(&t.key[..8])
             .bind(t.user_id)
@@ -124,7 +167,7 @@ impl Store {
             .bind(t.last_four)
             .bind(t.name)
             .bind(t.description)
-            .bind(t.kind)
+            .bind(t.kind.as_str())
             .bind(t.limits)
             .bind(t.cidr)
             .bind(t.origin)
@@ -153,7 +196,7 @@ impl Store {
                     .bind(t.last_four)
                     .bind(t.name)
                     .bind(t.description)
-                    .bind(t.kind)
+                    .bind(t.kind.as_str())
                     .bind(t.limits)
                     .bind(t.cidr)
                     .bind(t.origin)
@@ -210,7 +253,7 @@ impl Store {
     /// The user's tokens, newest first, including revoked ones when asked.
     pub async fn tokens_of_user(
         &self,
-        user_id: i64,
+        grant: &AccountGrant<act::ListTokens>,
         include_revoked: bool,
         offset: i64,
         limit: i64,
@@ -222,6 +265,7 @@ impl Store {
         const COUNT: &str =
             "SELECT COUNT(*) FROM tokens WHERE user_id = $1 AND ($2 = 1 OR revoked_at IS NULL)";
         let flag = i64::from(include_revoked);
+        let user_id = grant.user_id();
         let rows = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
             .bind(user_id)
             .bind(flag)
@@ -237,26 +281,45 @@ impl Store {
         Ok((rows, total))
     }
 
-    pub async fn token_by_key(&self, key: &str) -> StoreResult<Option<TokenRow>> {
-        const SQL: &str = select_token!("WHERE key = $1");
+    /// One of the grant's account's tokens, by key.
+    pub async fn own_token_by_key(
+        &self,
+        grant: &AccountGrant<act::RevokeToken>,
+        key: &str,
+    ) -> StoreResult<Option<TokenRow>> {
+        const SQL: &str = select_token!("WHERE key = $1 AND user_id = $2");
         Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
             .bind(key)
+            .bind(grant.user_id())
             .fetch_optional(p)
             .await)?)
     }
 
-    /// Marks a token revoked; true when it was live.
-    pub async fn revoke_token(&self, id: i64, now: i64) -> StoreResult<bool> {
+    /// Marks one of the grant's tokens revoked. True only for the call that revoked
+    /// it: revoking twice (or at once from two requests) succeeds once.
+    pub async fn revoke_token(
+        &self,
+        grant: &impl RevokesTokens,
+        id: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        if !grant.may_revoke(id) {
+            return Ok(false);
+        }
+        let user_id = grant.owner();
         self.writing(async {
-        const SQL: &str = "UPDATE tokens SET revoked_at = $2, updated_at = $2 WHERE id = $1 AND revoked_at IS NULL";
-        let done = on_pool!(self, |p| sqlx::query(SQL)
-            .bind(id)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
-        }).await
+            const SQL: &str = "UPDATE tokens SET revoked_at = $2, updated_at = $2 \
+            WHERE id = $1 AND user_id = $3 AND revoked_at IS NULL";
+            let done = on_pool!(self, |p| sqlx::query(SQL)
+                .bind(id)
+                .bind(now)
+                .bind(user_id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            Ok(done == 1)
+        })
+        .await
     }
 
     /// Applies a batch of last-used records (one statement per token).

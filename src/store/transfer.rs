@@ -127,7 +127,6 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("user_id", Int),
             ("csrf", Text),
             ("pending_otp", Int),
-            ("flash", Text),
             ("created_at", Int),
             ("last_seen_at", Int),
         ],

@@ -1,6 +1,7 @@
 //! Users and their two-factor state.
 
 use super::{BeginWrite, Store, StoreResult, on_pool};
+use crate::domain::access::{AccountGrant, TfaMode, act};
 
 /// A user row. `password_hash` and `tfa_secret` are never logged: `Debug` skips them.
 #[derive(Clone, sqlx::FromRow)]
@@ -21,6 +22,21 @@ pub struct UserRow {
     pub tfa_last_step: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl UserRow {
+    /// The two-factor mode in force. A pending enrolment is still off; a stored mode
+    /// that cannot be read counts as the strictest one (fail closed).
+    pub fn tfa_mode(&self) -> TfaMode {
+        if self.tfa_pending != 0 {
+            return TfaMode::Off;
+        }
+        match self.tfa_mode.as_deref() {
+            None => TfaMode::Off,
+            Some("auth-only") => TfaMode::AuthOnly,
+            Some(_) => TfaMode::AuthAndWrites,
+        }
+    }
 }
 
 impl std::fmt::Debug for UserRow {
@@ -86,7 +102,13 @@ impl Store {
             .await)?)
     }
 
-    pub async fn update_profile(&self, id: i64, u: &ProfileUpdate, now: i64) -> StoreResult<()> {
+    pub async fn update_profile(
+        &self,
+        grant: &AccountGrant<act::ChangeProfile>,
+        u: &ProfileUpdate,
+        now: i64,
+    ) -> StoreResult<()> {
+        let id = grant.user_id();
         self.writing(async {
             // One statement; each field keeps its value unless a change flag is set.
             const SQL: &str = "UPDATE users SET \
@@ -122,7 +144,13 @@ impl Store {
         .await
     }
 
-    pub async fn set_password_hash(&self, id: i64, hash: &str, now: i64) -> StoreResult<()> {
+    pub async fn set_password_hash(
+        &self,
+        grant: &AccountGrant<act::ChangeProfile>,
+        hash: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let id = grant.user_id();
         self.writing(async {
             const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
             on_pool!(self, |p| sqlx::query(SQL)
@@ -140,12 +168,14 @@ impl Store {
     /// Writes the whole two-factor state at once (enrol, confirm, switch, disable).
     pub async fn set_two_factor(
         &self,
-        id: i64,
-        mode: Option<&str>,
+        grant: &AccountGrant<act::ChangeTwoFactor>,
+        mode: TfaMode,
         pending: bool,
         sealed_secret: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
+        let id = grant.user_id();
+        let mode = (mode != TfaMode::Off).then(|| mode.as_str());
         self.writing(async {
             const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_pending = $3, tfa_secret = $4, \
                            tfa_last_step = NULL, updated_at = $5 WHERE id = $1";
@@ -182,7 +212,12 @@ impl Store {
     }
 
     /// Replaces the user's recovery codes with new hashes.
-    pub async fn replace_recovery_codes(&self, id: i64, hashes: &[[u8; 32]]) -> StoreResult<()> {
+    pub async fn replace_recovery_codes(
+        &self,
+        grant: &AccountGrant<act::ChangeTwoFactor>,
+        hashes: &[[u8; 32]],
+    ) -> StoreResult<()> {
+        let id = grant.user_id();
         self.writing(async {
             on_pool!(self, |p| {
                 let mut tx = p.begin_write().await?;
@@ -239,11 +274,13 @@ impl Store {
     /// Changes the 2FA mode of an enabled account, keeping its secret and last step.
     pub async fn set_mode_keep_secret(
         &self,
-        id: i64,
-        mode: &str,
+        grant: &AccountGrant<act::ChangeTwoFactor>,
+        mode: TfaMode,
         sealed_secret: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
+        let id = grant.user_id();
+        let mode = mode.as_str();
         self.writing(async {
         const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_secret = COALESCE($3, tfa_secret), updated_at = $4 WHERE id = $1";
         on_pool!(self, |p| sqlx::query(SQL)

@@ -74,7 +74,7 @@ impl Builder {
                     .await
                     .expect("create database");
             });
-            config.database_url = replace_db(&admin, &name);
+            config.database_url = replace_db(&admin, &name).into();
             database = Some((admin, name));
         }
         if let Some(f) = self.tweak {

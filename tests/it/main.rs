@@ -18,6 +18,8 @@ mod scale;
 mod store;
 /// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).
 mod tokens;
+/// The trust core under attack: credential paths, throttles, limits, hiding, revisions.
+mod trust;
 /// Two-factor authentication.
 mod two_factor;
 /// The website in headless Chromium: sign-in, Access Tokens, 2FA, browser login for npm.

@@ -24,13 +24,21 @@ fn token_and_user_round_trip_on_both_databases() {
         let app = server.app.clone();
         server.block_on(async {
             let user = app.store.user_by_name("erin").await.unwrap().unwrap();
-            let (rows, total) = app
-                .store
-                .tokens_of_user(user.id, false, 0, 10)
+            let caller = tessera::domain::auth::authenticate_token(
+                &app,
+                &token,
+                tessera::auth::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
+            )
+            .await
+            .unwrap();
+            let (rows, total) = tessera::domain::tokens::list(&app, &caller, 0, 10)
                 .await
                 .unwrap();
             assert_eq!(total, 1);
-            assert_eq!(rows[0].kind, "publish");
+            assert_eq!(
+                rows[0].kind,
+                tessera::store::Stored::Known(tessera::domain::access::TokenKind::Publish)
+            );
             assert_eq!(rows[0].origin, "login");
             assert!(token.starts_with(&rows[0].display_prefix));
             assert!(

@@ -123,10 +123,24 @@ fn granular_tokens_follow_package_limits_and_live_rights() {
     let auto = server.create_token(
         &alice,
         "alice",
-        json!({"packages_and_scopes_permission": "read-write", "bypass_2fa": true}),
+        json!({"packages_all": true, "packages_and_scopes_permission": "read-write", "bypass_2fa": true}),
     );
     assert_eq!(auto["type"], "automation");
     assert_eq!(auto["automation"], true);
+    // A selection is an allow-list: one that selects no package is refused.
+    for body in [
+        json!({"packages_and_scopes_permission": "read-write", "bypass_2fa": true}),
+        json!({"packages": [], "scopes": [], "packages_and_scopes_permission": "read-write"}),
+    ] {
+        let mut body = body;
+        body["password"] = json!(password_of("alice"));
+        let r = server
+            .request(Method::POST, "/-/npm/v1/tokens", Some(&alice))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+    }
 }
 
 #[test]
@@ -564,10 +578,18 @@ fn login_tokens_are_publish_tokens_named_after_the_client() {
         .send()
         .unwrap();
     assert_eq!(wrong.status(), 401);
+    let wrong_body = wrong.json::<serde_json::Value>().unwrap();
     let unknown = server
         .request(Method::PUT, "/-/user/org.couchdb.user:nobody", None)
         .json(&json!({"name": "nobody", "password": "whatever-pass"}))
         .send()
         .unwrap();
-    assert_eq!(unknown.status(), 400);
+    // An unknown name answers exactly like a wrong password: nothing tells a
+    // stranger which accounts exist.
+    assert_eq!(unknown.status(), 401);
+    assert_eq!(
+        unknown.json::<serde_json::Value>().unwrap(),
+        wrong_body,
+        "same message for an unknown user and a wrong password"
+    );
 }

@@ -190,17 +190,14 @@ fn recovery_codes_work_once_and_wrong_codes_are_throttled() {
     server.clock.advance_ms(15 * 60 * 1000 + 1000);
     assert_eq!(attempt(&otp_now(&server, &secret)).status(), 201);
     let log = server.block_on(async {
-        let user = server
-            .app
-            .store
-            .user_by_name("alice")
-            .await
-            .unwrap()
-            .unwrap();
-        server
-            .app
-            .store
-            .security_events(user.id, 100)
+        let caller = tessera::domain::auth::authenticate_token(
+            &server.app,
+            &login,
+            tessera::auth::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
+        )
+        .await
+        .unwrap();
+        tessera::domain::security_log::list(&server.app, &caller, 100)
             .await
             .unwrap()
     });

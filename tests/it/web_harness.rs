@@ -71,7 +71,7 @@ impl Server {
                 &self.app,
                 name,
                 &format!("{name}@example.com"),
-                password,
+                &password.to_owned().into(),
             ))
             .expect("user created");
     }

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::users::no_store;
-use crate::domain::packages::{self, AccessChange};
+use crate::domain::access::PackagePermission;
+use crate::domain::packages::{self, AccessChange, MfaPolicy};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppState, Auth, RequireAuth};
 use crate::npm::name::PackageName;
@@ -26,8 +27,7 @@ pub async fn health() -> Response {
 
 /// `GET /-/ready`: the database and the blob store answer.
 pub async fn ready(State(app): State<AppState>) -> Response {
-    let db = app.store.ping().await.is_ok();
-    let blobs = app.blobs.ready().await;
+    let (db, blobs) = crate::domain::readiness(&app).await;
     let status = if db && blobs {
         StatusCode::OK
     } else {
@@ -122,23 +122,21 @@ pub async fn package_endpoint(
             Ok(no_store(StatusCode::OK, json!({"ok": true})))
         }
         ("GET", ["visibility"]) => {
-            let public = packages::visibility(&app, caller.as_ref(), &name).await?;
-            let row = app
-                .store
-                .package_by_name(name.as_str())
-                .await
-                .map_err(crate::domain::Error::from)?;
-            let mfa = row.as_ref().map(packages::mfa_label).unwrap_or("none");
-            let mut response = no_store(StatusCode::OK, json!({"public": public, "mfa": mfa}));
+            let settings = packages::settings(&app, caller.as_ref(), &name).await?;
+            let mfa = settings.mfa.as_str();
+            let mut response = no_store(
+                StatusCode::OK,
+                json!({"public": settings.public, "mfa": mfa}),
+            );
             // npm prints this header, so `npm access get status` also shows the 2FA policy.
-            let notice = match mfa {
-                "publish" => format!(
+            let notice = match settings.mfa {
+                MfaPolicy::Publish => format!(
                     "{name}: mfa=publish (two-factor authentication required; tokens that skip it are refused)"
                 ),
-                "automation" => format!(
+                MfaPolicy::Automation => format!(
                     "{name}: mfa=automation (two-factor authentication required; automation tokens may publish)"
                 ),
-                _ => format!(
+                MfaPolicy::None => format!(
                     "{name}: mfa=none (publishing does not require two-factor authentication)"
                 ),
             };
@@ -148,17 +146,11 @@ pub async fn package_endpoint(
             Ok(response)
         }
         ("GET", ["access"]) => {
-            let caller_ref = caller.as_ref();
-            let public = packages::visibility(&app, caller_ref, &name).await?;
-            let row = app
-                .store
-                .package_by_name(name.as_str())
-                .await
-                .map_err(crate::domain::Error::from)?;
-            let mfa = row.as_ref().map(packages::mfa_label).unwrap_or("none");
+            let settings = packages::settings(&app, caller.as_ref(), &name).await?;
+            let public = settings.public;
             Ok(no_store(
                 StatusCode::OK,
-                json!({"public": public, "access": if public {"public"} else {"restricted"}, "mfa": mfa}),
+                json!({"public": public, "access": if public {"public"} else {"restricted"}, "mfa": settings.mfa.as_str()}),
             ))
         }
         ("POST" | "PUT", ["access"]) => {
@@ -193,22 +185,26 @@ pub async fn package_endpoint(
     }
 }
 
-/// `GET /-/user/<name>/package` and `/-/org/<name>/package`: what `npm access list packages` reads.
+/// `GET /-/user/<name>/package` and `/-/org/<name>/package`: what `npm access list
+/// packages` reads; only the packages the calling credential reaches.
 pub async fn user_packages(
     State(app): State<AppState>,
     RequireAuth(caller): RequireAuth,
     uri: Uri,
 ) -> ApiResult<Response> {
     let who = uri.path().split('/').nth(3).unwrap_or("");
-    if who != caller.user.name {
-        return Err(ApiError::not_found("no such user or organization"));
-    }
-    let names = app
-        .store
-        .packages_of_user(caller.user.id)
-        .await
-        .map_err(crate::domain::Error::from)?;
-    let map: Map<String, Value> = names.into_iter().map(|n| (n, json!("write"))).collect();
+    let packages = packages::user_packages(&app, &caller, who).await?;
+    let map: Map<String, Value> = packages
+        .into_iter()
+        .map(|(n, p)| {
+            let level = if p == PackagePermission::ReadWrite {
+                "write"
+            } else {
+                "read"
+            };
+            (n, json!(level))
+        })
+        .collect();
     Ok(no_store(StatusCode::OK, Value::Object(map)))
 }
 

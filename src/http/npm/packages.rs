@@ -236,8 +236,8 @@ pub async fn put_package_path(
                 Err(ApiError::bad_request("publish body has no _attachments"))
             }
         }
-        PackagePath::Revision(pkg, _) => {
-            packages::update_revision(&app, &caller, &pkg, &body).await?;
+        PackagePath::Revision(pkg, rev) => {
+            packages::update_revision(&app, &caller, &pkg, &rev, &body).await?;
             Ok(ok_body(json!({"id": pkg.as_str()})))
         }
         _ => Err(ApiError::new(
@@ -259,8 +259,12 @@ pub async fn delete_package_path(
         ))
     })?;
     match parse_path(uri.path())? {
-        PackagePath::Revision(pkg, _) | PackagePath::Document(pkg) => {
-            packages::delete_package(&app, &caller, &pkg).await?;
+        PackagePath::Revision(pkg, rev) => {
+            packages::delete_package(&app, &caller, &pkg, Some(&rev)).await?;
+            Ok(ok_body(json!({})))
+        }
+        PackagePath::Document(pkg) => {
+            packages::delete_package(&app, &caller, &pkg, None).await?;
             Ok(ok_body(json!({})))
         }
         PackagePath::TarballRevision(pkg, file, _) | PackagePath::Tarball(pkg, file) => {

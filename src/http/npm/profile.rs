@@ -4,10 +4,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::users::no_store;
-use crate::domain::two_factor::{self, TfaChange};
+use crate::domain::two_factor::{self, TfaChange, TfaRequest};
 use crate::domain::users;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppState, NpmJson, RequireAuth};
@@ -54,6 +55,11 @@ fn text_field(body: &Value, key: &str) -> Option<Option<String>> {
     }
 }
 
+/// A password field of a JSON body, kept out of `Debug` from here on.
+fn secret_field(value: Option<&Value>) -> SecretString {
+    SecretString::from(value.and_then(Value::as_str).unwrap_or("").to_owned())
+}
+
 /// `POST /-/npm/v1/user`.
 pub async fn post_profile(
     State(app): State<AppState>,
@@ -66,10 +72,13 @@ pub async fn post_profile(
                 .get("mode")
                 .and_then(Value::as_str)
                 .unwrap_or("auth-and-writes");
-            let password = tfa.get("password").and_then(Value::as_str).unwrap_or("");
-            let out = match two_factor::change(&app, &caller, mode, password).await? {
+            let request = TfaRequest::parse(mode)?;
+            let password = secret_field(tfa.get("password"));
+            let out = match two_factor::change(&app, &caller, request, &password).await? {
                 TfaChange::Pending { otpauth_url, .. } => json!({"tfa": otpauth_url}),
-                TfaChange::ModeChanged(mode) => json!({"tfa": {"mode": mode, "pending": false}}),
+                TfaChange::ModeChanged(mode) => {
+                    json!({"tfa": {"mode": mode.as_str(), "pending": false}})
+                }
                 TfaChange::Disabled => json!({"tfa": false}),
             };
             return Ok(no_store(StatusCode::OK, out));
@@ -97,22 +106,9 @@ pub async fn post_profile(
         github: text_field(&body, "github"),
         freenode: text_field(&body, "freenode"),
     };
-    let password = match body.get("password") {
-        Some(p) => {
-            let old = p
-                .get("old")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            let new = p
-                .get("new")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_owned();
-            Some((old, new))
-        }
-        None => None,
-    };
+    let password = body
+        .get("password")
+        .map(|p| (secret_field(p.get("old")), secret_field(p.get("new"))));
     let user = users::update_profile(&app, &caller, update, password, None).await?;
     Ok(no_store(StatusCode::OK, profile_view(&user)))
 }

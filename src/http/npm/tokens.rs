@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 
 use super::users::no_store;
 use crate::auth::token::masked;
-use crate::domain::auth::{cidr_of, limits_of};
-use crate::domain::tokens::{self, CreateRequest};
+use crate::domain::tokens::{self, CreateRequest, cidr_of, limits_of};
 use crate::http::error::ApiResult;
 use crate::http::extract::{AppState, NpmJson, RequireAuth};
 use crate::npm::packument::iso_time;
@@ -33,9 +32,9 @@ pub fn token_view(row: &TokenRow) -> Value {
         "packages": limits.as_ref().map(|l| l.packages.clone()),
         "scopes": limits.as_ref().map(|l| l.scopes.clone()),
         "packages_all": limits.as_ref().map(|l| l.packages_all),
-        "packages_and_scopes_permission": limits.as_ref().and_then(|l| l.permission.clone()),
+        "packages_and_scopes_permission": limits.as_ref().and_then(|l| l.permission).map(|p| p.as_str()),
         "orgs": limits.as_ref().map(|l| l.orgs.clone()),
-        "orgs_permission": limits.as_ref().and_then(|l| l.orgs_permission.clone()),
+        "orgs_permission": limits.as_ref().and_then(|l| l.orgs_permission).map(|p| p.as_str()),
         "bypass_2fa": kind == "automation",
         "origin": row.origin,
         "created": iso_time(row.created_at),
@@ -107,7 +106,8 @@ pub enum Days {
 #[derive(Deserialize)]
 pub struct CreateBody {
     name: Option<String>,
-    password: Option<String>,
+    #[serde(default)]
+    password: secrecy::SecretString,
     readonly: Option<bool>,
     automation: Option<bool>,
     #[serde(alias = "token_description")]
@@ -129,6 +129,13 @@ pub struct CreateBody {
     kind: Option<String>,
 }
 
+/// What npm 11's `npm token create --read-only` prints nothing about: it no longer
+/// sends the flag, so the registry cannot know. Said in an `npm-notice` header (npm
+/// prints it) whenever a request names no type at all.
+const READ_ONLY_NOTICE: &str = "This token can read and publish. npm 11 no longer sends --read-only; \
+    for a read-only token run `npm token create --packages-all --packages-and-scopes-permission=read-only`, \
+    `tessera token create --read-only`, or use the Access Tokens page.";
+
 /// `POST /-/npm/v1/tokens`.
 pub async fn create_token(
     State(app): State<AppState>,
@@ -144,15 +151,13 @@ pub async fn create_token(
             ))
         })?),
     };
-    let kind = body.kind.as_deref();
     let request = CreateRequest {
         name: body.name,
         description: body.description,
         password: body.password,
-        readonly: body.readonly.unwrap_or(false)
-            || kind == Some("read-only")
-            || kind == Some("readonly"),
-        automation: body.automation.unwrap_or(false) || kind == Some("automation"),
+        kind: body.kind,
+        readonly: body.readonly.unwrap_or(false),
+        automation: body.automation.unwrap_or(false),
         packages: body.packages.into_vec(),
         scopes: body.scopes.into_vec(),
         packages_all: body.packages_all.unwrap_or(false),
@@ -163,14 +168,26 @@ pub async fn create_token(
         cidr: body.cidr_whitelist.unwrap_or_default().into_vec(),
         bypass_2fa: body.bypass_2fa.unwrap_or(false),
     };
+    let type_unsaid = request.kind.is_none()
+        && body.readonly.is_none()
+        && body.automation.is_none()
+        && request.permission.is_none()
+        && !request.bypass_2fa;
     let created = tokens::create(&app, &caller, request, "api").await?;
     let mut view = token_view(&created.row);
-    let obj = view.as_object_mut().expect("object");
+    let obj = view.as_object_mut().expect("a token view is an object");
     obj.insert("token".into(), json!(created.plain.expose()));
     if created.row.expires_at.is_none() {
         obj.remove("expires");
     }
-    Ok(no_store(StatusCode::CREATED, view))
+    let mut response = no_store(StatusCode::CREATED, view);
+    if type_unsaid && created.row.limits.is_none() {
+        response.headers_mut().insert(
+            "npm-notice",
+            axum::http::HeaderValue::from_static(READ_ONLY_NOTICE),
+        );
+    }
+    Ok(response)
 }
 
 /// `DELETE /-/npm/v1/tokens/token/<key or token>`.

@@ -8,9 +8,11 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::{self, tokens, users, web_login};
+use crate::domain::{tokens, users, web_login};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{AppState, ClientIp, LenientAuth, NpmJson, Otp, RequireAuth, UserAgent};
+use crate::http::extract::{
+    AppState, Auth, ClientIp, LenientAuth, NpmJson, Otp, RequireAuth, UserAgent,
+};
 
 /// Adds `cache-control: no-store` to an account or token response.
 pub fn no_store(status: StatusCode, body: serde_json::Value) -> Response {
@@ -29,7 +31,7 @@ fn user_from_id(id: &str) -> Result<&str, ApiError> {
 #[derive(Deserialize)]
 pub struct CouchBody {
     name: Option<String>,
-    password: Option<String>,
+    password: Option<secrecy::SecretString>,
     email: Option<String>,
 }
 
@@ -52,7 +54,7 @@ pub async fn put_user(
     }
     let password = body
         .password
-        .as_deref()
+        .as_ref()
         .ok_or_else(|| ApiError::bad_request("password is required"))?;
     let created = users::password_login(
         &app,
@@ -61,7 +63,7 @@ pub async fn put_user(
             password,
             email: body.email.as_deref(),
             otp: otp.as_deref(),
-            ip: &ip.to_string(),
+            ip,
             client: &agent,
         },
     )
@@ -72,19 +74,20 @@ pub async fn put_user(
     ))
 }
 
-/// `GET /-/user/org.couchdb.user:<name>`: the public part of a user document.
-pub async fn get_user(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+/// `GET /-/user/org.couchdb.user:<name>`: a user document for a signed-in caller;
+/// the email only for its owner (npm's `owner add` reads the name from it).
+pub async fn get_user(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let name = user_from_id(&id)?;
-    let user = app
-        .store
-        .user_by_name(name)
-        .await
-        .map_err(domain::Error::from)?
-        .ok_or_else(|| ApiError::not_found(format!("user {name} not found")))?;
-    Ok(no_store(
-        StatusCode::OK,
-        json!({"_id": id, "_rev": "1-0", "name": user.name, "email": user.email, "type": "user", "roles": []}),
-    ))
+    let (name, email) = users::user_document(&app, caller.as_ref(), name).await?;
+    let mut doc = json!({"_id": id, "_rev": "1-0", "name": name, "type": "user", "roles": []});
+    if let Some(email) = email {
+        doc["email"] = json!(email);
+    }
+    Ok(no_store(StatusCode::OK, doc))
 }
 
 /// `GET /-/whoami`.

@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use super::page::{self, Layout, PageError, PageResult, fmt_time, safe_next};
@@ -35,7 +36,7 @@ struct LoginPage {
 pub struct LoginForm {
     csrf: String,
     username: String,
-    password: String,
+    password: SecretString,
     next: String,
 }
 
@@ -70,7 +71,7 @@ pub struct SignupForm {
     csrf: String,
     username: String,
     email: String,
-    password: String,
+    password: SecretString,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -92,9 +93,9 @@ pub struct ProfileForm {
 #[serde(default)]
 pub struct PasswordForm {
     csrf: String,
-    current: String,
-    new: String,
-    confirm: String,
+    current: SecretString,
+    new: SecretString,
+    confirm: SecretString,
     otp: String,
 }
 
@@ -154,7 +155,7 @@ pub async fn login_post(
             };
             Ok(with_cookie(
                 Redirect::to(&to).into_response(),
-                session::session_cookie(&app, &signed.cookie),
+                session::session_cookie(&app, signed.cookie.expose()),
             ))
         }
         Err(e) => {
@@ -202,7 +203,7 @@ pub async fn otp_post(
     match sessions::finish_otp(&app, session, &form.otp).await {
         Ok(cookie) => Ok(with_cookie(
             Redirect::to(&next).into_response(),
-            session::session_cookie(&app, &cookie),
+            session::session_cookie(&app, cookie.expose()),
         )),
         Err(domain::Error::Unauthenticated(_)) => Ok(with_cookie(
             Redirect::to("/login").into_response(),
@@ -254,7 +255,7 @@ pub async fn signup_post(
     match result {
         Ok(signed) => Ok(with_cookie(
             Redirect::to("/").into_response(),
-            session::session_cookie(&app, &signed.cookie),
+            session::session_cookie(&app, signed.cookie.expose()),
         )),
         Err(e) => {
             let (status, message) = page::describe(e);
@@ -364,8 +365,7 @@ pub async fn profile_post(
     State(app): State<AppState>,
     Posted { viewer, form }: Posted<ProfileForm>,
 ) -> PageResult {
-    let caller = viewer.require("/settings/profile")?;
-    let session = viewer.signed_in().expect("signed in");
+    let (caller, session) = viewer.require_session("/settings/profile")?;
     let fullname = form.fullname.trim();
     let update = ProfileUpdate {
         email: Some(form.email.trim().to_owned()),
@@ -394,9 +394,8 @@ pub async fn password_post(
     State(app): State<AppState>,
     Posted { viewer, form }: Posted<PasswordForm>,
 ) -> PageResult {
-    let caller = viewer.require("/settings/profile")?;
-    let session = viewer.signed_in().expect("signed in");
-    if form.new != form.confirm {
+    let (caller, session) = viewer.require_session("/settings/profile")?;
+    if form.new.expose_secret() != form.confirm.expose_secret() {
         return profile_render(
             &app,
             &viewer,
@@ -411,7 +410,7 @@ pub async fn password_post(
         &app,
         &with_otp(caller, &form.otp),
         ProfileUpdate::default(),
-        Some((form.current.clone(), form.new.clone())),
+        Some((form.current, form.new)),
         Some(&session.id_hash),
     )
     .await;
@@ -440,8 +439,9 @@ fn event_label(kind: &str) -> &'static str {
         "login" => "npm login",
         "logout" => "npm logout",
         "web-sign-in" => "Website sign-in",
-        "sign-in-failures" => "Failed sign-ins",
-        "otp-failures" => "Failed one-time passwords",
+        "password-failures" => "Wrong passwords",
+        "otp-failures" => "Wrong one-time passwords",
+        "email-changed" => "Email changed",
         "recovery-code-used" => "Recovery code used",
         "2fa-enabled" => "2FA enabled",
         "2fa-disabled" => "2FA disabled",

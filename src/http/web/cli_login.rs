@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 
 use super::page::{self, Layout, PageError, PageResult};
-use super::session::{Posted, Viewer, csrf_form};
+use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp};
 use crate::domain::web_login;
 use crate::http::extract::AppState;
 
@@ -19,6 +19,8 @@ struct CliLoginPage {
     id: String,
     client: String,
     approved: bool,
+    needs_otp: bool,
+    error: Option<String>,
 }
 
 fn valid_id(id: &str) -> bool {
@@ -42,7 +44,7 @@ pub async fn page(
     if !valid_id(&id) {
         return Err(gone(&app, &viewer));
     }
-    viewer.require(&format!("/login/cli/{id}"))?;
+    let caller = viewer.require(&format!("/login/cli/{id}"))?;
     let client = web_login::pending(&app, &id)
         .await?
         .ok_or_else(|| gone(&app, &viewer))?;
@@ -51,6 +53,8 @@ pub async fn page(
         id,
         client,
         approved: false,
+        needs_otp: tfa_on(caller),
+        error: None,
     }))
 }
 
@@ -58,6 +62,7 @@ pub async fn page(
 #[serde(default)]
 pub struct ApproveForm {
     csrf: String,
+    otp: String,
 }
 
 csrf_form!(ApproveForm);
@@ -66,7 +71,7 @@ csrf_form!(ApproveForm);
 pub async fn approve(
     State(app): State<AppState>,
     Path(id): Path<String>,
-    Posted { viewer, .. }: Posted<ApproveForm>,
+    Posted { viewer, form }: Posted<ApproveForm>,
 ) -> PageResult {
     if !valid_id(&id) {
         return Err(gone(&app, &viewer));
@@ -75,13 +80,26 @@ pub async fn approve(
     let client = web_login::pending(&app, &id)
         .await?
         .ok_or_else(|| gone(&app, &viewer))?;
-    web_login::approve(&app, caller, &id)
-        .await
-        .map_err(|e| PageError::from(e).with_layout(Layout::new(&app, &viewer, "Log in to npm")))?;
+    if let Err(e) = web_login::approve(&app, &with_otp(caller, &form.otp), &id).await {
+        let (status, message) = page::describe(e);
+        return Ok(page::render(
+            status,
+            &CliLoginPage {
+                layout: Layout::new(&app, &viewer, "Log in to npm"),
+                id,
+                client,
+                approved: false,
+                needs_otp: tfa_on(caller),
+                error: Some(message),
+            },
+        ));
+    }
     Ok(page::ok(&CliLoginPage {
         layout: Layout::new(&app, &viewer, "Logged in"),
         id,
         client,
         approved: true,
+        needs_otp: false,
+        error: None,
     }))
 }

@@ -40,11 +40,11 @@ pub async fn home(State(app): State<AppState>, viewer: Viewer) -> PageResult {
     let recent = rows
         .into_iter()
         .map(|r| Row {
+            private: !r.is_public(),
             name: r.name,
             description: r.description.unwrap_or_default(),
             version: String::new(),
             date: fmt_date(r.modified_at),
-            private: r.access != "public",
         })
         .collect();
     Ok(page::ok(&HomePage {
@@ -85,11 +85,11 @@ pub async fn search(
     let hits = hits
         .into_iter()
         .map(|h| Row {
+            private: !h.row.is_public(),
             name: h.row.name,
             description: h.row.description.unwrap_or_default(),
             version: h.version.unwrap_or_default(),
             date: fmt_date(h.row.modified_at),
-            private: h.row.access != "public",
         })
         .collect();
     let mut layout = Layout::new(&app, &viewer, format!("Search: {text}"));
@@ -265,8 +265,7 @@ async fn package_page(
                 .collect()
         })
         .unwrap_or_default();
-    let target = domain::package_facts(app, caller, name).await?;
-    let row = target.row.as_ref().ok_or_else(PageError::not_found)?;
+    let settings = packages::settings(app, caller, name).await?;
     let readme = full["readme"].as_str().unwrap_or("");
     Ok(page::ok(&PackagePage {
         layout: Layout::new(app, viewer, name.as_str()),
@@ -293,8 +292,8 @@ async fn package_page(
         versions: versions.into_iter().map(|(_, v)| v).collect(),
         tags,
         maintainers,
-        public: row.access == "public",
-        mfa: packages::mfa_label(row),
+        public: settings.public,
+        mfa: settings.mfa.as_str(),
         modified: fmt_date(doc.modified_ms),
         can_manage: packages::may_change_settings(app, caller, name).await?,
         install: format!("npm install {name}"),
@@ -328,16 +327,15 @@ async fn settings_page(
         return Err(PageError::not_found().with_layout(Layout::new(app, viewer, "Not found")));
     }
     let owners = packages::owners(app, Some(caller), name).await?;
-    let target = domain::package_facts(app, Some(caller), name).await?;
-    let row = target.row.as_ref().ok_or_else(PageError::not_found)?;
+    let settings = packages::settings(app, Some(caller), name).await?;
     Ok(page::render(
         status,
         &SettingsPage {
             layout: Layout::new(app, viewer, format!("Settings: {name}")),
             name: name.to_string(),
             scoped: name.scope().is_some(),
-            public: row.access == "public",
-            mfa: packages::mfa_label(row),
+            public: settings.public,
+            mfa: settings.mfa.as_str(),
             maintainers: owners.into_iter().map(|o| o.name).collect(),
             me: caller.user.name.clone(),
             needs_otp: tfa_on(caller),

@@ -7,11 +7,11 @@ use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use serde::de::DeserializeOwned;
-use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
 use super::page::PageError;
 use crate::app::App;
+use crate::auth::cidr::ClientAddr;
 use crate::domain::sessions::{self, Session};
 use crate::domain::{self, Caller};
 use crate::http::extract::{AppState, client_ip};
@@ -73,7 +73,7 @@ pub fn pre_cookie(app: &App, value: &str) -> HeaderValue {
 pub struct Viewer {
     /// The session, possibly still waiting for its one-time password.
     pub session: Option<Session>,
-    pub ip: IpAddr,
+    pub ip: ClientAddr,
     /// The pre-session CSRF cookie as sent.
     pub pre_csrf: Option<String>,
     /// A pre-session CSRF value to set on the response (none was sent).
@@ -114,6 +114,13 @@ impl Viewer {
     /// The signed-in caller, or a redirect to the sign-in page that comes back to `here`.
     pub fn require(&self, here: &str) -> Result<&Caller, PageError> {
         self.caller().ok_or_else(|| sign_in_redirect(here))
+    }
+
+    /// The signed-in caller and their session, or the sign-in redirect.
+    pub fn require_session(&self, here: &str) -> Result<(&Caller, &Session), PageError> {
+        self.signed_in()
+            .map(|s| (&s.caller, s))
+            .ok_or_else(|| sign_in_redirect(here))
     }
 }
 

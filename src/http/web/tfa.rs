@@ -13,8 +13,7 @@ use super::account::{NextQuery, notice};
 use super::page::{self, Layout, PageResult};
 use super::session::{Posted, Viewer, csrf_form, with_otp};
 use crate::domain::access::TfaMode;
-use crate::domain::sessions::{self, Flash};
-use crate::domain::two_factor::{self, TfaChange};
+use crate::domain::two_factor::{self, TfaChange, TfaRequest};
 use crate::http::extract::AppState;
 
 struct Pending {
@@ -52,32 +51,17 @@ fn qr_data_uri(url: &str) -> String {
     )
 }
 
-fn mode_label(mode: TfaMode) -> &'static str {
-    match mode {
-        TfaMode::Off => "off",
-        TfaMode::AuthOnly => "auth-only",
-        TfaMode::AuthAndWrites => "auth-and-writes",
-    }
-}
-
+/// Renders the page; `recovery_codes` are shown only in the response to the request
+/// that created them (nothing keeps them).
 async fn render(
     app: &AppState,
     viewer: &Viewer,
     notice: Option<&'static str>,
     error: Option<String>,
     status: StatusCode,
+    recovery_codes: Vec<String>,
 ) -> PageResult {
     let caller = viewer.require("/settings/2fa")?;
-    let session = viewer.signed_in().expect("signed in");
-    let recovery_codes = match sessions::take_flash(app, session).await? {
-        Some(Flash::RecoveryCodes(codes)) => codes,
-        // Another page's message: leave it for that page.
-        Some(other) => {
-            sessions::set_flash(app, session, &other).await?;
-            Vec::new()
-        }
-        None => Vec::new(),
-    };
     let pending = two_factor::pending_enrolment(app, caller)
         .await?
         .map(|(url, secret)| Pending {
@@ -94,7 +78,7 @@ async fn render(
         status,
         &TfaPage {
             layout: Layout::new(app, viewer, "Two-Factor Authentication").section("2fa"),
-            mode: mode_label(caller.principal.tfa),
+            mode: caller.principal.tfa.as_str(),
             pending,
             recovery_codes,
             codes_left,
@@ -116,6 +100,7 @@ pub async fn page(
         notice(q.notice.as_deref()),
         None,
         StatusCode::OK,
+        Vec::new(),
     )
     .await
 }
@@ -125,7 +110,7 @@ pub async fn page(
 pub struct ChangeForm {
     csrf: String,
     mode: String,
-    password: String,
+    password: secrecy::SecretString,
     otp: String,
 }
 
@@ -140,7 +125,13 @@ csrf_form!(ChangeForm, ConfirmForm);
 
 async fn change(app: AppState, viewer: Viewer, form: ChangeForm, mode: &str) -> PageResult {
     let caller = viewer.require("/settings/2fa")?;
-    match two_factor::change(&app, &with_otp(caller, &form.otp), mode, &form.password).await {
+    let result = match TfaRequest::parse(mode) {
+        Ok(request) => {
+            two_factor::change(&app, &with_otp(caller, &form.otp), request, &form.password).await
+        }
+        Err(e) => Err(e),
+    };
+    match result {
         Ok(TfaChange::Pending { .. }) => Ok(Redirect::to("/settings/2fa").into_response()),
         Ok(TfaChange::ModeChanged(_)) => {
             Ok(Redirect::to("/settings/2fa?notice=2fa-mode").into_response())
@@ -150,7 +141,7 @@ async fn change(app: AppState, viewer: Viewer, form: ChangeForm, mode: &str) -> 
         }
         Err(e) => {
             let (status, message) = page::describe(e);
-            render(&app, &viewer, None, Some(message), status).await
+            render(&app, &viewer, None, Some(message), status, Vec::new()).await
         }
     }
 }
@@ -182,21 +173,31 @@ pub async fn disable(
 }
 
 /// `POST /settings/2fa/confirm`: the first code turns 2FA on; the recovery codes are
-/// shown once on the next page.
+/// shown once, in this response.
 pub async fn confirm(
     State(app): State<AppState>,
     Posted { viewer, form }: Posted<ConfirmForm>,
 ) -> PageResult {
     let caller = viewer.require("/settings/2fa")?;
-    let session = viewer.signed_in().expect("signed in");
     match two_factor::confirm(&app, caller, form.code.trim()).await {
         Ok(codes) => {
-            sessions::set_flash(&app, session, &Flash::RecoveryCodes(codes)).await?;
-            Ok(Redirect::to("/settings/2fa").into_response())
+            // The viewer was loaded before 2FA was on: reload it so the page shows the
+            // new mode.
+            let viewer = reload(&app, &viewer).await?;
+            render(&app, &viewer, None, None, StatusCode::OK, codes).await
         }
         Err(e) => {
             let (status, message) = page::describe(e);
-            render(&app, &viewer, None, Some(message), status).await
+            render(&app, &viewer, None, Some(message), status, Vec::new()).await
         }
     }
+}
+
+/// The viewer with its account read again (after a change to it).
+async fn reload(app: &AppState, viewer: &Viewer) -> Result<Viewer, super::PageError> {
+    let mut fresh = viewer.clone();
+    if let Some(session) = fresh.session.as_mut() {
+        session.caller = crate::domain::sessions::reload_caller(app, &session.caller).await?;
+    }
+    Ok(fresh)
 }

@@ -1,18 +1,18 @@
 //! Access Tokens: the list (masked, newest first), "Generate New Token", the new
-//! token shown once at the top (carried across the redirect sealed in the session),
-//! and revocation with a confirmation step.
+//! token shown once at the top of the list in the response to the form that created
+//! it (it is stored nowhere, in no form), and revocation with a confirmation step.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
+use std::ops::Not;
 
 use super::account::{NextQuery, notice};
 use super::page::{self, Layout, PageResult, fmt_time};
 use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp, writes_need_otp};
 use crate::auth::token::masked;
-use crate::domain::sessions::{self, Flash};
 use crate::domain::tokens::{self, CreateRequest};
 use crate::http::extract::AppState;
 
@@ -47,17 +47,24 @@ struct TokensPage {
 }
 
 fn describe_limits(row: &crate::store::TokenRow) -> String {
-    let Some(l) = crate::domain::auth::limits_of(row) else {
+    let Some(l) = tokens::limits_of(row) else {
         return String::new();
     };
     let mut parts = Vec::new();
-    if l.lists_packages() {
+    if l.packages_all {
+        parts.push("all packages".to_owned());
+    } else if l.selects_packages() {
         let mut names: Vec<String> = l.packages.clone();
         names.extend(l.scopes.iter().map(|s| format!("@{s}")));
         parts.push(names.join(", "));
+    } else {
+        parts.push("no packages".to_owned());
     }
-    if let Some(p) = &l.permission {
-        parts.push(p.clone());
+    if let Some(p) = l.permission {
+        parts.push(p.as_str().to_owned());
+    }
+    if !l.orgs.is_empty() {
+        parts.push(format!("orgs: {}", l.orgs.join(", ")));
     }
     parts.join(" · ")
 }
@@ -68,7 +75,7 @@ fn view(row: &crate::store::TokenRow) -> TokenView {
         name: row.name.clone().unwrap_or_default(),
         kind: tokens::display_kind(row),
         masked: masked(&row.display_prefix, &row.last_four),
-        cidr: crate::domain::auth::cidr_of(row)
+        cidr: tokens::cidr_of(row)
             .map(|c| c.to_strings().join(", "))
             .unwrap_or_default(),
         created: fmt_time(row.created_at),
@@ -82,39 +89,36 @@ fn view(row: &crate::store::TokenRow) -> TokenView {
     }
 }
 
+/// The list, with the token just created (if any) at the top.
+async fn render_list(
+    app: &AppState,
+    viewer: &Viewer,
+    notice_code: Option<&str>,
+    new_token: Option<NewToken>,
+    status: StatusCode,
+) -> PageResult {
+    let caller = viewer.require("/settings/tokens")?;
+    let (rows, total) = tokens::list(app, caller, 0, 500).await?;
+    Ok(page::render(
+        status,
+        &TokensPage {
+            layout: Layout::new(app, viewer, "Access Tokens").section("tokens"),
+            tokens: rows.iter().map(view).collect(),
+            total,
+            new_token,
+            revoke_needs_otp: writes_need_otp(caller),
+            notice: notice(notice_code),
+        },
+    ))
+}
+
 /// `GET /settings/tokens`.
 pub async fn list(
     State(app): State<AppState>,
     viewer: Viewer,
     Query(q): Query<NextQuery>,
 ) -> PageResult {
-    let caller = viewer.require("/settings/tokens")?;
-    let session = viewer.signed_in().expect("signed in");
-    let (rows, total) = tokens::list(&app, caller, 0, 500).await?;
-    let new_token = match sessions::take_flash(&app, session).await? {
-        Some(Flash::NewToken { key, token }) => Some(NewToken {
-            name: rows
-                .iter()
-                .find(|r| r.key == key)
-                .and_then(|r| r.name.clone())
-                .unwrap_or_default(),
-            token,
-        }),
-        // Another page's message: leave it for that page.
-        Some(other) => {
-            sessions::set_flash(&app, session, &other).await?;
-            None
-        }
-        None => None,
-    };
-    Ok(page::ok(&TokensPage {
-        layout: Layout::new(&app, &viewer, "Access Tokens").section("tokens"),
-        tokens: rows.iter().map(view).collect(),
-        total,
-        new_token,
-        revoke_needs_otp: writes_need_otp(caller),
-        notice: notice(q.notice.as_deref()),
-    }))
+    render_list(&app, &viewer, q.notice.as_deref(), None, StatusCode::OK).await
 }
 
 /// The "Generate New Token" form, as posted (and as re-shown after an error).
@@ -129,7 +133,7 @@ pub struct NewTokenForm {
     custom_days: String,
     packages: String,
     permission: String,
-    password: String,
+    password: secrecy::SecretString,
     otp: String,
 }
 
@@ -208,12 +212,9 @@ fn request_of(form: &NewTokenForm) -> Result<CreateRequest, String> {
     if matches!(expires_days, Some(d) if d < 1) {
         return Err("Enter the custom expiration as a whole number of days (1 to 3650).".into());
     }
-    let (readonly, automation) = match form.kind.as_str() {
-        "read-only" => (true, false),
-        "automation" => (false, true),
-        "publish" => (false, false),
-        _ => return Err("Select the type of access token.".into()),
-    };
+    if !matches!(form.kind.as_str(), "read-only" | "automation" | "publish") {
+        return Err("Select the type of access token.".into());
+    }
     let mut packages = Vec::new();
     let mut scopes = Vec::new();
     for entry in split_list(&form.packages) {
@@ -225,9 +226,9 @@ fn request_of(form: &NewTokenForm) -> Result<CreateRequest, String> {
     let cidr = form.cidr.trim();
     Ok(CreateRequest {
         name: Some(form.name.trim().to_owned()).filter(|n| !n.is_empty()),
-        password: Some(form.password.clone()),
-        readonly,
-        automation,
+        password: form.password.clone(),
+        kind: Some(form.kind.clone()),
+        packages_all: form.permission.is_empty().not() && packages.is_empty() && scopes.is_empty(),
         packages,
         scopes,
         permission: Some(form.permission.clone()).filter(|p| !p.is_empty()),
@@ -242,13 +243,12 @@ fn request_of(form: &NewTokenForm) -> Result<CreateRequest, String> {
 }
 
 /// `POST /settings/tokens/new`: creates the token through `domain::tokens::create`
-/// and shows it once on the list.
+/// and answers with the list, the new token shown once at its top.
 pub async fn create(
     State(app): State<AppState>,
     Posted { viewer, mut form }: Posted<NewTokenForm>,
 ) -> PageResult {
     let caller = viewer.require("/settings/tokens/new")?;
-    let session = viewer.signed_in().expect("signed in");
     let result = match request_of(&form) {
         Ok(req) => tokens::create(&app, &with_otp(caller, &form.otp), req, "web")
             .await
@@ -257,20 +257,22 @@ pub async fn create(
     };
     match result {
         Ok(created) => {
-            sessions::set_flash(
-                &app,
-                session,
-                &Flash::NewToken {
-                    key: created.row.key.clone(),
-                    token: created.plain.expose().to_owned(),
-                },
-            )
-            .await?;
-            Ok(Redirect::to("/settings/tokens").into_response())
+            let new_token = NewToken {
+                name: created.row.name.clone().unwrap_or_default(),
+                token: created.plain.expose().to_owned(),
+            };
+            let mut response =
+                render_list(&app, &viewer, None, Some(new_token), StatusCode::CREATED).await?;
+            // Never cached, and the address bar shows the list, not the form.
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
         }
         Err((status, message)) => {
             // Keep what was typed, except the secrets.
-            form.password.clear();
+            form.password = Default::default();
             form.otp.clear();
             Ok(page::render(
                 status,

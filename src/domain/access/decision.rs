@@ -1,0 +1,607 @@
+//! The decision table: a pure function of (which credential, whose account and its
+//! two-factor mode, doing what, to which package). No I/O; `gate` loads the facts,
+//! calls `decide`, checks a one-time password when the answer asks for one and hands
+//! out the `Grant` that store reads and writes require.
+//!
+//! The credential rules (written out in ARCHITECTURE.md, "Credentials"):
+//! - a website session and an unlimited publish token may do everything the account
+//!   may, with a one-time password as the account's 2FA mode asks;
+//! - automation tokens write packages without one-time passwords, never settings or
+//!   account actions; read-only tokens only read;
+//! - a granular token (one with limits) reaches only the packages it selects, at its
+//!   permission, and never performs account actions;
+//! - the account password (HTTP Basic) is a login credential: it may create a token
+//!   (that is what `npm login` and `npm profile enable-2fa` do with it), read the
+//!   profile and enrol in 2FA, and read packages while the account has no 2FA. It never
+//!   writes packages, settings, tokens or the profile, and once the account has 2FA it
+//!   does nothing without a one-time password: a password alone never does more than a
+//!   website session that has not passed its second factor.
+
+use crate::npm::name::PackageName;
+
+/// The three token types. A classic type is a preset of granular limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    ReadOnly,
+    Automation,
+    Publish,
+}
+
+impl TokenKind {
+    pub const ALL: [TokenKind; 3] = [
+        TokenKind::ReadOnly,
+        TokenKind::Automation,
+        TokenKind::Publish,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::ReadOnly => "read-only",
+            TokenKind::Automation => "automation",
+            TokenKind::Publish => "publish",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenKind {
+    type Err = UnknownValue;
+
+    /// The stored and wire names; `readonly` is npm's legacy spelling.
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        match text {
+            "read-only" | "readonly" => Ok(TokenKind::ReadOnly),
+            "automation" => Ok(TokenKind::Automation),
+            "publish" => Ok(TokenKind::Publish),
+            other => Err(UnknownValue(other.chars().take(64).collect())),
+        }
+    }
+}
+
+/// Who may read a package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PackageAccess {
+    Public,
+    Restricted,
+}
+
+impl PackageAccess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageAccess::Public => "public",
+            PackageAccess::Restricted => "restricted",
+        }
+    }
+}
+
+impl std::str::FromStr for PackageAccess {
+    type Err = UnknownValue;
+
+    /// `private` is npm's word for `restricted` on the command line.
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        match text {
+            "public" => Ok(PackageAccess::Public),
+            "restricted" | "private" => Ok(PackageAccess::Restricted),
+            other => Err(UnknownValue(other.chars().take(64).collect())),
+        }
+    }
+}
+
+/// A stored or sent value that names no known variant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value {0:?}")]
+pub struct UnknownValue(pub String);
+
+/// Permission a credential holds on one package (or an organization's settings).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum PackagePermission {
+    NoAccess,
+    ReadOnly,
+    ReadWrite,
+}
+
+impl PackagePermission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoAccess => "no-access",
+            Self::ReadOnly => "read-only",
+            Self::ReadWrite => "read-write",
+        }
+    }
+}
+
+impl std::str::FromStr for PackagePermission {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        match text {
+            "no-access" => Ok(Self::NoAccess),
+            "read-only" => Ok(Self::ReadOnly),
+            "read-write" => Ok(Self::ReadWrite),
+            other => Err(UnknownValue(other.chars().take(64).collect())),
+        }
+    }
+}
+
+/// Granular limits of a token (npm's granular access tokens). The package selection
+/// is an allow-list: a package is reached only when `packages_all` is set, or it is
+/// listed, or its scope is listed. Nothing selected reaches nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    #[serde(default)]
+    pub packages: Vec<String>,
+    /// Scope names without `@`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub packages_all: bool,
+    /// Permission on the selected packages; `None` (older tokens) reads as read-write,
+    /// always capped by the token's type.
+    #[serde(default)]
+    pub permission: Option<PackagePermission>,
+    #[serde(default)]
+    pub orgs: Vec<String>,
+    #[serde(default)]
+    pub orgs_permission: Option<PackagePermission>,
+    #[serde(default)]
+    pub bypass_2fa: bool,
+}
+
+impl Limits {
+    /// Whether any package is selected at all.
+    pub fn selects_packages(&self) -> bool {
+        self.packages_all || !self.packages.is_empty() || !self.scopes.is_empty()
+    }
+
+    /// Whether the selection reaches `name`.
+    pub fn covers(&self, name: &PackageName) -> bool {
+        self.packages_all
+            || self.packages.iter().any(|p| p == name.as_str())
+            || name
+                .scope()
+                .is_some_and(|s| self.scopes.iter().any(|x| x == s))
+    }
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A website session that has passed every factor the account asks for.
+    Session,
+    /// HTTP Basic with the account password.
+    Password,
+    Token {
+        kind: TokenKind,
+        /// `None`: a classic token (no limits).
+        limits: Option<Limits>,
+    },
+}
+
+/// The account's two-factor mode (a pending enrolment is still off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TfaMode {
+    Off,
+    AuthOnly,
+    AuthAndWrites,
+}
+
+impl TfaMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TfaMode::Off => "off",
+            TfaMode::AuthOnly => "auth-only",
+            TfaMode::AuthAndWrites => "auth-and-writes",
+        }
+    }
+}
+
+/// An authenticated caller as the policy sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub credential: Credential,
+    pub tfa: TfaMode,
+}
+
+/// What an authenticated credential may do at most, before package facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reach {
+    /// Session or classic publish token: packages and the account.
+    Full,
+    /// Packages only, at the type's level (automation, read-only, granular).
+    PackagesOnly,
+    /// The account password: logging in and exchanging it for a token.
+    LoginOnly,
+}
+
+impl Principal {
+    /// The effective token type (sessions and passwords act as publish).
+    pub fn effective_kind(&self) -> TokenKind {
+        match &self.credential {
+            Credential::Token { kind, .. } => *kind,
+            _ => TokenKind::Publish,
+        }
+    }
+
+    /// Whether this credential skips two-factor prompts (automation tokens).
+    pub fn bypasses_2fa(&self) -> bool {
+        matches!(self.effective_kind(), TokenKind::Automation)
+    }
+
+    fn reach(&self) -> Reach {
+        match &self.credential {
+            Credential::Session => Reach::Full,
+            Credential::Password => Reach::LoginOnly,
+            Credential::Token {
+                kind: TokenKind::Publish,
+                limits: None,
+            } => Reach::Full,
+            Credential::Token { .. } => Reach::PackagesOnly,
+        }
+    }
+
+    /// The permission this credential carries for `name`, before ownership: the
+    /// type's ceiling, narrowed by granular limits (nothing selected: no access).
+    pub fn permission_for(&self, name: &PackageName) -> PackagePermission {
+        let ceiling = match self.effective_kind() {
+            TokenKind::ReadOnly => PackagePermission::ReadOnly,
+            _ => PackagePermission::ReadWrite,
+        };
+        match &self.credential {
+            Credential::Token {
+                limits: Some(l), ..
+            } => {
+                if !l.covers(name) {
+                    return PackagePermission::NoAccess;
+                }
+                l.permission
+                    .unwrap_or(PackagePermission::ReadWrite)
+                    .min(ceiling)
+            }
+            _ => ceiling,
+        }
+    }
+}
+
+/// Everything a request can ask to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// Download a packument or tarball, or see it in a listing.
+    ReadPackage,
+    /// Star or unstar a package (one's own mark; needs read access).
+    Star,
+    Publish,
+    Unpublish,
+    Deprecate,
+    DistTag,
+    /// Visibility (`npm access set status=`).
+    ChangeAccess,
+    ChangeOwners,
+    /// Per-package publishing 2FA policy.
+    ChangeMfaPolicy,
+    /// Search, recent packages and other listings (each hit is then `ReadPackage`).
+    ListPackages,
+    ReadProfile,
+    ChangeProfile,
+    ChangeTwoFactor,
+    ListTokens,
+    CreateToken,
+    RevokeToken,
+    /// Approve an `npm login` started in a browser (it mints a publish token).
+    ApproveWebLogin,
+    ReadSecurityLog,
+}
+
+impl Action {
+    pub const ALL: [Action; 18] = [
+        Action::ReadPackage,
+        Action::Star,
+        Action::Publish,
+        Action::Unpublish,
+        Action::Deprecate,
+        Action::DistTag,
+        Action::ChangeAccess,
+        Action::ChangeOwners,
+        Action::ChangeMfaPolicy,
+        Action::ListPackages,
+        Action::ReadProfile,
+        Action::ChangeProfile,
+        Action::ChangeTwoFactor,
+        Action::ListTokens,
+        Action::CreateToken,
+        Action::RevokeToken,
+        Action::ApproveWebLogin,
+        Action::ReadSecurityLog,
+    ];
+
+    pub fn is_package_write(self) -> bool {
+        matches!(
+            self,
+            Action::Publish | Action::Unpublish | Action::Deprecate | Action::DistTag
+        )
+    }
+
+    pub fn is_package_setting(self) -> bool {
+        matches!(
+            self,
+            Action::ChangeAccess | Action::ChangeOwners | Action::ChangeMfaPolicy
+        )
+    }
+
+    pub fn is_package_change(self) -> bool {
+        self.is_package_write() || self.is_package_setting()
+    }
+
+    pub fn is_account_action(self) -> bool {
+        matches!(
+            self,
+            Action::ReadProfile
+                | Action::ChangeProfile
+                | Action::ChangeTwoFactor
+                | Action::ListTokens
+                | Action::CreateToken
+                | Action::RevokeToken
+                | Action::ApproveWebLogin
+                | Action::ReadSecurityLog
+        )
+    }
+}
+
+/// What the policy knows about the target package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PackageFacts {
+    pub exists: bool,
+    pub public: bool,
+    /// The caller maintains it (live: losing rights takes them from tokens too).
+    pub is_maintainer: bool,
+    /// For a new package: the caller may create it (free name, own scope).
+    pub may_create: bool,
+    pub publish_requires_tfa: bool,
+    pub automation_overrides_tfa: bool,
+}
+
+impl PackageFacts {
+    /// A restricted package the caller does not maintain: it must look exactly like
+    /// a package that does not exist.
+    fn hidden(&self) -> bool {
+        self.exists && !self.public && !self.is_maintainer
+    }
+}
+
+/// Why a request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// Answer 404: do not reveal that the package exists.
+    Hidden,
+    /// No (valid) credentials.
+    Unauthenticated,
+    /// Authenticated but not allowed, with the message npm prints.
+    Forbidden(String),
+}
+
+/// The outcome of the access check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Allowed once a valid one-time password accompanies the request.
+    AllowWithOtp,
+    Deny(Denial),
+}
+
+impl Decision {
+    pub fn allows(&self) -> bool {
+        matches!(self, Decision::Allow | Decision::AllowWithOtp)
+    }
+}
+
+fn forbid(msg: impl Into<String>) -> Decision {
+    Decision::Deny(Denial::Forbidden(msg.into()))
+}
+
+/// The refusal a publish gets whether the name is someone else's, hidden, or in a
+/// scope the caller does not own: one answer, so it tells a stranger nothing.
+pub fn publish_refusal(name: &PackageName) -> String {
+    format!(
+        "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
+    )
+}
+
+/// The refusal for a password used where a token is needed.
+pub const PASSWORD_NOT_ENOUGH: &str = "The account password is accepted only to log in and to create a token; \
+     use a token for this (run `npm login`, or create one with `npm token create`).";
+
+/// The refusal for a password on an account with two-factor authentication.
+pub const PASSWORD_NEEDS_OTP: &str = "This account has two-factor authentication: a password alone is not enough. \
+     Log in with `npm login` and use the token it saves.";
+
+/// Decides a request. `anonymous_read` is the server-wide setting.
+pub fn decide(
+    who: Option<&Principal>,
+    action: Action,
+    package: Option<(&PackageName, &PackageFacts)>,
+    anonymous_read: bool,
+) -> Decision {
+    match action {
+        Action::ReadPackage => decide_read(who, package, anonymous_read),
+        Action::ListPackages => decide_listing(who, anonymous_read),
+        Action::Star => match who {
+            None => Decision::Deny(Denial::Unauthenticated),
+            Some(_) => decide_read(who, package, anonymous_read),
+        },
+        a if a.is_package_change() => match (who, package) {
+            (None, _) => Decision::Deny(Denial::Unauthenticated),
+            (Some(_), None) => forbid("no package given"),
+            (Some(p), Some((name, facts))) => decide_package_change(p, action, name, facts),
+        },
+        _ => match who {
+            None => Decision::Deny(Denial::Unauthenticated),
+            Some(p) => decide_account(p, action),
+        },
+    }
+}
+
+fn decide_listing(who: Option<&Principal>, anonymous_read: bool) -> Decision {
+    match who {
+        None if anonymous_read => Decision::Allow,
+        None => Decision::Deny(Denial::Unauthenticated),
+        Some(p) if p.credential == Credential::Password && p.tfa != TfaMode::Off => {
+            forbid(PASSWORD_NEEDS_OTP)
+        }
+        Some(_) => Decision::Allow,
+    }
+}
+
+fn decide_read(
+    who: Option<&Principal>,
+    package: Option<(&PackageName, &PackageFacts)>,
+    anonymous_read: bool,
+) -> Decision {
+    // Without anonymous reads, an anonymous caller learns nothing, not even whether a
+    // package exists: the same 401 for every name.
+    if who.is_none() && !anonymous_read {
+        return Decision::Deny(Denial::Unauthenticated);
+    }
+    if let Some(p) = who
+        && p.credential == Credential::Password
+        && p.tfa != TfaMode::Off
+    {
+        return forbid(PASSWORD_NEEDS_OTP);
+    }
+    let Some((name, facts)) = package else {
+        return Decision::Allow;
+    };
+    if !facts.exists || facts.hidden() {
+        return Decision::Deny(Denial::Hidden);
+    }
+    if facts.public {
+        // Public packages are readable by anyone the registry lets read at all.
+        return Decision::Allow;
+    }
+    match who {
+        Some(p) if p.permission_for(name) >= PackagePermission::ReadOnly => Decision::Allow,
+        _ => Decision::Deny(Denial::Hidden),
+    }
+}
+
+fn decide_package_change(
+    who: &Principal,
+    action: Action,
+    name: &PackageName,
+    facts: &PackageFacts,
+) -> Decision {
+    // Checks that depend only on the credential come first, so their answers are
+    // the same whether or not the package exists.
+    match who.reach() {
+        Reach::LoginOnly if who.tfa != TfaMode::Off => return forbid(PASSWORD_NEEDS_OTP),
+        Reach::LoginOnly => return forbid(PASSWORD_NOT_ENOUGH),
+        Reach::Full | Reach::PackagesOnly => {}
+    }
+    let kind = who.effective_kind();
+    if kind == TokenKind::ReadOnly {
+        return forbid("This token is read-only and cannot change packages");
+    }
+    if action.is_package_setting() && kind != TokenKind::Publish {
+        return forbid("Automation tokens cannot change package settings; use a publish token");
+    }
+    if who.permission_for(name) < PackagePermission::ReadWrite {
+        return forbid(format!("This token has no write access to {name}"));
+    }
+    // A hidden package answers exactly like a missing one.
+    if !facts.exists || facts.hidden() {
+        if action != Action::Publish {
+            return Decision::Deny(Denial::Hidden);
+        }
+        if facts.exists || !facts.may_create {
+            return forbid(publish_refusal(name));
+        }
+    } else if !facts.is_maintainer {
+        return forbid(publish_refusal(name));
+    }
+    let two_factor_on = who.tfa != TfaMode::Off;
+    if action.is_package_write() && facts.publish_requires_tfa {
+        if who.bypasses_2fa() {
+            if facts.automation_overrides_tfa {
+                return Decision::Allow;
+            }
+            return forbid(format!(
+                "{name} is set to require two-factor authentication and disallow tokens; \
+                 publish with a one-time password"
+            ));
+        }
+        if !two_factor_on {
+            return forbid(format!(
+                "{name} requires two-factor authentication; enable it with `npm profile enable-2fa`"
+            ));
+        }
+        return Decision::AllowWithOtp;
+    }
+    if action == Action::ChangeMfaPolicy && two_factor_on {
+        return Decision::AllowWithOtp;
+    }
+    if who.tfa == TfaMode::AuthAndWrites && !who.bypasses_2fa() {
+        Decision::AllowWithOtp
+    } else {
+        Decision::Allow
+    }
+}
+
+fn decide_account(who: &Principal, action: Action) -> Decision {
+    let two_factor_on = who.tfa != TfaMode::Off;
+    match who.reach() {
+        Reach::PackagesOnly => {
+            let what = match &who.credential {
+                Credential::Token {
+                    limits: Some(_), ..
+                } => "A granular token",
+                _ => match who.effective_kind() {
+                    TokenKind::ReadOnly => "A read-only token",
+                    _ => "An automation token",
+                },
+            };
+            forbid(format!(
+                "{what} cannot manage tokens or change account settings; \
+                 use the website or a publish token"
+            ))
+        }
+        Reach::LoginOnly => match action {
+            // The password is exchanged for a token (npm login, enable-2fa), or
+            // re-checked for 2FA enrolment; with 2FA on it needs its second factor.
+            Action::CreateToken | Action::ChangeTwoFactor | Action::ReadProfile => {
+                if two_factor_on {
+                    Decision::AllowWithOtp
+                } else {
+                    Decision::Allow
+                }
+            }
+            _ if two_factor_on => forbid(PASSWORD_NEEDS_OTP),
+            _ => forbid(PASSWORD_NOT_ENOUGH),
+        },
+        Reach::Full => match action {
+            Action::ReadProfile | Action::ListTokens | Action::ReadSecurityLog => Decision::Allow,
+            Action::ApproveWebLogin if who.credential != Credential::Session => {
+                forbid("A login is approved on the website, signed in")
+            }
+            Action::CreateToken | Action::ChangeTwoFactor | Action::ApproveWebLogin => {
+                if two_factor_on {
+                    Decision::AllowWithOtp
+                } else {
+                    Decision::Allow
+                }
+            }
+            Action::ChangeProfile | Action::RevokeToken => {
+                if who.tfa == TfaMode::AuthAndWrites {
+                    Decision::AllowWithOtp
+                } else {
+                    Decision::Allow
+                }
+            }
+            _ => forbid("not an account action"),
+        },
+    }
+}
+
+#[cfg(test)]
+#[path = "decision_tests.rs"]
+mod tests;

@@ -1,0 +1,642 @@
+//! The decision table: every classic credential × action × 2FA mode, the credential
+//! rules (passwords, granular tokens), hiding, and properties that must hold for every
+//! input (`proptest`).
+
+use super::*;
+use Action::*;
+
+fn token(kind: TokenKind, tfa: TfaMode) -> Principal {
+    Principal {
+        credential: Credential::Token { kind, limits: None },
+        tfa,
+    }
+}
+
+fn own_public() -> PackageFacts {
+    PackageFacts {
+        exists: true,
+        public: true,
+        is_maintainer: true,
+        ..Default::default()
+    }
+}
+
+fn name(n: &str) -> PackageName {
+    PackageName::parse(n).unwrap()
+}
+
+const ALLOW: &str = "allow";
+const OTP: &str = "otp";
+const FORBID: &str = "forbid";
+const HIDDEN: &str = "hidden";
+const UNAUTH: &str = "unauth";
+
+fn short(d: &Decision) -> &'static str {
+    match d {
+        Decision::Allow => ALLOW,
+        Decision::AllowWithOtp => OTP,
+        Decision::Deny(Denial::Forbidden(_)) => FORBID,
+        Decision::Deny(Denial::Hidden) => HIDDEN,
+        Decision::Deny(Denial::Unauthenticated) => UNAUTH,
+    }
+}
+
+/// The columns of the table below, in order.
+const COLUMNS: [Action; 18] = Action::ALL;
+
+#[track_caller]
+fn check_row(who: Option<Principal>, expected: [&str; 18]) {
+    let pkg = name("@me/pkg");
+    let facts = own_public();
+    for (action, want) in COLUMNS.iter().zip(expected) {
+        let got = decide(who.as_ref(), *action, Some((&pkg, &facts)), true);
+        assert_eq!(short(&got), want, "{action:?} for {who:?}");
+    }
+}
+
+//   read   star   pub    unpub  depr   tag    access owners mfa    list   rdprof chprof 2fa    tokens create revoke weblog seclog
+#[test]
+fn classic_types_without_two_factor() {
+    use TokenKind::*;
+    let off = TfaMode::Off;
+    check_row(
+        None,
+        [
+            ALLOW, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, ALLOW, UNAUTH,
+            UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH, UNAUTH,
+        ],
+    );
+    check_row(
+        Some(token(ReadOnly, off)),
+        [
+            ALLOW, ALLOW, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, ALLOW, FORBID,
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID,
+        ],
+    );
+    check_row(
+        Some(token(Automation, off)),
+        [
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, FORBID, FORBID, FORBID, ALLOW, FORBID,
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID,
+        ],
+    );
+    check_row(
+        Some(token(Publish, off)),
+        [
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW,
+            ALLOW, ALLOW, ALLOW, ALLOW, FORBID, ALLOW,
+        ],
+    );
+    let session = Principal {
+        credential: Credential::Session,
+        tfa: off,
+    };
+    check_row(
+        Some(session),
+        [
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW,
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW,
+        ],
+    );
+    let password = Principal {
+        credential: Credential::Password,
+        tfa: off,
+    };
+    check_row(
+        Some(password),
+        [
+            ALLOW, ALLOW, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, ALLOW, ALLOW,
+            FORBID, ALLOW, FORBID, ALLOW, FORBID, FORBID, FORBID,
+        ],
+    );
+}
+
+#[test]
+fn classic_types_with_auth_only() {
+    use TokenKind::*;
+    let mode = TfaMode::AuthOnly;
+    check_row(
+        Some(token(ReadOnly, mode)),
+        [
+            ALLOW, ALLOW, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, ALLOW, FORBID,
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID,
+        ],
+    );
+    check_row(
+        Some(token(Automation, mode)),
+        [
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, FORBID, FORBID, FORBID, ALLOW, FORBID,
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID,
+        ],
+    );
+    check_row(
+        Some(token(Publish, mode)),
+        [
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, OTP, ALLOW, ALLOW, ALLOW, OTP,
+            ALLOW, OTP, ALLOW, FORBID, ALLOW,
+        ],
+    );
+    let session = Principal {
+        credential: Credential::Session,
+        tfa: mode,
+    };
+    check_row(
+        Some(session),
+        [
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, OTP, ALLOW, ALLOW, ALLOW, OTP,
+            ALLOW, OTP, ALLOW, OTP, ALLOW,
+        ],
+    );
+    // A password alone never does more than a session without its second factor.
+    let password = Principal {
+        credential: Credential::Password,
+        tfa: mode,
+    };
+    check_row(
+        Some(password),
+        [
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, OTP,
+            FORBID, OTP, FORBID, OTP, FORBID, FORBID, FORBID,
+        ],
+    );
+}
+
+#[test]
+fn classic_types_with_auth_and_writes() {
+    use TokenKind::*;
+    let mode = TfaMode::AuthAndWrites;
+    check_row(
+        Some(token(ReadOnly, mode)),
+        [
+            ALLOW, ALLOW, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, ALLOW, FORBID,
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID,
+        ],
+    );
+    check_row(
+        Some(token(Automation, mode)),
+        [
+            ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, ALLOW, FORBID, FORBID, FORBID, ALLOW, FORBID,
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID,
+        ],
+    );
+    check_row(
+        Some(token(Publish, mode)),
+        [
+            ALLOW, ALLOW, OTP, OTP, OTP, OTP, OTP, OTP, OTP, ALLOW, ALLOW, OTP, OTP, ALLOW, OTP,
+            OTP, FORBID, ALLOW,
+        ],
+    );
+    let session = Principal {
+        credential: Credential::Session,
+        tfa: mode,
+    };
+    check_row(
+        Some(session),
+        [
+            ALLOW, ALLOW, OTP, OTP, OTP, OTP, OTP, OTP, OTP, ALLOW, ALLOW, OTP, OTP, ALLOW, OTP,
+            OTP, OTP, ALLOW,
+        ],
+    );
+    let password = Principal {
+        credential: Credential::Password,
+        tfa: mode,
+    };
+    check_row(
+        Some(password),
+        [
+            FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, FORBID, OTP,
+            FORBID, OTP, FORBID, OTP, FORBID, FORBID, FORBID,
+        ],
+    );
+}
+
+#[test]
+fn granular_tokens_never_manage_the_account() {
+    let limited = Principal {
+        credential: Credential::Token {
+            kind: TokenKind::Publish,
+            limits: Some(Limits {
+                packages_all: true,
+                permission: Some(PackagePermission::ReadWrite),
+                ..Default::default()
+            }),
+        },
+        tfa: TfaMode::Off,
+    };
+    for action in Action::ALL.into_iter().filter(|a| a.is_account_action()) {
+        assert_eq!(
+            short(&decide(Some(&limited), action, None, true)),
+            FORBID,
+            "{action:?}"
+        );
+    }
+    // …but reach their packages.
+    let pkg = name("@me/pkg");
+    assert_eq!(
+        short(&decide(
+            Some(&limited),
+            Publish,
+            Some((&pkg, &own_public())),
+            true
+        )),
+        ALLOW
+    );
+}
+
+#[test]
+fn nothing_selected_grants_nothing() {
+    let restricted = PackageFacts {
+        public: false,
+        ..own_public()
+    };
+    for limits in [
+        Limits::default(),
+        Limits {
+            orgs: vec!["acme".into()],
+            orgs_permission: Some(PackagePermission::ReadWrite),
+            ..Default::default()
+        },
+        Limits {
+            packages: vec![],
+            scopes: vec![],
+            permission: Some(PackagePermission::ReadWrite),
+            ..Default::default()
+        },
+    ] {
+        let who = Principal {
+            credential: Credential::Token {
+                kind: TokenKind::Publish,
+                limits: Some(limits.clone()),
+            },
+            tfa: TfaMode::Off,
+        };
+        for pkg in ["@me/pkg", "left-pad", "@acme/x"] {
+            let pkg = name(pkg);
+            assert_eq!(
+                who.permission_for(&pkg),
+                PackagePermission::NoAccess,
+                "{limits:?}"
+            );
+            for action in [Publish, Unpublish, DistTag, Deprecate, ChangeOwners] {
+                assert_eq!(
+                    short(&decide(
+                        Some(&who),
+                        action,
+                        Some((&pkg, &own_public())),
+                        true
+                    )),
+                    FORBID
+                );
+            }
+            assert_eq!(
+                short(&decide(
+                    Some(&who),
+                    ReadPackage,
+                    Some((&pkg, &restricted)),
+                    true
+                )),
+                HIDDEN
+            );
+        }
+    }
+}
+
+#[test]
+fn a_hidden_package_answers_like_a_missing_one() {
+    let pkg = name("@acme/secret");
+    let hidden = PackageFacts {
+        exists: true,
+        public: false,
+        is_maintainer: false,
+        ..Default::default()
+    };
+    let missing = PackageFacts::default();
+    for kind in TokenKind::ALL {
+        for tfa in [TfaMode::Off, TfaMode::AuthOnly, TfaMode::AuthAndWrites] {
+            let who = token(kind, tfa);
+            for action in Action::ALL {
+                let a = decide(Some(&who), action, Some((&pkg, &hidden)), true);
+                let b = decide(Some(&who), action, Some((&pkg, &missing)), true);
+                assert_eq!(a, b, "{kind:?} {tfa:?} {action:?}");
+            }
+        }
+    }
+    // Anonymous callers without anonymous reads learn nothing either.
+    for facts in [hidden, missing, own_public()] {
+        assert_eq!(
+            short(&decide(None, ReadPackage, Some((&pkg, &facts)), false)),
+            UNAUTH
+        );
+    }
+}
+
+#[test]
+fn new_packages_and_foreign_scopes() {
+    let who = token(TokenKind::Publish, TfaMode::Off);
+    let pkg = name("@me/new");
+    let new = PackageFacts {
+        may_create: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        decide(Some(&who), Publish, Some((&pkg, &new)), true),
+        Decision::Allow
+    );
+    let taken = PackageFacts::default();
+    let public_foreign = PackageFacts {
+        exists: true,
+        public: true,
+        ..Default::default()
+    };
+    let expected = Decision::Deny(Denial::Forbidden(publish_refusal(&pkg)));
+    assert_eq!(
+        decide(Some(&who), Publish, Some((&pkg, &taken)), true),
+        expected
+    );
+    assert_eq!(
+        decide(Some(&who), Publish, Some((&pkg, &public_foreign)), true),
+        expected
+    );
+    assert_eq!(
+        short(&decide(Some(&who), DistTag, Some((&pkg, &taken)), true)),
+        HIDDEN
+    );
+}
+
+#[test]
+fn granular_limits_cap_packages() {
+    let limits = Limits {
+        packages: vec!["allowed".into()],
+        scopes: vec!["team".into()],
+        permission: Some(PackagePermission::ReadWrite),
+        ..Default::default()
+    };
+    let who = Principal {
+        credential: Credential::Token {
+            kind: TokenKind::Publish,
+            limits: Some(limits.clone()),
+        },
+        tfa: TfaMode::Off,
+    };
+    let facts = own_public();
+    for (pkg, want) in [
+        ("allowed", ALLOW),
+        ("@team/x", ALLOW),
+        ("other", FORBID),
+        ("@else/y", FORBID),
+    ] {
+        assert_eq!(
+            short(&decide(
+                Some(&who),
+                Publish,
+                Some((&name(pkg), &facts)),
+                true
+            )),
+            want,
+            "{pkg}"
+        );
+    }
+    let private = PackageFacts {
+        public: false,
+        ..own_public()
+    };
+    assert_eq!(
+        short(&decide(
+            Some(&who),
+            ReadPackage,
+            Some((&name("other"), &private)),
+            true
+        )),
+        HIDDEN
+    );
+    assert_eq!(
+        short(&decide(
+            Some(&who),
+            ReadPackage,
+            Some((&name("allowed"), &private)),
+            true
+        )),
+        ALLOW
+    );
+    let reader = Principal {
+        credential: Credential::Token {
+            kind: TokenKind::Publish,
+            limits: Some(Limits {
+                permission: Some(PackagePermission::ReadOnly),
+                ..limits
+            }),
+        },
+        tfa: TfaMode::Off,
+    };
+    assert_eq!(
+        short(&decide(
+            Some(&reader),
+            Publish,
+            Some((&name("allowed"), &facts)),
+            true
+        )),
+        FORBID
+    );
+}
+
+#[test]
+fn package_two_factor_policy() {
+    let pkg = name("@me/pkg");
+    let strict = PackageFacts {
+        publish_requires_tfa: true,
+        ..own_public()
+    };
+    let lenient = PackageFacts {
+        automation_overrides_tfa: true,
+        ..strict
+    };
+    let auto = token(TokenKind::Automation, TfaMode::AuthOnly);
+    let publish = token(TokenKind::Publish, TfaMode::AuthOnly);
+    let no_tfa = token(TokenKind::Publish, TfaMode::Off);
+    assert_eq!(
+        short(&decide(Some(&auto), Publish, Some((&pkg, &strict)), true)),
+        FORBID
+    );
+    assert_eq!(
+        short(&decide(Some(&auto), Publish, Some((&pkg, &lenient)), true)),
+        ALLOW
+    );
+    assert_eq!(
+        short(&decide(
+            Some(&publish),
+            Publish,
+            Some((&pkg, &strict)),
+            true
+        )),
+        OTP
+    );
+    assert_eq!(
+        short(&decide(Some(&no_tfa), Publish, Some((&pkg, &strict)), true)),
+        FORBID
+    );
+}
+
+#[test]
+fn stored_limits_read_strictly() {
+    assert!(serde_json::from_str::<Limits>(r#"{"packages":["a"],"permission":"admin"}"#).is_err());
+    assert!(serde_json::from_str::<Limits>(r#"{"packages":["a"],"grant":"all"}"#).is_err());
+    let old: Limits = serde_json::from_str(r#"{"packages":["a"],"permission":null}"#).unwrap();
+    assert_eq!(old.permission, None);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn kind() -> impl Strategy<Value = TokenKind> {
+        prop::sample::select(TokenKind::ALL.to_vec())
+    }
+
+    fn tfa() -> impl Strategy<Value = TfaMode> {
+        prop::sample::select(vec![
+            TfaMode::Off,
+            TfaMode::AuthOnly,
+            TfaMode::AuthAndWrites,
+        ])
+    }
+
+    fn permission() -> impl Strategy<Value = Option<PackagePermission>> {
+        prop::option::of(prop::sample::select(vec![
+            PackagePermission::NoAccess,
+            PackagePermission::ReadOnly,
+            PackagePermission::ReadWrite,
+        ]))
+    }
+
+    fn package() -> impl Strategy<Value = PackageName> {
+        prop::sample::select(vec!["left-pad", "@me/pkg", "@team/x", "other"]).prop_map(name)
+    }
+
+    fn limits() -> impl Strategy<Value = Limits> {
+        (
+            prop::collection::vec(
+                prop::sample::select(vec!["left-pad", "@me/pkg", "other"]),
+                0..3,
+            ),
+            prop::collection::vec(prop::sample::select(vec!["me", "team"]), 0..2),
+            any::<bool>(),
+            permission(),
+            prop::collection::vec(prop::sample::select(vec!["me", "team"]), 0..2),
+            permission(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    packages,
+                    scopes,
+                    packages_all,
+                    permission,
+                    orgs,
+                    orgs_permission,
+                    bypass_2fa,
+                )| Limits {
+                    packages: packages.into_iter().map(str::to_owned).collect(),
+                    scopes: scopes.into_iter().map(str::to_owned).collect(),
+                    packages_all,
+                    permission,
+                    orgs: orgs.into_iter().map(str::to_owned).collect(),
+                    orgs_permission,
+                    bypass_2fa,
+                },
+            )
+    }
+
+    fn facts() -> impl Strategy<Value = PackageFacts> {
+        (
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    exists,
+                    public,
+                    is_maintainer,
+                    may_create,
+                    publish_requires_tfa,
+                    automation_overrides_tfa,
+                )| PackageFacts {
+                    exists,
+                    public,
+                    is_maintainer,
+                    may_create: may_create && !exists,
+                    publish_requires_tfa,
+                    automation_overrides_tfa,
+                },
+            )
+    }
+
+    /// How much a decision allows, for comparing two of them.
+    fn rank(d: &Decision) -> u8 {
+        match d {
+            Decision::Deny(_) => 0,
+            Decision::AllowWithOtp => 1,
+            Decision::Allow => 2,
+        }
+    }
+
+    proptest! {
+        /// A granular token never exceeds the classic token of its type.
+        #[test]
+        fn granular_never_exceeds_classic(kind in kind(), tfa in tfa(), limits in limits(), pkg in package(), facts in facts(), anon in any::<bool>()) {
+            let classic = Principal { credential: Credential::Token { kind, limits: None }, tfa };
+            let granular = Principal { credential: Credential::Token { kind, limits: Some(limits) }, tfa };
+            for action in Action::ALL {
+                let c = decide(Some(&classic), action, Some((&pkg, &facts)), anon);
+                let g = decide(Some(&granular), action, Some((&pkg, &facts)), anon);
+                prop_assert!(rank(&g) <= rank(&c), "{action:?}: granular {g:?} beyond classic {c:?}");
+            }
+        }
+
+        /// A password never does more than a website session, and with 2FA on never
+        /// does anything without a one-time password.
+        #[test]
+        fn a_password_never_exceeds_a_session(tfa in tfa(), pkg in package(), facts in facts(), anon in any::<bool>()) {
+            let password = Principal { credential: Credential::Password, tfa };
+            let session = Principal { credential: Credential::Session, tfa };
+            for action in Action::ALL {
+                let p = decide(Some(&password), action, Some((&pkg, &facts)), anon);
+                let s = decide(Some(&session), action, Some((&pkg, &facts)), anon);
+                prop_assert!(!p.allows() || s.allows(), "{action:?}: {p:?} vs session {s:?}");
+                if tfa != TfaMode::Off {
+                    prop_assert!(p != Decision::Allow, "{action:?} allowed by a password alone");
+                }
+            }
+        }
+
+        /// Read-only tokens never change anything; nothing selected means nothing
+        /// reached.
+        #[test]
+        fn read_only_and_empty_selection(tfa in tfa(), limits in limits(), pkg in package(), facts in facts()) {
+            let reader = token(TokenKind::ReadOnly, tfa);
+            let empty = Limits { packages: vec![], scopes: vec![], packages_all: false, ..limits };
+            let nothing = Principal { credential: Credential::Token { kind: TokenKind::Publish, limits: Some(empty) }, tfa };
+            for action in Action::ALL.into_iter().filter(|a| a.is_package_change() || a.is_account_action()) {
+                prop_assert!(!decide(Some(&reader), action, Some((&pkg, &facts)), true).allows());
+                prop_assert!(!decide(Some(&nothing), action, Some((&pkg, &facts)), true).allows());
+            }
+        }
+
+        /// Whatever the credential, a hidden package and a missing one get the same
+        /// answer.
+        #[test]
+        fn hidden_is_missing(kind in kind(), tfa in tfa(), limits in prop::option::of(limits()), pkg in package(), anon in any::<bool>()) {
+            let who = Principal { credential: Credential::Token { kind, limits }, tfa };
+            let hidden = PackageFacts { exists: true, public: false, is_maintainer: false, ..Default::default() };
+            for action in Action::ALL {
+                prop_assert_eq!(
+                    decide(Some(&who), action, Some((&pkg, &hidden)), anon),
+                    decide(Some(&who), action, Some((&pkg, &PackageFacts::default())), anon)
+                );
+            }
+        }
+    }
+}

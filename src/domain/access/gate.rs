@@ -1,0 +1,213 @@
+//! The gate every operation passes: load what the policy needs to know (`Target`),
+//! run `decide`, check the one-time password when the decision asks for one, and
+//! hand out the grant the store requires. The only place grants are made.
+
+use std::sync::Arc;
+
+use super::grant::{
+    AccountAct, AccountGrant, ListingGrant, LoginGrant, LogoutGrant, PackageAct, PackageGrant,
+    PublishGrant,
+};
+use super::{Action, Decision, Denial, PackageFacts, TfaMode, decide};
+use crate::app::App;
+use crate::domain::credentials::{self, OtpOk, PasswordOk};
+use crate::domain::{Caller, Error, Result};
+use crate::npm::name::PackageName;
+use crate::store::{PackageRow, UserRow};
+
+/// The package a request targets, as loaded for the access check. Its row is only
+/// reachable through a grant.
+#[derive(Debug, Clone)]
+pub struct Target {
+    name: PackageName,
+    row: Option<Arc<PackageRow>>,
+    facts: PackageFacts,
+}
+
+impl Target {
+    pub fn name(&self) -> &PackageName {
+        &self.name
+    }
+
+    pub fn facts(&self) -> &PackageFacts {
+        &self.facts
+    }
+}
+
+/// Loads what the policy needs to know about `name` for `caller`.
+pub async fn package_facts(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<Target> {
+    // One read: the row and, for a caller, whether they maintain it.
+    let found = app
+        .store
+        .package_for_user(name.as_str(), caller.map(|c| c.user.id))
+        .await?;
+    let mut facts = PackageFacts::default();
+    let row = found.map(|(row, maintains)| {
+        facts.exists = true;
+        facts.public = row.is_public();
+        facts.publish_requires_tfa = row.publish_requires_tfa != 0;
+        facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
+        facts.is_maintainer = caller.is_some() && maintains;
+        row
+    });
+    if let (None, Some(c)) = (&row, caller) {
+        facts.may_create = may_create_in_scope(app, c, name).await?;
+    }
+    Ok(Target {
+        name: name.clone(),
+        row,
+        facts,
+    })
+}
+
+/// A user owns `@username`; any other scope belongs to whoever first published in it.
+async fn may_create_in_scope(app: &App, caller: &Caller, name: &PackageName) -> Result<bool> {
+    let Some(scope) = name.scope() else {
+        return Ok(true);
+    };
+    if scope == caller.user.name {
+        return Ok(true);
+    }
+    if let Some(owner) = app.store.scope_owner(scope).await? {
+        return Ok(owner == caller.user.id);
+    }
+    // A scope named after another user is theirs even before they publish.
+    Ok(app.store.user_by_name(scope).await?.is_none())
+}
+
+/// The decision alone, without a one-time password check: for showing or hiding a
+/// control, and for refusing a request before its body is read.
+pub fn preflight(
+    app: &App,
+    caller: Option<&Caller>,
+    action: Action,
+    target: Option<&Target>,
+) -> Decision {
+    decide(
+        caller.map(|c| &c.principal),
+        action,
+        target.map(|t| (&t.name, &t.facts)),
+        app.config.anonymous_read,
+    )
+}
+
+/// Turns a decision into `Ok` (after the one-time password, when asked) or the error
+/// the client sees.
+async fn enforce(
+    app: &App,
+    caller: Option<&Caller>,
+    decision: Decision,
+    target: Option<&PackageName>,
+) -> Result<()> {
+    match decision {
+        Decision::Allow => Ok(()),
+        Decision::AllowWithOtp => match caller {
+            Some(c) => require_otp(app, c).await.map(|_| ()),
+            None => Err(Error::Internal(anyhow::anyhow!(
+                "the access check asked an anonymous caller for a one-time password"
+            ))),
+        },
+        Decision::Deny(Denial::Hidden) => Err(Error::NotFound(match target {
+            Some(name) => format!("package {name} not found"),
+            None => "not found".into(),
+        })),
+        Decision::Deny(Denial::Unauthenticated) => Err(Error::Unauthenticated(
+            "authentication required; log in with `npm login`".into(),
+        )),
+        Decision::Deny(Denial::Forbidden(msg)) => Err(Error::Forbidden(msg)),
+    }
+}
+
+/// Checks the caller's one-time password (the `npm-otp` header or the form field).
+pub async fn require_otp(app: &App, caller: &Caller) -> Result<OtpOk> {
+    match caller.otp.as_deref() {
+        None => Err(Error::OtpRequired(credentials::OTP_MESSAGE.into())),
+        Some(code) => credentials::check_otp(app, &caller.user, code, caller.ip).await,
+    }
+}
+
+/// Authorizes `A` on an existing package.
+pub async fn authorize<A: PackageAct>(
+    app: &App,
+    caller: Option<&Caller>,
+    target: &Target,
+) -> Result<PackageGrant<A>> {
+    let decision = preflight(app, caller, A::ACTION, Some(target));
+    enforce(app, caller, decision, Some(&target.name)).await?;
+    let row = target
+        .row
+        .clone()
+        .ok_or_else(|| Error::NotFound(format!("package {} not found", target.name)))?;
+    Ok(PackageGrant::new(
+        row,
+        target.name.clone(),
+        caller.map(|c| c.user.id),
+    ))
+}
+
+/// Authorizes publishing a version of `target` (which may not exist yet).
+pub async fn authorize_publish(
+    app: &App,
+    caller: &Caller,
+    target: &Target,
+) -> Result<PublishGrant> {
+    let decision = preflight(app, Some(caller), Action::Publish, Some(target));
+    enforce(app, Some(caller), decision, Some(&target.name)).await?;
+    Ok(PublishGrant::new(
+        target.row.clone(),
+        target.name.clone(),
+        caller.user.id,
+    ))
+}
+
+/// Authorizes `A` on the caller's own account.
+pub async fn authorize_account<A: AccountAct>(
+    app: &App,
+    caller: &Caller,
+) -> Result<AccountGrant<A>> {
+    let decision = preflight(app, Some(caller), A::ACTION, None);
+    enforce(app, Some(caller), decision, None).await?;
+    Ok(AccountGrant::new(caller.user.id))
+}
+
+/// Authorizes a listing (search, recent packages, a user's packages).
+pub async fn authorize_listing(app: &App, caller: Option<&Caller>) -> Result<ListingGrant> {
+    let decision = preflight(app, caller, Action::ListPackages, None);
+    enforce(app, caller, decision, None).await?;
+    Ok(ListingGrant::new(caller.map(|c| c.user.id)))
+}
+
+/// A credential may always revoke itself (`npm logout`), whatever its type.
+pub fn authorize_logout(caller: &Caller) -> Option<LogoutGrant> {
+    caller
+        .token
+        .as_ref()
+        .map(|t| LogoutGrant::new(caller.user.id, t.id))
+}
+
+/// A login: the password was checked, and so was a one-time password when the
+/// account has two-factor authentication.
+pub fn login_grant(user: &UserRow, password: PasswordOk, otp: Option<OtpOk>) -> Result<LoginGrant> {
+    if password.user_id() != user.id || otp.as_ref().is_some_and(|o| o.user_id() != user.id) {
+        return Err(Error::Internal(anyhow::anyhow!(
+            "credential proofs for another account"
+        )));
+    }
+    if user.tfa_mode() != TfaMode::Off && otp.is_none() {
+        return Err(Error::OtpRequired(
+            "This account has two-factor authentication: you must provide a one-time pass.".into(),
+        ));
+    }
+    Ok(LoginGrant::new(user.id))
+}
+
+/// A browser login its owner approved on the website (the approval itself went
+/// through `authorize_account::<ApproveWebLogin>`); `user_id` is the approving account
+/// read back from the approved request.
+pub(in crate::domain) fn approved_web_login_grant(user_id: i64) -> LoginGrant {
+    LoginGrant::new(user_id)
+}

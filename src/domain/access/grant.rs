@@ -1,0 +1,216 @@
+//! Proofs of an access decision. A grant can only be made inside `domain::access`
+//! (its fields are private, its constructors `pub(super)`), and every store method
+//! that reads or writes protected rows takes one, taking the row ids it works on from
+//! the grant itself. So no code path reaches a package's contents, a token list or an
+//! account setting without the decision, and a grant for one package or account
+//! cannot be spent on another.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use super::Action;
+use crate::npm::name::PackageName;
+use crate::store::PackageRow;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// An action a grant can be issued for.
+pub trait Act: sealed::Sealed {
+    const ACTION: Action;
+}
+
+/// Actions on one existing package.
+pub trait PackageAct: Act {}
+
+/// Actions on the caller's own account.
+pub trait AccountAct: Act {}
+
+/// Marker types, one per action, so a store method names the action it serves.
+pub mod act {
+    use super::{AccountAct, Act, Action, PackageAct, sealed::Sealed};
+
+    macro_rules! acts {
+        ($kind:ident: $($name:ident),*) => {$(
+            #[derive(Debug)]
+            pub struct $name;
+            impl Sealed for $name {}
+            impl Act for $name {
+                const ACTION: Action = Action::$name;
+            }
+            impl $kind for $name {}
+        )*};
+    }
+
+    acts!(PackageAct: ReadPackage, Star, Unpublish, Deprecate, DistTag, ChangeAccess, ChangeOwners, ChangeMfaPolicy);
+    acts!(AccountAct: ReadProfile, ChangeProfile, ChangeTwoFactor, ListTokens, CreateToken, RevokeToken, ApproveWebLogin, ReadSecurityLog);
+}
+
+/// Permission to do `A` to one existing package.
+pub struct PackageGrant<A: PackageAct> {
+    row: Arc<PackageRow>,
+    name: PackageName,
+    user_id: Option<i64>,
+    _act: PhantomData<fn() -> A>,
+}
+
+impl<A: PackageAct> std::fmt::Debug for PackageGrant<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PackageGrant<{:?}>({})", A::ACTION, self.name)
+    }
+}
+
+impl<A: PackageAct> PackageGrant<A> {
+    pub(super) fn new(row: Arc<PackageRow>, name: PackageName, user_id: Option<i64>) -> Self {
+        PackageGrant {
+            row,
+            name,
+            user_id,
+            _act: PhantomData,
+        }
+    }
+
+    pub fn package_id(&self) -> i64 {
+        self.row.id
+    }
+
+    pub fn name(&self) -> &PackageName {
+        &self.name
+    }
+
+    /// The package row as read for the decision.
+    pub fn row(&self) -> &PackageRow {
+        &self.row
+    }
+
+    /// The caller's account (none for an anonymous read).
+    pub fn user_id(&self) -> Option<i64> {
+        self.user_id
+    }
+}
+
+/// Permission to publish one version of a package that may not exist yet.
+#[derive(Debug)]
+pub struct PublishGrant {
+    row: Option<Arc<PackageRow>>,
+    name: PackageName,
+    user_id: i64,
+}
+
+impl PublishGrant {
+    pub(super) fn new(row: Option<Arc<PackageRow>>, name: PackageName, user_id: i64) -> Self {
+        PublishGrant { row, name, user_id }
+    }
+
+    pub fn name(&self) -> &PackageName {
+        &self.name
+    }
+
+    /// The existing package, or `None` for a first publish.
+    pub fn row(&self) -> Option<&PackageRow> {
+        self.row.as_deref()
+    }
+
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+}
+
+/// Permission to do `A` to the caller's own account.
+pub struct AccountGrant<A: AccountAct> {
+    user_id: i64,
+    _act: PhantomData<fn() -> A>,
+}
+
+impl<A: AccountAct> std::fmt::Debug for AccountGrant<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AccountGrant<{:?}>(user {})", A::ACTION, self.user_id)
+    }
+}
+
+impl<A: AccountAct> AccountGrant<A> {
+    pub(super) fn new(user_id: i64) -> Self {
+        AccountGrant {
+            user_id,
+            _act: PhantomData,
+        }
+    }
+
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+}
+
+/// Permission to list packages (search, recent, a user's packages). Each row a
+/// listing returns is a candidate: it is shown only after its own read decision.
+#[derive(Debug)]
+pub struct ListingGrant {
+    viewer: Option<i64>,
+}
+
+impl ListingGrant {
+    pub(super) fn new(viewer: Option<i64>) -> Self {
+        ListingGrant { viewer }
+    }
+
+    pub fn viewer(&self) -> Option<i64> {
+        self.viewer
+    }
+}
+
+/// Permission to issue a login token to one account: made only from a verified
+/// password (and one-time password when the account has 2FA), or from a browser
+/// login its owner approved on the website.
+#[derive(Debug)]
+pub struct LoginGrant {
+    user_id: i64,
+}
+
+impl LoginGrant {
+    pub(super) fn new(user_id: i64) -> Self {
+        LoginGrant { user_id }
+    }
+
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+}
+
+/// Permission for a token to revoke itself (`npm logout`), whatever its type.
+#[derive(Debug)]
+pub struct LogoutGrant {
+    user_id: i64,
+    token_id: i64,
+}
+
+impl LogoutGrant {
+    pub(super) fn new(user_id: i64, token_id: i64) -> Self {
+        LogoutGrant { user_id, token_id }
+    }
+
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+
+    pub fn token_id(&self) -> i64 {
+        self.token_id
+    }
+}
+
+/// Grants that may store a new token for an account.
+pub trait IssuesTokens {
+    fn token_owner(&self) -> i64;
+}
+
+impl IssuesTokens for AccountGrant<act::CreateToken> {
+    fn token_owner(&self) -> i64 {
+        self.user_id
+    }
+}
+
+impl IssuesTokens for LoginGrant {
+    fn token_owner(&self) -> i64 {
+        self.user_id
+    }
+}
