@@ -606,3 +606,128 @@ sys.exit(os.waitstatus_to_exitcode(status))
         ),
     )
 }
+
+/// A website session driven over plain HTTP (no browser needed for these checks).
+pub struct WebSession<'a> {
+    server: &'a TestServer,
+    client: reqwest::blocking::Client,
+    cookie: String,
+}
+
+pub fn cookie_of(r: &reqwest::blocking::Response, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap().to_owned())
+}
+
+pub fn csrf_in(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token");
+    page[at + 19..].split('"').next().unwrap().to_owned()
+}
+
+/// Signs `name` in on the website over plain HTTP; `otp` answers the second step when
+/// the account has 2FA.
+pub fn http_session<'a>(server: &'a TestServer, name: &str) -> WebSession<'a> {
+    http_session_with_otp(server, name, || None)
+}
+
+/// As `http_session`, with a one-time password for accounts that have 2FA.
+pub fn http_session_with_otp<'a>(
+    server: &'a TestServer,
+    name: &str,
+    otp: impl FnOnce() -> Option<String>,
+) -> WebSession<'a> {
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .get(format!("{}/login", server.url))
+        .header("accept", "text/html")
+        .send()
+        .unwrap();
+    let pre = cookie_of(&r, "tessera_csrf").unwrap();
+    let token = csrf_in(&r.text().unwrap());
+    let form = format!(
+        "csrf={token}&username={name}&password={}",
+        percent_encoding::utf8_percent_encode(
+            &password_of(name),
+            percent_encoding::NON_ALPHANUMERIC
+        )
+    );
+    let r = client
+        .post(format!("{}/login", server.url))
+        .header("cookie", &pre)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303, "signed in");
+    let mut cookie = cookie_of(&r, "tessera_session").unwrap();
+    let pending = r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login/otp");
+    if pending {
+        let code = otp().expect("the account has 2FA: a one-time password is needed");
+        let page = client
+            .get(format!("{}/login/otp", server.url))
+            .header("accept", "text/html")
+            .header("cookie", &cookie)
+            .send()
+            .unwrap();
+        let csrf = csrf_in(&page.text().unwrap());
+        let r = client
+            .post(format!("{}/login/otp", server.url))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("csrf={csrf}&otp={code}"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 303, "second step");
+        cookie = cookie_of(&r, "tessera_session").unwrap();
+    }
+    WebSession {
+        server,
+        client,
+        cookie,
+    }
+}
+
+impl WebSession<'_> {
+    pub fn csrf(&self, page: &str) -> String {
+        let r = self
+            .client
+            .get(format!("{}{page}", self.server.url))
+            .header("accept", "text/html")
+            .header("cookie", &self.cookie)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+        csrf_in(&r.text().unwrap())
+    }
+
+    pub fn post(&self, page: &str, fields: &[(&str, &str)]) -> reqwest::blocking::Response {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "{k}={}",
+                    percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                )
+            })
+            .collect();
+        self.client
+            .post(format!("{}{page}", self.server.url))
+            .header("cookie", &self.cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.join("&"))
+            .send()
+            .unwrap()
+    }
+}
