@@ -719,6 +719,9 @@ fn every_credential_action_and_two_factor_setting() {
     );
 }
 
+/// A website form case: (page holding the form, path posted to, fields, expected).
+type WebForm = (String, String, Vec<(&'static str, String)>, Outcome);
+
 /// The website's forms, signed in with a session: the same rules as a classic
 /// publish token, plus the browser-login approval (sessions only).
 #[test]
@@ -736,7 +739,7 @@ fn website_session_actions_in_each_two_factor_mode() {
         // (form page, post path, fields, expected)
         let esc = RESTRICTED.replace('/', "%2f");
         let settings = format!("/package/{esc}/settings");
-        let forms: Vec<(String, String, Vec<(&str, String)>, Outcome)> = vec![
+        let forms: Vec<WebForm> = vec![
             (
                 "/settings/profile".into(),
                 "/settings/profile".into(),
