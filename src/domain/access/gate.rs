@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::grant::{
     AccountAct, AccountGrant, ListingGrant, LoginGrant, LogoutGrant, PackageAct, PackageGrant,
-    PublishGrant,
+    ProxyGrant, PublishGrant,
 };
 use super::{Action, Decision, Denial, PackageFacts, TfaMode, decide};
 use crate::app::App;
@@ -162,6 +162,29 @@ pub async fn authorize_publish(
         target.name.clone(),
         caller.user.id,
     ))
+}
+
+/// Authorizes reading `name` from an uplink. The caller must have checked that no
+/// local package (or tombstone) has the name: a local name is never served from an
+/// uplink.
+pub async fn authorize_proxied_read(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<ProxyGrant> {
+    let public = PackageFacts {
+        exists: true,
+        public: true,
+        ..PackageFacts::default()
+    };
+    let decision = decide(
+        caller.map(|c| &c.principal),
+        Action::ReadPackage,
+        Some((name, &public)),
+        app.config.anonymous_read,
+    );
+    enforce(app, caller, decision, Some(name)).await?;
+    Ok(ProxyGrant::new(name.clone()))
 }
 
 /// Authorizes `A` on the caller's own account.

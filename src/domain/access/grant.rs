@@ -159,6 +159,25 @@ impl ListingGrant {
     }
 }
 
+/// Permission to read a package that does not exist here and is served from an
+/// uplink: proxied packages are public packages, so this is the read decision for a
+/// public package (anonymous where anonymous reads are allowed, any valid credential
+/// otherwise; a token's CIDR ranges and expiry were applied when it authenticated).
+#[derive(Debug)]
+pub struct ProxyGrant {
+    name: PackageName,
+}
+
+impl ProxyGrant {
+    pub(super) fn new(name: PackageName) -> Self {
+        ProxyGrant { name }
+    }
+
+    pub fn name(&self) -> &PackageName {
+        &self.name
+    }
+}
+
 /// Permission to issue a login token to one account: made only from a verified
 /// password (and one-time password when the account has 2FA), or from a browser
 /// login its owner approved on the website.

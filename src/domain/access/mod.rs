@@ -10,10 +10,10 @@ pub mod grant;
 
 pub use decision::*;
 pub use gate::{
-    Target, authorize, authorize_account, authorize_listing, authorize_logout, authorize_publish,
-    login_grant, package_facts, preflight, require_otp,
+    Target, authorize, authorize_account, authorize_listing, authorize_logout,
+    authorize_proxied_read, authorize_publish, login_grant, package_facts, preflight, require_otp,
 };
 pub use grant::{
-    AccountGrant, IssuesTokens, ListingGrant, LoginGrant, LogoutGrant, PackageGrant, PublishGrant,
-    act,
+    AccountGrant, IssuesTokens, ListingGrant, LoginGrant, LogoutGrant, PackageGrant, ProxyGrant,
+    PublishGrant, act,
 };
