@@ -221,12 +221,7 @@ pub async fn insert(app: &App, user: &UserRow, spec: Spec<'_>) -> Result<Created
             expires_at: spec.expires_at,
         };
         match app.store.insert_token(&new).await {
-            Ok(_) => {
-                let row = app.store.token_by_key(&key).await?.ok_or_else(|| {
-                    Error::Internal(anyhow::anyhow!("token vanished after insert"))
-                })?;
-                return Ok(Created { plain, row });
-            }
+            Ok(row) => return Ok(Created { plain, row }),
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }

@@ -58,7 +58,7 @@ pub async fn create_user(app: &App, name: &str, email: &str, password: &str) -> 
     validate_password(password)?;
     let hash = hash_password(password)?;
     match app.store.insert_user(name, email, &hash, app.now()).await {
-        Ok(id) => Ok(app.store.user_by_id(id).await?.expect("just inserted")),
+        Ok(user) => Ok(user),
         Err(crate::store::StoreError::Conflict) => {
             Err(Error::Conflict(format!("user {name} already exists")))
         }

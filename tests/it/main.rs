@@ -6,6 +6,8 @@ mod harness;
 
 /// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
 mod binary;
+/// Data safety: kill -9 during publishes, gc beside publishes, a full disk, backup and restore.
+mod data_safety;
 /// The embedded store's read cache: every write is seen by the next request.
 mod read_cache;
 /// Packages with the npm CLI: publish, install, view, dist-tags, deprecate, unpublish, owners, access, search.

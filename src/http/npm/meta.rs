@@ -24,16 +24,31 @@ pub async fn health() -> Response {
     no_store(StatusCode::OK, json!({"status": "ok"}))
 }
 
-/// `GET /-/ready`: the database and the blob store answer.
+/// `GET /-/ready`: the database and the blob store answer, and neither is out of
+/// space (`"storage": "full"` with the message writes answer, then 503).
 pub async fn ready(State(app): State<AppState>) -> Response {
-    let db = app.store.ping().await.is_ok();
-    let blobs = app.blobs.ready().await;
-    let status = if db && blobs {
+    let (db, blobs, db_full, blobs_full) = tokio::join!(
+        app.store.ping(),
+        app.blobs.ready(),
+        app.store.storage_full(),
+        app.blobs.is_full()
+    );
+    let db = db.is_ok();
+    let full = db_full || blobs_full;
+    let status = if db && blobs && !full {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    no_store(status, json!({"database": db, "blob_store": blobs}))
+    let mut body = json!({
+        "database": db,
+        "blob_store": blobs,
+        "storage": if full { "full" } else { "ok" },
+    });
+    if full {
+        body["error"] = json!(crate::http::error::STORAGE_FULL);
+    }
+    no_store(status, body)
 }
 
 /// `GET /-/metrics`.
