@@ -203,9 +203,10 @@ fn refresh_local(path: &Path) -> std::io::Result<bool> {
 }
 
 /// Writes a blob into the folder durably (temporary file, fsync, rename, fsync of
-/// the directory). An existing blob is refreshed instead of rewritten.
+/// the directory). An existing blob is refreshed instead of rewritten (or rewritten
+/// when its time cannot be set, e.g. another user owns the file: same bytes).
 fn put_local(root: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if refresh_local(dest)? {
+    if let Ok(true) = refresh_local(dest) {
         return Ok(());
     }
     let dir = dest

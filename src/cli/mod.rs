@@ -1,7 +1,7 @@
 //! Command-line entry points. Operator commands (`serve`, `user`, `gc`, `migrate`,
-//! `backup`, `restore`, `config show`) call the domain layer and the store directly; user commands (`login`, `whoami`,
-//! `token`) are HTTP clients of a registry, exactly like the npm CLI, and read the
-//! same `.npmrc` files.
+//! `backup`, `restore`, `config show`) call the domain layer and the store directly;
+//! user commands (`login`, `whoami`, `token`) are HTTP clients of a registry, exactly
+//! like the npm CLI, and read the same `.npmrc` files.
 
 mod backup;
 mod client;

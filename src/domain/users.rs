@@ -161,11 +161,10 @@ pub async fn update_profile(
     app.store
         .update_profile(caller.user.id, &update, now)
         .await?;
-    Ok(app
-        .store
+    app.store
         .user_by_id(caller.user.id)
         .await?
-        .expect("caller exists"))
+        .ok_or_else(|| Error::NotFound("this account no longer exists".into()))
 }
 
 /// Website sign-up: creates an account when sign-up is open.

@@ -200,11 +200,13 @@ fn median(mut values: Vec<Duration>) -> Duration {
     values.get(values.len() / 2).copied().unwrap_or_default()
 }
 
-/// kill -9 at random points while two clients publish; after each restart every
-/// acknowledged version is listed and every listed tarball has the right bytes.
+/// kill -9 at random points while two clients publish (then a few SIGTERMs, timing
+/// the graceful shutdown); after each restart every acknowledged version is listed
+/// and every listed tarball has the right bytes.
 #[test]
 fn kill_9_during_publishes_loses_no_acknowledged_version() {
     const TRIALS: usize = 12;
+    const SIGTERM_TRIALS: usize = 3;
     const NAME: &str = "crash-t";
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -222,7 +224,8 @@ fn kill_9_during_publishes_loses_no_acknowledged_version() {
     let mut restarts = Vec::new();
     let mut peak_kib = 0;
     let mut verified = std::collections::HashSet::new();
-    for trial in 0..TRIALS {
+    let mut shutdowns = Vec::new();
+    for trial in 0..TRIALS + SIGTERM_TRIALS {
         let url = server.url.clone();
         let results: Vec<(Vec<String>, usize)> = std::thread::scope(|s| {
             let writers: Vec<_> = (0..2)
@@ -247,7 +250,19 @@ fn kill_9_during_publishes_loses_no_acknowledged_version() {
                 .collect();
             std::thread::sleep(Duration::from_millis(rand::random_range(100..700)));
             peak_kib = peak_kib.max(server.peak_rss_kib());
-            server.kill_9();
+            if trial < TRIALS {
+                server.kill_9();
+            } else {
+                let asked = Instant::now();
+                let pid = server.child.id().to_string();
+                Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+                let status = server.child.wait().unwrap();
+                shutdowns.push(asked.elapsed());
+                assert!(
+                    status.success(),
+                    "SIGTERM ends the server cleanly: {status}"
+                );
+            }
             writers.into_iter().map(|w| w.join().unwrap()).collect()
         });
         for (ok, unknown) in results {
@@ -269,8 +284,9 @@ fn kill_9_during_publishes_loses_no_acknowledged_version() {
     let check = check_versions(&server.url, NAME, &acknowledged);
     let leftover = tmp_files(&data.join("blobs"));
     eprintln!(
-        "kill -9: {TRIALS} trials, {} acknowledged publishes, {in_flight} in flight at the kill, \
-         {} listed, {} lost, {} broken; restart to listening: median {:?}, max {:?}; \
+        "kill -9: {TRIALS} kill -9 and {SIGTERM_TRIALS} SIGTERM trials, {} acknowledged \
+         publishes, {in_flight} in flight at the stop, {} listed, {} lost, {} broken; \
+         restart to listening: median {:?}, max {:?}; SIGTERM to exit: median {:?}, max {:?}; \
          peak RSS {:.1} MiB; {leftover} temporary file(s) left by interrupted writes",
         acknowledged.len(),
         check.listed.len(),
@@ -278,6 +294,8 @@ fn kill_9_during_publishes_loses_no_acknowledged_version() {
         check.broken.len(),
         median(restarts.clone()),
         restarts.iter().max().unwrap(),
+        median(shutdowns.clone()),
+        shutdowns.iter().max().unwrap(),
         peak_kib as f64 / 1024.0
     );
     assert!(
