@@ -437,7 +437,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let manifest = read_manifest(&args.dir)?;
     let config = args.server.resolve()?;
     // Everything is checked before anything is written.
-    let key_path = args.dir.join(&manifest.server_key.path);
+    let key_path = args.dir.join(KEY_FILE);
     verify_file(&key_path, &manifest.server_key)?;
     let sqlite_target = crate::store::sqlite_file(&config.database_url);
     match (manifest.database, &sqlite_target) {
@@ -452,7 +452,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         _ => {}
     }
     if let Some(entry) = &manifest.database_file {
-        verify_file(&args.dir.join(&entry.path), entry)?;
+        verify_file(&args.dir.join(DATABASE_FILE), entry)?;
     }
     prepare_empty_dir(&config.data_dir, "a restore")?;
     anyhow::ensure!(
@@ -477,9 +477,44 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     }
     let blobs = Blobs::open(&config.blobs)?;
     let store = Store::connect(&config.database_url).await?;
-    let facts = store.facts().await;
+    let checked = check_restored(&manifest, &store, &blobs).await;
     store.close().await;
-    let facts = facts?;
+    let (facts, unbacked) = checked?;
+    println!(
+        "restored {} blob(s), the server key{} into {}; {:.1} s",
+        manifest.blobs.len(),
+        if manifest.database == DatabaseKind::Sqlite {
+            " and the SQLite database"
+        } else {
+            ""
+        },
+        config.data_dir.display(),
+        started.elapsed().as_secs_f64()
+    );
+    for table in &facts.counts {
+        println!("  {:<16} {} row(s)", table.table, table.rows);
+    }
+    if !unbacked.is_empty() {
+        eprintln!(
+            "warning: {} version(s) have no tarball in this backup (lost in the live registry \
+             already, or unpublished between pg_dump and tessera backup); unpublish them: {}",
+            unbacked.len(),
+            unbacked.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Checks the restored database against the manifest and the blob store. Returns
+/// the database's facts and the versions (`name@version`) whose tarball is absent
+/// for a reason the backup already knew: lost in the live registry, or (PostgreSQL)
+/// unpublished between the dump and the blob copy. Any other absent tarball fails.
+async fn check_restored(
+    manifest: &Manifest,
+    store: &Store,
+    blobs: &Blobs,
+) -> anyhow::Result<(SnapshotFacts, Vec<String>)> {
+    let facts = store.facts().await?;
     if manifest.database == DatabaseKind::Sqlite {
         for expected in &manifest.counts {
             let rows = facts
@@ -499,33 +534,30 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
             "the database is empty: restore the pg_dump file with pg_restore first (see docs/backup.md)"
         );
     }
-    let mut absent = Vec::new();
+    let known_lost: std::collections::HashSet<&str> = manifest
+        .missing_blobs
+        .iter()
+        .map(|m| m.key.as_str())
+        .collect();
+    let mut unbacked = Vec::new();
+    let mut unexplained = Vec::new();
     for key in &facts.blob_keys {
-        if blobs.modified(key).await?.is_none() {
-            absent.push(key.clone());
+        if blobs.modified(key).await?.is_some() {
+            continue;
+        }
+        if manifest.database == DatabaseKind::Postgres || known_lost.contains(key.as_str()) {
+            unbacked.extend(store.versions_using_blob(key).await?);
+        } else {
+            unexplained.push(key.clone());
         }
     }
-    println!(
-        "restored {} blob(s), the server key{} into {}; {:.1} s",
-        manifest.blobs.len(),
-        if manifest.database == DatabaseKind::Sqlite {
-            " and the SQLite database"
-        } else {
-            ""
-        },
-        config.data_dir.display(),
-        started.elapsed().as_secs_f64()
-    );
-    for table in &facts.counts {
-        println!("  {:<16} {} row(s)", table.table, table.rows);
-    }
     anyhow::ensure!(
-        absent.is_empty(),
+        unexplained.is_empty(),
         "{} blob(s) that versions refer to are missing from the restored blob store: {}",
-        absent.len(),
-        absent.join(", ")
+        unexplained.len(),
+        unexplained.join(", ")
     );
-    Ok(())
+    Ok((facts, unbacked))
 }
 
 fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
@@ -547,6 +579,17 @@ fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
         manifest.format_version == FORMAT_VERSION,
         "backup format {} is not supported (this tessera reads format {FORMAT_VERSION})",
         manifest.format_version
+    );
+    // Files are read from their fixed names; a manifest naming others is not ours.
+    let names_ok = manifest.server_key.path == KEY_FILE
+        && manifest
+            .database_file
+            .as_ref()
+            .is_none_or(|f| f.path == DATABASE_FILE);
+    anyhow::ensure!(
+        names_ok,
+        "{} names files this version does not write",
+        path.display()
     );
     Ok(manifest)
 }
@@ -573,10 +616,7 @@ async fn restore_files(
     if let Some(parent) = config.server_key_file.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    write_private(
-        &config.server_key_file,
-        &std::fs::read(dir.join(&manifest.server_key.path))?,
-    )?;
+    write_private(&config.server_key_file, &std::fs::read(dir.join(KEY_FILE))?)?;
     let blobs = Blobs::open(&config.blobs)?;
     let blob_dir = dir.join(BLOB_DIR);
     for entry in &manifest.blobs {
@@ -596,14 +636,14 @@ async fn restore_files(
         );
         blobs.put(&entry.key, bytes.into()).await?;
     }
-    if let (Some(entry), Some(target)) = (&manifest.database_file, sqlite_target) {
+    if let (Some(_), Some(target)) = (&manifest.database_file, sqlite_target) {
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
         }
         let mut partial = target.as_os_str().to_owned();
         partial.push(".restoring");
         let partial = PathBuf::from(partial);
-        std::fs::copy(dir.join(&entry.path), &partial)?;
+        std::fs::copy(dir.join(DATABASE_FILE), &partial)?;
         std::fs::File::open(&partial)?.sync_all()?;
         std::fs::rename(&partial, target)?;
         if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {

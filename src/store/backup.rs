@@ -80,6 +80,18 @@ impl Store {
         })
     }
 
+    /// The versions (`name@version`) whose tarball is the blob `key`.
+    pub async fn versions_using_blob(&self, key: &str) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT p.name, v.version FROM versions v \
+            JOIN packages p ON p.id = v.package_id WHERE v.blob_key = $1 ORDER BY p.name, v.version";
+        let rows: Vec<(String, String)> =
+            on_pool!(self, |p| sqlx::query_as(SQL).bind(key).fetch_all(p).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name, version)| format!("{name}@{version}"))
+            .collect())
+    }
+
     /// Opens an SQLite database file read-only, without migrations (a snapshot).
     pub async fn open_snapshot(path: &Path) -> anyhow::Result<Store> {
         let options = SqliteConnectOptions::new()

@@ -897,7 +897,7 @@ fn a_backup_during_publishes_restores_every_acknowledged_version() {
     )
     .ok();
     drop(server);
-    let server = Server::start(
+    let mut server = Server::start(
         &[
             "--listen",
             "127.0.0.1:0",
@@ -931,7 +931,7 @@ fn a_backup_during_publishes_restores_every_acknowledged_version() {
         check.listed.len(),
         run.stdout.lines().next().unwrap_or("")
     );
-    server.log_text();
+    server.assert_alive_without_panics();
 }
 
 /// PostgreSQL: `pg_dump` then `tessera backup` during publishes; `pg_restore` into a
@@ -1010,7 +1010,7 @@ fn a_postgres_backup_with_pg_dump_restores_every_acknowledged_version() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    tessera(
+    let restore = tessera(
         &[
             "restore",
             backup.to_str().unwrap(),
@@ -1023,6 +1023,15 @@ fn a_postgres_backup_with_pg_dump_restores_every_acknowledged_version() {
         &[],
     )
     .ok();
+    // The documented gap: a package unpublished between pg_dump and the blob copy is
+    // in the dump without its tarball; restore names it. Only throw-away ones here.
+    if let Some(warning) = restore.stderr.lines().find(|l| l.starts_with("warning:")) {
+        let named = warning.rsplit(": ").next().unwrap_or("");
+        assert!(
+            named.split(", ").all(|v| v.starts_with("churn-")),
+            "{warning}"
+        );
+    }
     drop(server);
     let server = Server::start(
         &[
