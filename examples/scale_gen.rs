@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 store
                     .insert_user(&name, &format!("{name}@example.com"), &hash, now)
                     .await?
+                    .id
             }
         };
         user_ids.push(id);

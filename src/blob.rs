@@ -7,13 +7,20 @@
 //!
 //! Downloads are streamed on both backends; small blobs that were served recently are
 //! kept in memory (`HotBlobs`): a key names its content, so an entry never goes stale.
+//!
+//! Garbage collection runs beside serving instances, so ages matter: writing a blob
+//! that already exists refreshes its modification time (touch on the folder, a new
+//! PUT on S3), `list` reports each blob's age, and `delete_if_older` re-checks the age
+//! right before deleting. Temporary files live in `<folder>/tmp`; a failed write
+//! removes its own, and `sweep_temporary` removes those an interrupted process left.
 
 use bytes::Bytes;
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use crate::config::{BlobConfig, ExposeSecret, S3Config};
 
@@ -91,6 +98,144 @@ fn open_local(path: &std::path::Path) -> std::io::Result<Option<(u64, LocalBody)
 /// A stream of blob bytes.
 pub type BlobStream = BoxStream<'static, Result<Bytes, std::io::Error>>;
 
+/// The folder (under the blob root) that holds temporary files.
+const TMP_DIR: &str = "tmp";
+
+/// How old a temporary file is before start-up removes it, and the default grace
+/// period of `tessera gc`: far longer than any write takes, so what is older than
+/// this was abandoned.
+pub const GRACE_PERIOD: Duration = Duration::from_secs(60 * 60);
+
+/// Why a blob write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    /// The file system holding the blob folder has no space (or quota) left.
+    #[error("the blob store is full: {0}")]
+    Full(std::io::Error),
+    #[error("blob store: {0:#}")]
+    Other(anyhow::Error),
+}
+
+impl From<std::io::Error> for BlobError {
+    fn from(e: std::io::Error) -> Self {
+        if crate::disk::is_full(&e) {
+            BlobError::Full(e)
+        } else {
+            BlobError::Other(e.into())
+        }
+    }
+}
+
+impl From<object_store::Error> for BlobError {
+    fn from(e: object_store::Error) -> Self {
+        BlobError::Other(e.into())
+    }
+}
+
+impl From<tokio::task::JoinError> for BlobError {
+    fn from(e: tokio::task::JoinError) -> Self {
+        BlobError::Other(e.into())
+    }
+}
+
+/// A stored blob as a listing sees it.
+#[derive(Debug, Clone)]
+pub struct StoredBlob {
+    pub key: String,
+    /// Last write (or refresh) of the blob.
+    pub modified: SystemTime,
+    pub size: u64,
+}
+
+/// A temporary file in `<root>/tmp`, removed when dropped unless it was renamed into
+/// place: a failed or abandoned write never leaves its bytes behind. Its writer holds
+/// an exclusive lock on it, so a sweep (whatever its grace period) skips it; a
+/// killed writer's lock goes with its process.
+struct TempFile {
+    path: PathBuf,
+    file: std::fs::File,
+    placed: bool,
+}
+
+impl TempFile {
+    fn create(root: &Path) -> std::io::Result<TempFile> {
+        let path = root
+            .join(TMP_DIR)
+            .join(format!("{}.part", crate::auth::token::random_base62(16)));
+        let file = std::fs::File::create(&path)?;
+        file.lock()?;
+        Ok(TempFile {
+            path,
+            file,
+            placed: false,
+        })
+    }
+
+    /// Writes and fsyncs `bytes`, then renames the file to `dest`.
+    fn write_into_place(mut self, bytes: &[u8], dest: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        self.file.write_all(bytes)?;
+        self.file.sync_all()?;
+        std::fs::rename(&self.path, dest)?;
+        self.placed = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.placed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Refreshes the modification time of an existing blob file; false when it is absent.
+fn refresh_local(path: &Path) -> std::io::Result<bool> {
+    match std::fs::File::open(path) {
+        Ok(file) => {
+            file.set_modified(SystemTime::now())?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a blob into the folder durably (temporary file, fsync, rename, fsync of
+/// the directory). An existing blob is refreshed instead of rewritten (or rewritten
+/// when its time cannot be set, e.g. another user owns the file: same bytes).
+fn put_local(root: &Path, dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Ok(true) = refresh_local(dest) {
+        return Ok(());
+    }
+    let dir = dest
+        .parent()
+        .ok_or_else(|| std::io::Error::other("blob path has no folder"))?;
+    std::fs::create_dir_all(dir)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match TempFile::create(root)?.write_into_place(bytes, dest) {
+            Ok(()) => break,
+            // A sweep took the file in the moment between its creation and its
+            // lock: write it again.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempt < 3 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// The modification time of a local file; `None` when absent.
+fn local_modified(path: &Path) -> std::io::Result<Option<SystemTime>> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(m.modified()?)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[derive(Clone)]
 enum Backend {
     Folder(PathBuf),
@@ -139,7 +284,7 @@ impl Blobs {
 
     /// A folder-backed store, created if missing.
     pub fn open_dir(root: PathBuf) -> anyhow::Result<Blobs> {
-        std::fs::create_dir_all(root.join("tmp"))?;
+        std::fs::create_dir_all(root.join(TMP_DIR))?;
         Ok(Blobs {
             backend: Backend::Folder(root),
             hot: Arc::default(),
@@ -196,39 +341,46 @@ impl Blobs {
         root.join(&key[..2]).join(key)
     }
 
-    /// Stores `bytes` under `key` durably before returning.
-    pub async fn put(&self, key: &str, bytes: Bytes) -> anyhow::Result<()> {
-        anyhow::ensure!(valid_key(key), "invalid blob key");
+    /// Stores `bytes` under `key` durably before returning. A blob that already
+    /// exists is refreshed (its age starts again), so a garbage collection that listed
+    /// it as old re-checks and keeps it.
+    pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        if !valid_key(key) {
+            return Err(BlobError::Other(anyhow::anyhow!("invalid blob key")));
+        }
         match &self.backend {
             Backend::Folder(root) => {
                 let root = root.clone();
                 let dest = Self::file_path(&root, key);
-                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                    use std::io::Write;
-                    if dest.exists() {
-                        return Ok(());
-                    }
-                    let dir = dest.parent().expect("blob paths have a parent");
-                    std::fs::create_dir_all(dir)?;
-                    let tmp = root
-                        .join("tmp")
-                        .join(format!("{}.part", crate::auth::token::random_base62(16)));
-                    let mut file = std::fs::File::create(&tmp)?;
-                    file.write_all(&bytes)?;
-                    file.sync_all()?;
-                    std::fs::rename(&tmp, &dest)?;
-                    std::fs::File::open(dir)?.sync_all()?;
-                    Ok(())
-                })
-                .await?
+                tokio::task::spawn_blocking(move || put_local(&root, &dest, &bytes)).await??;
+                Ok(())
             }
             Backend::S3 { store, prefix, .. } => {
+                // A PUT of an existing object replaces it and renews `last_modified`.
                 store
                     .put(&Self::object_path(prefix, key), PutPayload::from(bytes))
                     .await?;
                 Ok(())
             }
         }
+    }
+
+    /// Makes sure the blob is stored: nothing to do when it is there, else it is
+    /// written again from `bytes` (a garbage collection removed it meanwhile).
+    pub async fn ensure(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {
+        if self
+            .modified(key)
+            .await
+            .map_err(BlobError::Other)?
+            .is_some()
+        {
+            return Ok(());
+        }
+        tracing::warn!(
+            key,
+            "blob vanished before its version was committed; writing it again"
+        );
+        self.put(key, bytes).await
     }
 
     /// Streams a blob: its size and bytes; `None` when absent.
@@ -287,6 +439,7 @@ impl Blobs {
         Ok(Some(Bytes::from(out)))
     }
 
+    /// Deletes a blob (absent is fine).
     pub async fn delete(&self, key: &str) -> anyhow::Result<()> {
         if !valid_key(key) {
             return Ok(());
@@ -307,26 +460,66 @@ impl Blobs {
         }
     }
 
-    /// Every stored key (for garbage collection).
-    pub async fn list(&self) -> anyhow::Result<Vec<String>> {
+    /// When the blob was last written or refreshed; `None` when absent.
+    pub async fn modified(&self, key: &str) -> anyhow::Result<Option<SystemTime>> {
+        if !valid_key(key) {
+            return Ok(None);
+        }
+        match &self.backend {
+            Backend::Folder(root) => {
+                let path = Self::file_path(root, key);
+                Ok(tokio::task::spawn_blocking(move || local_modified(&path)).await??)
+            }
+            Backend::S3 { store, prefix, .. } => {
+                match store.head(&Self::object_path(prefix, key)).await {
+                    Ok(meta) => Ok(Some(meta.last_modified.into())),
+                    Err(object_store::Error::NotFound { .. }) => Ok(None),
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+    }
+
+    /// Deletes the blob only if it was last written before `cutoff`, checking its age
+    /// right before the delete; true when it was deleted.
+    pub async fn delete_if_older(&self, key: &str, cutoff: SystemTime) -> anyhow::Result<bool> {
+        match self.modified(key).await? {
+            Some(modified) if modified < cutoff => {
+                self.delete(key).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Every stored blob with its age (for garbage collection and backups).
+    pub async fn list(&self) -> anyhow::Result<Vec<StoredBlob>> {
         match &self.backend {
             Backend::Folder(root) => {
                 let root = root.clone();
                 tokio::task::spawn_blocking(move || {
-                    let mut keys = Vec::new();
+                    let mut blobs = Vec::new();
                     for dir in std::fs::read_dir(&root)? {
                         let dir = dir?;
-                        if dir.file_name() == "tmp" || !dir.file_type()?.is_dir() {
+                        if dir.file_name() == TMP_DIR || !dir.file_type()?.is_dir() {
                             continue;
                         }
                         for f in std::fs::read_dir(dir.path())? {
-                            let name = f?.file_name().to_string_lossy().into_owned();
-                            if valid_key(&name) {
-                                keys.push(name);
+                            let f = f?;
+                            let key = f.file_name().to_string_lossy().into_owned();
+                            if !valid_key(&key) {
+                                continue;
                             }
+                            // Deleted since the directory was read: not a blob any more.
+                            let Ok(meta) = f.metadata() else { continue };
+                            blobs.push(StoredBlob {
+                                key,
+                                modified: meta.modified()?,
+                                size: meta.len(),
+                            });
                         }
                     }
-                    Ok(keys)
+                    Ok(blobs)
                 })
                 .await?
             }
@@ -342,11 +535,74 @@ impl Blobs {
                     .await?;
                 Ok(metas
                     .into_iter()
-                    .filter_map(|m| m.location.filename().map(str::to_owned))
-                    .filter(|k| valid_key(k))
+                    .filter_map(|m| {
+                        let key = m.location.filename()?.to_owned();
+                        valid_key(&key).then(|| StoredBlob {
+                            key,
+                            modified: m.last_modified.into(),
+                            size: m.size,
+                        })
+                    })
                     .collect())
             }
         }
+    }
+
+    /// Removes temporary files older than `age` that interrupted writes left behind;
+    /// a write in progress holds a lock on its file and is never disturbed. Returns
+    /// how many were removed. S3 writes leave no temporary objects.
+    pub async fn sweep_temporary(&self, age: Duration) -> anyhow::Result<usize> {
+        let Backend::Folder(root) = &self.backend else {
+            return Ok(0);
+        };
+        let tmp = root.join(TMP_DIR);
+        Ok(
+            tokio::task::spawn_blocking(move || -> std::io::Result<usize> {
+                let cutoff = SystemTime::now()
+                    .checked_sub(age)
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                let mut removed = 0;
+                let entries = match std::fs::read_dir(&tmp) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+                    Err(e) => return Err(e),
+                };
+                for entry in entries {
+                    let entry = entry?;
+                    let Ok(meta) = entry.metadata() else { continue };
+                    if !meta.is_file() || meta.modified()? >= cutoff {
+                        continue;
+                    }
+                    // A write in progress holds the lock: leave its file alone.
+                    let Ok(file) = std::fs::File::open(entry.path()) else {
+                        continue;
+                    };
+                    if file.try_lock().is_err() {
+                        continue;
+                    }
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(removed)
+            })
+            .await??,
+        )
+    }
+
+    /// Whether the blob folder's file system is out of space: a small probe file is
+    /// written and removed (S3 is never reported full).
+    pub async fn is_full(&self) -> bool {
+        let Backend::Folder(root) = &self.backend else {
+            return false;
+        };
+        let tmp = root.join(TMP_DIR);
+        let name = format!("ready-{}.probe", crate::auth::token::random_base62(8));
+        tokio::task::spawn_blocking(move || crate::disk::probe_full(&tmp, &name))
+            .await
+            .unwrap_or(false)
     }
 
     /// Whether the backend answers (readiness).

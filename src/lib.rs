@@ -7,6 +7,7 @@ pub mod blob;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod disk;
 pub mod domain;
 pub mod http;
 pub mod metrics;

@@ -27,6 +27,12 @@ pub async fn bind(
     if let Some(file) = lock {
         let _ = app.serve_lock.set(file);
     }
+    // Temporary files of writes a crash or a kill interrupted.
+    match app.blobs.sweep_temporary(crate::blob::GRACE_PERIOD).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed abandoned temporary blob files"),
+        Err(e) => tracing::warn!(error = %e, "could not sweep temporary blob files"),
+    }
     Ok((listener, app))
 }
 

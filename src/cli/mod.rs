@@ -1,8 +1,9 @@
 //! Command-line entry points. Operator commands (`serve`, `user`, `gc`, `migrate`,
-//! `config show`) call the domain layer directly; user commands (`login`, `whoami`,
-//! `token`) are HTTP clients of a registry, exactly like the npm CLI, and read the
-//! same `.npmrc` files.
+//! `backup`, `restore`, `config show`) call the domain layer and the store directly;
+//! user commands (`login`, `whoami`, `token`) are HTTP clients of a registry, exactly
+//! like the npm CLI, and read the same `.npmrc` files.
 
+mod backup;
 mod client;
 mod npmrc;
 mod operator;
@@ -28,8 +29,13 @@ enum Command {
     User(operator::UserCommand),
     /// Run database migrations and exit (operator).
     Migrate(operator::ServerArgs),
-    /// Delete stored tarballs that no version refers to (operator).
-    Gc(operator::ServerArgs),
+    /// Delete stored tarballs that no version refers to, and stale temporary files
+    /// (operator; safe beside serving instances).
+    Gc(operator::GcArgs),
+    /// Write a consistent copy of a live registry into an empty folder (operator).
+    Backup(backup::BackupArgs),
+    /// Bring a backup back into an empty data directory (operator).
+    Restore(backup::RestoreArgs),
     /// Copy all data to another database (and blob store), e.g. SQLite to PostgreSQL.
     MigrateStore(operator::MigrateStoreArgs),
     /// Print the effective configuration and where each value came from.
@@ -77,6 +83,8 @@ pub fn main() -> ExitCode {
             Command::User(cmd) => operator::user(cmd).await,
             Command::Migrate(args) => operator::migrate(args).await,
             Command::Gc(args) => operator::gc(args).await,
+            Command::Backup(args) => backup::backup(args).await,
+            Command::Restore(args) => backup::restore(args).await,
             Command::MigrateStore(args) => operator::migrate_store(args).await,
             Command::Config(cmd) => operator::config(cmd).await,
             Command::Token(cmd) => user::token(cmd).await,

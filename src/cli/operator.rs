@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use crate::app::App;
 use crate::clock::SystemClock;
@@ -128,28 +129,87 @@ pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `tessera gc`.
-pub async fn gc(args: ServerArgs) -> anyhow::Result<()> {
-    let app = open(&args).await?;
+/// `tessera gc`: the server settings and how old an unreferenced blob must be.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Keep unreferenced blobs and temporary files younger than this (e.g. 30m, 1h,
+    /// 2days): a publish in progress has written its tarball but not yet committed
+    /// the version that refers to it.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    grace_period: Duration,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// What one garbage collection did.
+#[derive(Debug, Default)]
+struct GcReport {
+    removed: usize,
+    in_use: usize,
+    young: usize,
+    temporary: usize,
+}
+
+/// `tessera gc`: safe beside any number of serving instances.
+pub async fn gc(args: GcArgs) -> anyhow::Result<()> {
+    let app = open(&args.server).await?;
+    let result = collect_garbage(&app, args.grace_period).await;
+    app.shutdown().await;
+    let report = result?;
+    println!(
+        "removed {} unreferenced blob(s); {} in use; {} unreferenced but younger than {} kept; \
+         {} temporary file(s) removed",
+        report.removed,
+        report.in_use,
+        report.young,
+        humantime::format_duration(args.grace_period),
+        report.temporary
+    );
+    Ok(())
+}
+
+/// Lists blobs first, keeps those younger than `grace`, then reads references, then
+/// deletes each remaining candidate under its blob lock after re-checking that no
+/// version refers to it and that it is still old (a publish of the same bytes
+/// refreshes it). A publish re-checks its blob under the same lock before its
+/// commit, so a version is never committed without its tarball.
+async fn collect_garbage(app: &App, grace: Duration) -> anyhow::Result<GcReport> {
+    let cutoff = SystemTime::now()
+        .checked_sub(grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let listed = app.blobs.list().await?;
     let referenced: std::collections::HashSet<String> = app
         .store
         .referenced_blob_keys()
         .await?
         .into_iter()
         .collect();
-    let mut removed = 0;
-    for key in app.blobs.list().await? {
-        if !referenced.contains(&key) {
-            app.blobs.delete(&key).await?;
-            removed += 1;
+    let mut report = GcReport {
+        in_use: referenced.len(),
+        ..GcReport::default()
+    };
+    for blob in listed {
+        if referenced.contains(&blob.key) {
+            continue;
+        }
+        if blob.modified >= cutoff {
+            report.young += 1;
+            continue;
+        }
+        let deleted = app
+            .store
+            .delete_blob_if_unreferenced(&blob.key, || app.blobs.delete_if_older(&blob.key, cutoff))
+            .await?;
+        match deleted {
+            Some(true) => report.removed += 1,
+            // Refreshed by a publish since the listing.
+            Some(false) => report.young += 1,
+            // Referenced by a version committed since the references were read.
+            None => {}
         }
     }
-    println!(
-        "removed {removed} unreferenced blob(s); {} in use",
-        referenced.len()
-    );
-    app.shutdown().await;
-    Ok(())
+    report.temporary = app.blobs.sweep_temporary(grace).await?;
+    Ok(report)
 }
 
 #[derive(Debug, Subcommand)]

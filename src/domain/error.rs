@@ -1,6 +1,7 @@
 //! The domain's error vocabulary. `http::error` maps each variant to a status and
 //! the JSON body npm prints; nothing else decides statuses.
 
+use crate::blob::BlobError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +35,10 @@ pub enum Error {
     Conflict(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database's or the blob folder's disk is full (507); the cause is logged,
+    /// the client reads a fixed message.
+    #[error("storage full: {0}")]
+    StorageFull(String),
     #[error(transparent)]
     Internal(anyhow::Error),
 }
@@ -43,7 +48,19 @@ impl From<StoreError> for Error {
         match e {
             StoreError::Conflict => Error::Conflict("conflicting write; try again".into()),
             StoreError::Unavailable(m) => Error::Unavailable(m),
+            StoreError::Full(m) => Error::StorageFull(m),
             StoreError::Other(e) => Error::Internal(e),
+        }
+    }
+}
+
+impl From<BlobError> for Error {
+    fn from(e: BlobError) -> Self {
+        match e {
+            BlobError::Full(cause) => Error::StorageFull(format!("blob store: {cause}")),
+            BlobError::Other(cause) => {
+                Error::Unavailable(format!("could not store the tarball: {cause:#}"))
+            }
         }
     }
 }

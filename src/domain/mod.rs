@@ -26,9 +26,28 @@ pub use error::Error;
 /// Result of domain operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Whether the database and the blob store answer (for `/-/ready`).
-pub async fn readiness(app: &crate::app::App) -> (bool, bool) {
-    let db = app.store.ping().await.is_ok();
-    let blobs = app.blobs.ready().await;
-    (db, blobs)
+/// What `/-/ready` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The database answers.
+    pub database: bool,
+    /// The blob store answers.
+    pub blobs: bool,
+    /// The database or the blob store is out of space.
+    pub full: bool,
+}
+
+/// Whether the database and the blob store answer and have room.
+pub async fn readiness(app: &crate::app::App) -> Readiness {
+    let (db, blobs, db_full, blobs_full) = tokio::join!(
+        app.store.ping(),
+        app.blobs.ready(),
+        app.store.storage_full(),
+        app.blobs.is_full()
+    );
+    Readiness {
+        database: db.is_ok(),
+        blobs,
+        full: db_full || blobs_full,
+    }
 }

@@ -402,9 +402,12 @@ async fn delete_package_inner(
 /// Deletes blobs no version refers to any more (best effort; `tessera gc` sweeps the rest).
 async fn collect_blobs(app: &App, keys: impl Iterator<Item = String>) {
     for key in keys {
-        if let Ok(false) = app.store.blob_in_use(&key).await
-            && let Err(e) = app.blobs.delete(&key).await
-        {
+        // Under the blob's lock, so a concurrent publish of the same bytes keeps it.
+        let deleted = app
+            .store
+            .delete_blob_if_unreferenced(&key, || app.blobs.delete(&key))
+            .await;
+        if let Err(e) = deleted {
             tracing::warn!(key, error = %e, "could not delete unreferenced blob");
         }
     }

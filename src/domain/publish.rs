@@ -200,14 +200,17 @@ pub async fn publish(
 
     let manifest_text = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.into()))?;
     let size = bytes.len() as i64;
-    app.blobs
-        .put(&digests.sha512_hex, Bytes::from(bytes))
-        .await
-        .map_err(|e| Error::Unavailable(format!("could not store the tarball: {e}")))?;
+    let tarball = Bytes::from(bytes);
+    app.blobs.put(&digests.sha512_hex, tarball.clone()).await?;
+    // `tessera gc` may remove the blob before the commit: the store re-checks it under
+    // the blob's lock right before COMMIT and it is written again if it vanished.
+    let blob_present =
+        || async { Ok::<_, Error>(app.blobs.ensure(&digests.sha512_hex, tarball).await?) };
     let outcome = app
         .store
         .publish_version(
             &grant,
+            blob_present,
             &NewVersion {
                 name: name.as_str(),
                 scope: name.scope(),

@@ -76,11 +76,7 @@ pub async fn create_user(
     validate_password(password)?;
     let hash = credentials::hash_new_password(app, password).await?;
     match app.store.insert_user(name, email, &hash, app.now()).await {
-        Ok(id) => app
-            .store
-            .user_by_id(id)
-            .await?
-            .ok_or_else(|| Error::Unavailable("the new account could not be read back".into())),
+        Ok(user) => Ok(user),
         Err(crate::store::StoreError::Conflict) => {
             Err(Error::Conflict(format!("user {name} already exists")))
         }
@@ -231,7 +227,7 @@ pub async fn update_profile(
     app.store
         .user_by_id(caller.user.id)
         .await?
-        .ok_or_else(|| Error::NotFound("account not found".into()))
+        .ok_or_else(|| Error::NotFound("this account no longer exists".into()))
 }
 
 /// Website sign-up: creates an account when sign-up is open.

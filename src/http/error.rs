@@ -9,6 +9,10 @@ use serde_json::json;
 
 use crate::domain::Error;
 
+/// What a client is told when the registry's disk is full (507).
+pub const STORAGE_FULL: &str = "the registry's storage is full and could not save this \
+     change; ask the registry's operator to free space, then try again";
+
 /// An error response for the npm and JSON APIs.
 #[derive(Debug)]
 pub struct ApiError {
@@ -52,6 +56,7 @@ impl From<Error> for ApiError {
             Error::Invalid(_) => (StatusCode::BAD_REQUEST, None, None),
             Error::Conflict(_) => (StatusCode::CONFLICT, None, None),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
+            Error::StorageFull(_) => (StatusCode::INSUFFICIENT_STORAGE, None, None),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, None),
         };
         let message = match &e {
@@ -62,6 +67,10 @@ impl From<Error> for ApiError {
             Error::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "dependency unavailable");
                 "service temporarily unavailable; try again shortly".to_owned()
+            }
+            Error::StorageFull(cause) => {
+                tracing::error!(error = %cause, "storage full: a write was refused");
+                STORAGE_FULL.to_owned()
             }
             other => other.to_string(),
         };

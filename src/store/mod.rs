@@ -4,7 +4,15 @@
 //! explicit arm says `Sqlite`/`Postgres` (grep `DIALECT:`).
 //!
 //! The store never decides policy: it reads and writes rows.
+//!
+//! Every write is a transaction whose commit is checked: a single `execute` statement
+//! is its own transaction and reports a failed commit as its error; a write that
+//! returns rows (`INSERT … RETURNING`) runs in an explicit transaction and reads its
+//! row before the checked `COMMIT`. (Autocommit with `fetch_one` is not enough on
+//! SQLite: the row comes back at the first step, the commit happens when the
+//! statement is reset, and an error there — a full disk — is never seen.)
 
+mod backup;
 mod columns;
 mod packages;
 mod read_cache;
@@ -14,6 +22,7 @@ mod tokens;
 mod transfer;
 mod users;
 
+pub use backup::{SnapshotFacts, TableCount};
 pub use columns::Stored;
 pub use packages::*;
 pub use security::*;
@@ -24,9 +33,10 @@ pub use users::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use read_cache::{ReadCache, ReadTicket, WriteGuard};
 
@@ -37,14 +47,27 @@ pub enum StoreError {
     Conflict,
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database's disk is full: nothing was written.
+    #[error("database storage is full: {0}")]
+    Full(String),
     #[error(transparent)]
     Other(#[from] anyhow::Error),
+}
+
+/// SQLite's `SQLITE_FULL` (13, which has no extended variants) and PostgreSQL's
+/// `disk_full` (53100).
+fn is_disk_full_code(code: &str) -> bool {
+    code == "13" || code == "53100"
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(db) if db.code().is_some_and(|c| is_disk_full_code(&c)) => {
+                StoreError::Full(e.to_string())
+            }
+            sqlx::Error::Io(io) if crate::disk::is_full(io) => StoreError::Full(e.to_string()),
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 StoreError::Unavailable(e.to_string())
             }
@@ -92,7 +115,17 @@ pub struct Store {
     reads: Option<Arc<ReadCache>>,
     /// Reads skip the cache (writes still advance its generation).
     bypass_cache: bool,
+    /// The database file (embedded SQLite only), for the free-space probe.
+    file: Option<PathBuf>,
+    /// When a write last failed because the disk was full (cleared by a write that
+    /// succeeds), shared by clones.
+    last_full: Arc<Mutex<Option<Instant>>>,
 }
+
+/// How long a "disk full" write failure keeps readiness reporting a full store when
+/// no write has succeeded since (after that only the probe decides, so an instance
+/// taken out of rotation by its readiness check comes back once space is freed).
+const FULL_REPORT_WINDOW: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -145,6 +178,22 @@ impl BeginWrite for sqlx::PgPool {
     }
 }
 
+/// Whether a released SQLite connection may go back to the pool. When a `COMMIT`
+/// fails (a full disk), SQLite rolls the transaction back itself, the `ROLLBACK`
+/// sqlx then sends fails, and sqlx goes on believing the connection is inside a
+/// transaction: every later `BEGIN` on it would fail. Such a connection is closed.
+async fn release_outside_transaction(
+    conn: &mut sqlx::SqliteConnection,
+) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
+    // A dropped transaction's ROLLBACK may still be queued: let it run, then look again.
+    conn.ping().await?;
+    Ok(!conn.is_in_transaction())
+}
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
@@ -162,6 +211,7 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(8)
                 .min_connections(1)
+                .after_release(|conn, _| Box::pin(release_outside_transaction(conn)))
                 .connect_with(options)
                 .await?;
             SQLITE_MIGRATIONS.run(&pool).await?;
@@ -169,6 +219,8 @@ impl Store {
                 pool: Pool::Sqlite(pool),
                 reads: Some(Arc::default()),
                 bypass_cache: false,
+                file: sqlite_file(url),
+                last_full: Arc::default(),
             }
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
@@ -182,6 +234,8 @@ impl Store {
                 pool: Pool::Postgres(pool),
                 reads: None,
                 bypass_cache: false,
+                file: None,
+                last_full: Arc::default(),
             }
         } else {
             anyhow::bail!("database URL must start with sqlite:// or postgres:// (got {url:?})");
@@ -205,7 +259,49 @@ impl Store {
         let guard = WriteGuard::new(self.reads.as_deref());
         let result = write.await;
         guard.finish();
+        let mut last_full = self.last_full.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(_) => *last_full = None,
+            Err(StoreError::Full(_)) => *last_full = Some(Instant::now()),
+            Err(_) => {}
+        }
         result
+    }
+
+    /// Whether the database cannot take writes for lack of space: a write failed
+    /// with "disk full" recently and none succeeded since, or (embedded SQLite) a
+    /// small probe file cannot be written beside the database file.
+    pub async fn storage_full(&self) -> bool {
+        let recent = self
+            .last_full
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|at| at.elapsed() < FULL_REPORT_WINDOW);
+        if recent {
+            return true;
+        }
+        let Some(dir) = self
+            .file
+            .as_ref()
+            .and_then(|f| f.parent())
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    std::path::Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .map(std::path::Path::to_path_buf)
+        else {
+            return false;
+        };
+        let name = format!(
+            ".tessera-ready-{}.probe",
+            crate::auth::token::random_base62(8)
+        );
+        tokio::task::spawn_blocking(move || crate::disk::probe_full(&dir, &name))
+            .await
+            .unwrap_or(false)
     }
 
     /// One read through the cache: `hit` looks it up, else `read` goes to the database

@@ -296,29 +296,65 @@ impl Store {
 
     /// Publishes one version atomically: package (created if new, with its first
     /// maintainer and scope claim), version row, dist-tags and rev bump commit together.
-    pub async fn publish_version(
+    ///
+    /// `blob_present` runs inside the transaction, holding the version's blob lock,
+    /// right before `COMMIT`: it makes sure the tarball is stored (garbage collection
+    /// may have removed it since it was written) or fails, and then nothing commits.
+    pub async fn publish_version<E, F, Fut>(
         &self,
         grant: &PublishGrant,
+        blob_present: F,
         v: &NewVersion<'_>,
-    ) -> StoreResult<PublishOutcome> {
+    ) -> Result<PublishOutcome, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
         if v.name != grant.name().as_str() || v.user_id != grant.user_id() {
-            return Err(StoreError::Other(anyhow::anyhow!(
+            return Err(E::from(StoreError::Other(anyhow::anyhow!(
                 "a publish grant for one package or account was used for another"
-            )));
+            ))));
         }
-        let mut outcomes = self.publish_versions(std::slice::from_ref(v)).await?;
-        Ok(outcomes.pop().expect("one outcome per attempted version"))
+        let outcomes = self
+            .publish_versions_checked(std::slice::from_ref(v), blob_present)
+            .await?;
+        outcomes.into_iter().next_back().ok_or_else(|| {
+            E::from(StoreError::Other(anyhow::anyhow!(
+                "a publish of one version returned no outcome"
+            )))
+        })
     }
 
     /// Publishes several versions in one transaction (bulk loads such as the scale
-    /// generator), each exactly as `publish_version` would. All or nothing: at the
-    /// first version that is not published the transaction is rolled back and the
-    /// outcomes so far, ending with that one, are returned.
+    /// generator, whose caller has stored the blobs), each exactly as
+    /// `publish_version` would. All or nothing: at the first version that is not
+    /// published the transaction is rolled back and the outcomes so far, ending with
+    /// that one, are returned.
     pub async fn publish_versions(
         &self,
         versions: &[NewVersion<'_>],
     ) -> StoreResult<Vec<PublishOutcome>> {
-        self.writing(async {
+        self.publish_versions_checked(versions, || async { Ok(()) })
+            .await
+    }
+
+    /// `publish_versions` with a check run under the blob locks right before `COMMIT`.
+    async fn publish_versions_checked<E, F, Fut>(
+        &self,
+        versions: &[NewVersion<'_>],
+        blobs_present: F,
+    ) -> Result<Vec<PublishOutcome>, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        let mut keys: Vec<&str> = versions.iter().map(|v| v.blob_key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        // The outer result is the database's; the inner one the check's.
+        let result: StoreResult<Result<Vec<PublishOutcome>, E>> = self.writing(async {
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             let mut outcomes = Vec::with_capacity(versions.len());
@@ -361,7 +397,7 @@ impl Store {
                                 .await?;
                         if owner != v.user_id {
                             outcomes.push(PublishOutcome::ScopeTaken);
-                            return Ok(outcomes);
+                            return Ok(Ok(outcomes));
                         }
                     }
                     sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
@@ -379,7 +415,7 @@ impl Store {
                     .await?;
                     if n == 0 {
                         outcomes.push(PublishOutcome::NotMaintainer);
-                        return Ok(outcomes);
+                        return Ok(Ok(outcomes));
                     }
                 }
                 let result = sqlx::query(
@@ -401,7 +437,7 @@ impl Store {
                 .await?;
                 if result.rows_affected() == 0 {
                     outcomes.push(PublishOutcome::VersionExists);
-                    return Ok(outcomes);
+                    return Ok(Ok(outcomes));
                 }
                 for (tag, version) in v.tags {
                     sqlx::query(
@@ -418,10 +454,51 @@ impl Store {
                     created_package: created,
                 });
             }
+            if let Some(lock) = blob_lock_sql(self.dialect()) {
+                for key in &keys {
+                    sqlx::query(lock).bind(blob_lock_id(key)).execute(&mut *tx).await?;
+                }
+            }
+            if let Err(e) = blobs_present().await {
+                return Ok(Err(e));
+            }
             tx.commit().await?;
-            Ok(outcomes)
+            Ok(Ok(outcomes))
         })
-        }).await
+        }).await;
+        result?
+    }
+
+    /// Deletes a blob through `delete` only if no version refers to it, holding the
+    /// blob's lock: a publish that references the blob either committed before (and
+    /// the blob is kept) or re-checks the blob after the delete (and writes it again).
+    /// Returns what `delete` returned, or `None` when the blob is in use.
+    pub async fn delete_blob_if_unreferenced<T, F, Fut>(
+        &self,
+        key: &str,
+        delete: F,
+    ) -> anyhow::Result<Option<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
+    {
+        const IN_USE: &str = "SELECT COUNT(*) FROM versions WHERE blob_key = $1";
+        on_pool!(self, |p| {
+            let mut tx = p.begin_write().await?;
+            if let Some(lock) = blob_lock_sql(self.dialect()) {
+                sqlx::query(lock)
+                    .bind(blob_lock_id(key))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let n: i64 = sqlx::query_scalar(IN_USE)
+                .bind(key)
+                .fetch_one(&mut *tx)
+                .await?;
+            let deleted = if n == 0 { Some(delete().await?) } else { None };
+            tx.commit().await?;
+            Ok(deleted)
+        })
     }
 
     /// Sets `tag` to `version` (which must exist) and bumps the package revision, in
@@ -736,6 +813,24 @@ impl Store {
             .fetch_all(p)
             .await)?)
     }
+}
+
+/// The statement that takes a blob's lock for the rest of the transaction.
+/// DIALECT: SQLite write transactions (`BEGIN IMMEDIATE`) already exclude each other,
+/// so none is needed there; PostgreSQL takes a transaction-scoped advisory lock.
+fn blob_lock_sql(dialect: super::Dialect) -> Option<&'static str> {
+    match dialect {
+        super::Dialect::Sqlite => None,
+        super::Dialect::Postgres => Some("SELECT pg_advisory_xact_lock($1)"),
+    }
+}
+
+/// The advisory lock id of a blob: the first 64 bits of its (hex sha512) key. Two
+/// keys sharing an id only serialise a little more.
+fn blob_lock_id(key: &str) -> i64 {
+    key.get(..16)
+        .and_then(|h| u64::from_str_radix(h, 16).ok())
+        .map_or(0, |n| n as i64)
 }
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern with `ESCAPE '\'`.

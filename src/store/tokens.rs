@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Store, StoreError, StoreResult, UserRow, on_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, UserRow, on_pool};
 use crate::domain::access::{AccountGrant, IssuesTokens, TokenKind, act};
 use crate::store::Stored;
 
@@ -140,8 +140,9 @@ pub struct TokenUse {
 }
 
 impl Store {
-    /// Stores a new token for the grant's account and returns the row as saved
-    /// (read back by the insert itself, so success means the row exists).
+    /// Stores a new token for the grant's account and returns the row as committed
+    /// (read back inside the transaction, so success is never reported for a row
+    /// that was not saved).
     pub async fn insert_token(
         &self,
         grant: &impl IssuesTokens,
@@ -153,29 +154,39 @@ impl Store {
             )));
         }
         self.writing(async {
-        const SQL: &str = concat!("INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
-            name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) RETURNING ",
-            "id, key, user_id, display_prefix, last_four, name, description, kind, limits, cidr, ",
-            "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at");
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
-            .bind(t.key)
-            .bind(&t.key[..8])
-            .bind(t.user_id)
-            .bind(t.hash.to_vec())
-            .bind(t.display_prefix)
-            .bind(t.last_four)
-            .bind(t.name)
-            .bind(t.description)
-            .bind(t.kind.as_str())
-            .bind(t.limits)
-            .bind(t.cidr)
-            .bind(t.origin)
-            .bind(t.now)
-            .bind(t.expires_at)
-            .fetch_one(p)
-            .await)?)
-        }).await
+            const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+                name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
+                RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
+                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at";
+            let key_prefix = t.key.get(..8).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
+            })?;
+            let row = on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let row = sqlx::query_as::<_, TokenRow>(SQL)
+                    .bind(t.key)
+                    .bind(key_prefix)
+                    .bind(t.user_id)
+                    .bind(t.hash.to_vec())
+                    .bind(t.display_prefix)
+                    .bind(t.last_four)
+                    .bind(t.name)
+                    .bind(t.description)
+                    .bind(t.kind.as_str())
+                    .bind(t.limits)
+                    .bind(t.cidr)
+                    .bind(t.origin)
+                    .bind(t.now)
+                    .bind(t.expires_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            })?;
+            Ok(row)
+        })
+        .await
     }
 
     /// Inserts many tokens in one transaction (bulk loads such as the scale generator).

@@ -149,6 +149,11 @@ enum Cell {
     Blob(Option<Vec<u8>>),
 }
 
+/// Every table, in dependency order (for backup manifests).
+pub(super) fn table_names() -> impl Iterator<Item = &'static str> {
+    TABLES.iter().map(|(table, _)| *table)
+}
+
 /// Rows copied per table.
 pub type CopyReport = Vec<(String, u64)>;
 

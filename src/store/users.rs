@@ -61,25 +61,35 @@ pub struct ProfileUpdate {
 }
 
 impl Store {
+    /// Inserts a user and returns the row as committed (read back inside the
+    /// transaction, so success is never reported for a row that was not saved).
     pub async fn insert_user(
         &self,
         name: &str,
         email: &str,
         password_hash: &str,
         now: i64,
-    ) -> StoreResult<i64> {
+    ) -> StoreResult<UserRow> {
         self.writing(async {
-        const SQL: &str = "INSERT INTO users (name, email, password_hash, created_at, updated_at) \
-                           VALUES ($1, $2, $3, $4, $4) RETURNING id";
-        let id: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
-            .bind(name)
-            .bind(email)
-            .bind(password_hash)
-            .bind(now)
-            .fetch_one(p)
-            .await)?;
-        Ok(id)
-        }).await
+            const SQL: &str = "INSERT INTO users (name, email, password_hash, created_at, updated_at) \
+                VALUES ($1, $2, $3, $4, $4) RETURNING id, name, email, password_hash, fullname, \
+                homepage, twitter, github, freenode, tfa_mode, tfa_pending, tfa_secret, tfa_last_step, \
+                created_at, updated_at";
+            let user = on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let user = sqlx::query_as::<_, UserRow>(SQL)
+                    .bind(name)
+                    .bind(email)
+                    .bind(password_hash)
+                    .bind(now)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(user)
+            })?;
+            Ok(user)
+        })
+        .await
     }
 
     pub async fn user_by_name(&self, name: &str) -> StoreResult<Option<UserRow>> {

@@ -6,6 +6,8 @@ mod harness;
 
 /// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
 mod binary;
+/// Data safety: kill -9 during publishes, gc beside publishes, a full disk, backup and restore.
+mod data_safety;
 /// The authorization matrix: credential × action × 2FA mode × package policy, live.
 mod matrix;
 /// The embedded store's read cache: every write is seen by the next request.

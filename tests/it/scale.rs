@@ -11,7 +11,7 @@ use crate::harness::*;
 use crate::rules::publish_body;
 
 /// The S3 endpoint tests use, if one answers.
-fn s3_endpoint() -> Option<String> {
+pub fn s3_endpoint() -> Option<String> {
     let endpoint = std::env::var("TESSERA_TEST_S3_ENDPOINT")
         .unwrap_or_else(|_| "http://127.0.0.1:9000".into());
     match http().get(&endpoint).timeout(Duration::from_secs(2)).send() {
@@ -29,7 +29,7 @@ fn s3_endpoint() -> Option<String> {
 }
 
 /// Creates a fresh bucket and returns its name.
-fn bucket(endpoint: &str) -> String {
+pub fn bucket(endpoint: &str) -> String {
     let name = format!(
         "t-{}",
         tessera::auth::token::random_base62(10).to_lowercase()
@@ -39,7 +39,7 @@ fn bucket(endpoint: &str) -> String {
     name
 }
 
-fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
+pub fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_ENDPOINT_URL", endpoint.to_owned()),
         ("AWS_ACCESS_KEY_ID", "test".to_owned()),
@@ -49,9 +49,9 @@ fn s3_env(endpoint: &str) -> Vec<(&'static str, String)> {
 }
 
 /// A fresh PostgreSQL database for a group of instances.
-struct Database {
+pub struct Database {
     admin: String,
-    name: String,
+    pub name: String,
     pub url: String,
 }
 
@@ -89,7 +89,7 @@ impl Drop for Database {
     }
 }
 
-fn need_postgres() -> Option<Database> {
+pub fn need_postgres() -> Option<Database> {
     let db = Database::create();
     if db.is_none() {
         if std::env::var("CI").is_ok() {
@@ -130,7 +130,7 @@ fn instances(
         .collect()
 }
 
-fn signup(url: &str, name: &str) -> String {
+pub fn signup(url: &str, name: &str) -> String {
     let r: Value = http()
         .put(format!("{url}/-/user/org.couchdb.user:{name}"))
         .json(&json!({"name": name, "password": password_of(name), "email": format!("{name}@example.com")}))
@@ -163,16 +163,30 @@ fn blobs_work_on_the_folder_and_on_s3() {
         npm.publish("blob-t", "1.0.0", &[]).ok();
         npm.run(&["install", "blob-t"]).ok();
     }
+    // An old orphan goes; a young one (a publish in progress, perhaps) stays.
     let stray = dir.path().join("blobs").join("ab").join("ab".repeat(64));
     std::fs::create_dir_all(stray.parent().unwrap()).unwrap();
     std::fs::write(&stray, b"orphan").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stray)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(2 * 3600))
+        .unwrap();
+    let young = dir.path().join("blobs").join("cd").join("cd".repeat(64));
+    std::fs::create_dir_all(young.parent().unwrap()).unwrap();
+    std::fs::write(&young, b"in flight").unwrap();
     let gc = tessera(&["gc", "--data-dir", data], None, &[]).ok();
     assert!(
-        gc.stdout.contains("removed 1 unreferenced blob"),
+        gc.stdout.contains("removed 1 unreferenced blob")
+            && gc
+                .stdout
+                .contains("1 unreferenced but younger than 1h kept"),
         "{}",
         gc.stdout
     );
     assert!(!stray.exists());
+    assert!(young.exists());
     let served = serve(&["--listen", "127.0.0.1:0", "--data-dir", data], &[]);
     Npm::new(&served.url, None).run(&["install", "blob-t"]).ok();
     drop(served);
@@ -213,7 +227,10 @@ fn blobs_work_on_the_folder_and_on_s3() {
         .unwrap()
         .json()
         .unwrap();
-    assert_eq!(ready, json!({"database": true, "blob_store": true}));
+    assert_eq!(
+        ready,
+        json!({"database": true, "blob_store": true, "storage": "ok"})
+    );
     npm.run(&["unpublish", "s3-blob-t@1.0.1"]).ok();
     drop(served);
     let gc = tessera(

@@ -25,15 +25,28 @@ pub async fn health() -> Response {
     no_store(StatusCode::OK, json!({"status": "ok"}))
 }
 
-/// `GET /-/ready`: the database and the blob store answer.
+/// `GET /-/ready`: the database and the blob store answer, and neither is out of
+/// space (`"storage": "full"` with the message writes answer, then 503).
 pub async fn ready(State(app): State<AppState>) -> Response {
-    let (db, blobs) = crate::domain::readiness(&app).await;
-    let status = if db && blobs {
+    let crate::domain::Readiness {
+        database: db,
+        blobs,
+        full,
+    } = crate::domain::readiness(&app).await;
+    let status = if db && blobs && !full {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    no_store(status, json!({"database": db, "blob_store": blobs}))
+    let mut body = json!({
+        "database": db,
+        "blob_store": blobs,
+        "storage": if full { "full" } else { "ok" },
+    });
+    if full {
+        body["error"] = json!(crate::http::error::STORAGE_FULL);
+    }
+    no_store(status, body)
 }
 
 /// `GET /-/metrics`.
