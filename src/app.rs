@@ -33,6 +33,9 @@ pub struct App {
     pub packuments: PackumentCache,
     pub usage: UsageRecorder,
     pub metrics: crate::metrics::Metrics,
+    /// One permit per publish whose body is being read and processed
+    /// (`max_concurrent_publishes`): bounds the memory publishes use.
+    pub publish_slots: tokio::sync::Semaphore,
     /// Held while serving an embedded database (see `server::bind`).
     pub serve_lock: std::sync::OnceLock<std::fs::File>,
 }
@@ -94,6 +97,7 @@ impl App {
         };
         let public_url = config.public_url.clone().unwrap_or(public_url);
         let usage = UsageRecorder::start(store.clone());
+        let config_publishes = config.max_concurrent_publishes;
         Ok(Arc::new(App {
             config: Arc::new(config),
             store,
@@ -104,6 +108,7 @@ impl App {
             packuments: PackumentCache::default(),
             usage,
             metrics: crate::metrics::Metrics::default(),
+            publish_slots: tokio::sync::Semaphore::new(config_publishes),
             serve_lock: std::sync::OnceLock::new(),
         }))
     }

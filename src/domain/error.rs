@@ -27,6 +27,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    /// The request is bigger than the registry accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     #[error(transparent)]

@@ -132,7 +132,7 @@ pub async fn set_dist_tag(
     tag: &str,
     version: &str,
 ) -> Result<()> {
-    validate_tag(tag)?;
+    crate::npm::tag::validate(tag).map_err(|e| Error::Invalid(e.to_string()))?;
     let target = package_facts(app, Some(caller), name).await?;
     authorize(app, Some(caller), Action::DistTag, Some(&target)).await?;
     let package = row(&target)?;
@@ -168,23 +168,6 @@ pub async fn remove_dist_tag(
     {
         return Err(Error::NotFound(format!(
             "{tag} is not a dist-tag on {name}"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_tag(tag: &str) -> Result<()> {
-    if tag.is_empty()
-        || tag.len() > 128
-        || tag
-            .chars()
-            .any(|c| c.is_whitespace() || c == '/' || c == '%')
-    {
-        return Err(Error::Invalid(format!("invalid dist-tag {tag:?}")));
-    }
-    if nodejs_semver::Range::parse(tag).is_ok() {
-        return Err(Error::Invalid(format!(
-            "dist-tag {tag:?} looks like a version range"
         )));
     }
     Ok(())
@@ -327,7 +310,7 @@ pub async fn delete_package(app: &App, caller: &Caller, name: &PackageName) -> R
 
 async fn delete_package_inner(app: &App, package: &PackageRow) -> Result<()> {
     let contents = app.store.package_contents(&package.name).await?;
-    app.store.delete_package(package.id).await?;
+    app.store.delete_package(package.id, app.now()).await?;
     if let Some(c) = contents {
         collect_blobs(app, c.versions.into_iter().map(|v| v.blob_key)).await;
     }

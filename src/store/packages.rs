@@ -87,6 +87,14 @@ pub enum PublishOutcome {
     ScopeTaken,
 }
 
+/// What remains of a deleted package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub deleted_at: i64,
+    /// User ids of its maintainers when it was deleted.
+    pub former_maintainers: Vec<i64>,
+}
+
 /// A search hit.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SearchRow {
@@ -305,10 +313,27 @@ impl Store {
                         return Ok(outcomes);
                     }
                 }
+                // A version key is published once per name, ever: the history row is
+                // the first claim, the versions table's unique keys the second.
+                let version_key = crate::npm::version::key(v.version);
+                let first = sqlx::query(
+                    "INSERT INTO version_history (name, version_key, version, published_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (name, version_key) DO NOTHING",
+                )
+                .bind(v.name)
+                .bind(version_key)
+                .bind(v.version)
+                .bind(v.now)
+                .execute(&mut *tx)
+                .await?;
+                if first.rows_affected() == 0 {
+                    outcomes.push(PublishOutcome::VersionExists);
+                    return Ok(outcomes);
+                }
                 let result = sqlx::query(
-                    "INSERT INTO versions (package_id, version, manifest, readme, blob_key, size, integrity, \
-                     shasum, published_by, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (package_id, version) DO NOTHING",
+                    "INSERT INTO versions (package_id, version, version_key, manifest, readme, blob_key, size, \
+                     integrity, shasum, published_by, published_at) \
+                     VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                 )
                 .bind(package_id)
                 .bind(v.version)
@@ -320,6 +345,7 @@ impl Store {
                 .bind(v.shasum)
                 .bind(v.user_id)
                 .bind(v.now)
+                .bind(version_key)
                 .execute(&mut *tx)
                 .await?;
                 if result.rows_affected() == 0 {
@@ -483,17 +509,73 @@ impl Store {
         .await
     }
 
-    /// Deletes a package with all its versions, tags and maintainers.
-    pub async fn delete_package(&self, package_id: i64) -> StoreResult<()> {
+    /// Deletes a package with all its versions, tags and maintainers, leaving a
+    /// tombstone (deletion time and former maintainers) in the same transaction. The
+    /// version history stays.
+    pub async fn delete_package(&self, package_id: i64, now: i64) -> StoreResult<()> {
         self.writing(async {
-            on_pool!(self, |p| sqlx::query("DELETE FROM packages WHERE id = $1")
-                .bind(package_id)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let name: Option<String> =
+                    sqlx::query_scalar("SELECT name FROM packages WHERE id = $1")
+                        .bind(package_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if let Some(name) = name {
+                    let maintainers: Vec<i64> = sqlx::query_scalar(
+                        "SELECT user_id FROM maintainers WHERE package_id = $1 ORDER BY user_id",
+                    )
+                    .bind(package_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO package_tombstones (name, deleted_at, former_maintainers) \
+                         VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET \
+                         deleted_at = excluded.deleted_at, former_maintainers = excluded.former_maintainers",
+                    )
+                    .bind(&name)
+                    .bind(now)
+                    .bind(serde_json::to_string(&maintainers).unwrap_or_else(|_| "[]".into()))
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM packages WHERE id = $1")
+                        .bind(package_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            })?;
             Ok(())
         })
         .await
+    }
+
+    /// Whether `name` ever had a version with this key (see `npm::version::key`),
+    /// published now or unpublished since.
+    pub async fn version_ever_published(&self, name: &str, version_key: &str) -> StoreResult<bool> {
+        const SQL: &str =
+            "SELECT COUNT(*) FROM version_history WHERE name = $1 AND version_key = $2";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(name)
+            .bind(version_key)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// The tombstone of a deleted package name, if it was ever deleted.
+    pub async fn tombstone(&self, name: &str) -> StoreResult<Option<Tombstone>> {
+        const SQL: &str =
+            "SELECT deleted_at, former_maintainers FROM package_tombstones WHERE name = $1";
+        let row: Option<(i64, String)> = on_pool!(self, |p| sqlx::query_as(SQL)
+            .bind(name)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|(deleted_at, list)| Tombstone {
+            deleted_at,
+            // Written by `delete_package`; an unreadable list reserves for no one.
+            former_maintainers: serde_json::from_str(&list).unwrap_or_default(),
+        }))
     }
 
     pub async fn set_access(&self, package_id: i64, access: &str, now: i64) -> StoreResult<()> {
