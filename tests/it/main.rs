@@ -6,6 +6,10 @@ mod harness;
 
 /// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
 mod binary;
+/// The publish pipeline: version identity, deleted names, core module names, tags,
+/// manifest confusion, server-owned fields, and bodies and memory before and during
+/// a publish.
+mod publish_rules;
 /// The embedded store's read cache: every write is seen by the next request.
 mod read_cache;
 /// Packages with the npm CLI: publish, install, view, dist-tags, deprecate, unpublish, owners, access, search.
