@@ -235,7 +235,9 @@ impl Store {
     }
 
     /// Publishes one version atomically: package (created if new, with its first
-    /// maintainer and scope claim), version row, dist-tags and rev bump commit together.
+    /// maintainer and scope claim), the version's claim in `version_history` (its key
+    /// is the version without build metadata; `VersionExists` if the name ever had
+    /// it), version row, dist-tags and rev bump commit together.
     pub async fn publish_version(&self, v: &NewVersion<'_>) -> StoreResult<PublishOutcome> {
         let mut outcomes = self.publish_versions(std::slice::from_ref(v)).await?;
         Ok(outcomes.pop().expect("one outcome per attempted version"))
