@@ -41,6 +41,9 @@ pub struct App {
     pub metrics: crate::metrics::Metrics,
     /// Bounded Argon2 work for password checks.
     pub hashing: crate::domain::credentials::Hashing,
+    /// One permit per publish whose body is being read and processed
+    /// (`max_concurrent_publishes`): bounds the memory publishes use.
+    pub publish_slots: tokio::sync::Semaphore,
     /// Held while serving an embedded database (see `server::bind`).
     pub serve_lock: std::sync::OnceLock<std::fs::File>,
 }
@@ -102,6 +105,7 @@ impl App {
         };
         let public_url = config.public_url.clone().unwrap_or(public_url);
         let usage = UsageRecorder::start(store.clone());
+        let config_publishes = config.max_concurrent_publishes;
         Ok(Arc::new(App {
             config: Arc::new(config),
             store,
@@ -113,6 +117,7 @@ impl App {
             usage,
             metrics: crate::metrics::Metrics::default(),
             hashing: crate::domain::credentials::Hashing::for_this_machine(),
+            publish_slots: tokio::sync::Semaphore::new(config_publishes),
             serve_lock: std::sync::OnceLock::new(),
         }))
     }

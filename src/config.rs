@@ -41,6 +41,12 @@ pub struct RawConfig {
     pub login_token_days: Option<i64>,
     /// `max_body_bytes` / `TESSERA_MAX_BODY_BYTES`. Default 100 MiB.
     pub max_body_bytes: Option<usize>,
+    /// `max_unpacked_bytes` / `TESSERA_MAX_UNPACKED_BYTES`: largest unpacked size of a
+    /// published tarball. Default 1 GiB.
+    pub max_unpacked_bytes: Option<u64>,
+    /// `max_concurrent_publishes` / `TESSERA_MAX_CONCURRENT_PUBLISHES`: publishes whose
+    /// bodies are read and processed at once (others wait). Default 2.
+    pub max_concurrent_publishes: Option<usize>,
     /// `trusted_proxies` / `TESSERA_TRUSTED_PROXIES` (comma-separated CIDRs). Default none.
     pub trusted_proxies: Option<Vec<String>>,
     /// `server_key_file` / `TESSERA_SERVER_KEY_FILE`. Default `<data_dir>/server.key`.
@@ -74,6 +80,10 @@ impl RawConfig {
             anonymous_read: over.anonymous_read.or(self.anonymous_read),
             login_token_days: over.login_token_days.or(self.login_token_days),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
+            max_unpacked_bytes: over.max_unpacked_bytes.or(self.max_unpacked_bytes),
+            max_concurrent_publishes: over
+                .max_concurrent_publishes
+                .or(self.max_concurrent_publishes),
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
             server_key_file: over.server_key_file.or(self.server_key_file),
             log_format: over.log_format.or(self.log_format),
@@ -187,6 +197,11 @@ pub struct Config {
     pub anonymous_read: bool,
     pub login_token_days: i64,
     pub max_body_bytes: usize,
+    /// Cap on the unpacked size of a published tarball.
+    pub max_unpacked_bytes: u64,
+    /// Publish bodies held in memory at once; with `max_body_bytes` this bounds the
+    /// memory publishes use (see `domain::publish`).
+    pub max_concurrent_publishes: usize,
     pub trusted_proxies: Vec<IpNet>,
     pub server_key_file: PathBuf,
     pub json_logs: bool,
@@ -254,6 +269,16 @@ impl Config {
                     .map_err(|_| anyhow::anyhow!("invalid trusted proxy range {s:?}"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let max_unpacked_bytes = raw
+            .max_unpacked_bytes
+            .unwrap_or(crate::npm::tarball::DEFAULT_MAX_UNPACKED_BYTES);
+        if max_unpacked_bytes == 0 {
+            anyhow::bail!("max_unpacked_bytes must be at least 1");
+        }
+        let max_concurrent_publishes = raw.max_concurrent_publishes.unwrap_or(2);
+        if max_concurrent_publishes == 0 {
+            anyhow::bail!("max_concurrent_publishes must be at least 1");
+        }
         let login_token_days = raw.login_token_days.unwrap_or(30);
         if login_token_days < 0 {
             anyhow::bail!("login_token_days must be 0 (never expires) or more");
@@ -271,6 +296,8 @@ impl Config {
             anonymous_read: raw.anonymous_read.unwrap_or(true),
             login_token_days,
             max_body_bytes: raw.max_body_bytes.unwrap_or(100 * 1024 * 1024),
+            max_unpacked_bytes,
+            max_concurrent_publishes,
             trusted_proxies,
             json_logs: raw.log_format.as_deref() == Some("json"),
         })

@@ -45,6 +45,13 @@ pub struct ServerArgs {
     /// Largest accepted request body in bytes [default: 104857600].
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
+    /// Largest unpacked size of a published tarball in bytes [default: 1073741824].
+    #[arg(long, env = "TESSERA_MAX_UNPACKED_BYTES")]
+    max_unpacked_bytes: Option<u64>,
+    /// Publishes read and processed at once; memory for publish bodies stays below
+    /// this × max-body-bytes [default: 2].
+    #[arg(long, env = "TESSERA_MAX_CONCURRENT_PUBLISHES")]
+    max_concurrent_publishes: Option<usize>,
     /// Comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For is trusted.
     #[arg(long, env = "TESSERA_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Option<Vec<String>>,
@@ -72,6 +79,8 @@ impl ServerArgs {
             anonymous_read: self.anonymous_read,
             login_token_days: self.login_token_days,
             max_body_bytes: self.max_body_bytes,
+            max_unpacked_bytes: self.max_unpacked_bytes,
+            max_concurrent_publishes: self.max_concurrent_publishes,
             trusted_proxies: self.trusted_proxies.clone(),
             server_key_file: self.server_key_file.clone(),
             log_format: self.log_format.clone(),
@@ -373,6 +382,24 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
             ),
         ),
         (
+            "max_unpacked_bytes",
+            config.max_unpacked_bytes.to_string(),
+            source(
+                "TESSERA_MAX_UNPACKED_BYTES",
+                flags.max_unpacked_bytes.is_some(),
+                file.max_unpacked_bytes.is_some(),
+            ),
+        ),
+        (
+            "max_concurrent_publishes",
+            config.max_concurrent_publishes.to_string(),
+            source(
+                "TESSERA_MAX_CONCURRENT_PUBLISHES",
+                flags.max_concurrent_publishes.is_some(),
+                file.max_concurrent_publishes.is_some(),
+            ),
+        ),
+        (
             "trusted_proxies",
             format!(
                 "{:?}",
@@ -399,7 +426,7 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
         ),
     ];
     for (key, value, from) in rows {
-        println!("{key:<18} = {value}  ({from})");
+        println!("{key:<24} = {value}  ({from})");
     }
     Ok(())
 }

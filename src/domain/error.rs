@@ -33,6 +33,9 @@ pub enum Error {
     Invalid(String),
     #[error("{0}")]
     Conflict(String),
+    /// The request is bigger than the registry accepts (413).
+    #[error("{0}")]
+    TooLarge(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The database's or the blob folder's disk is full (507); the cause is logged,

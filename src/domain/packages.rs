@@ -140,7 +140,7 @@ pub async fn set_dist_tag(
     tag: &str,
     version: &str,
 ) -> Result<()> {
-    validate_tag(tag)?;
+    crate::npm::tag::validate(tag).map_err(|e| Error::Invalid(e.to_string()))?;
     let target = package_facts(app, Some(caller), name).await?;
     let grant = access::authorize::<act::DistTag>(app, Some(caller), &target).await?;
     if !app
@@ -170,23 +170,6 @@ pub async fn remove_dist_tag(
     if !app.store.remove_dist_tag(&grant, tag, app.now()).await? {
         return Err(Error::NotFound(format!(
             "{tag} is not a dist-tag on {name}"
-        )));
-    }
-    Ok(())
-}
-
-fn validate_tag(tag: &str) -> Result<()> {
-    if tag.is_empty()
-        || tag.len() > 128
-        || tag
-            .chars()
-            .any(|c| c.is_whitespace() || c == '/' || c == '%')
-    {
-        return Err(Error::Invalid(format!("invalid dist-tag {tag:?}")));
-    }
-    if nodejs_semver::Range::parse(tag).is_ok() {
-        return Err(Error::Invalid(format!(
-            "dist-tag {tag:?} looks like a version range"
         )));
     }
     Ok(())
@@ -389,7 +372,11 @@ async fn delete_package_inner(
     expected_rev: Option<i64>,
 ) -> Result<()> {
     let contents = app.store.package_contents(reader).await?;
-    match app.store.delete_package(grant, expected_rev).await? {
+    match app
+        .store
+        .delete_package(grant, expected_rev, app.now())
+        .await?
+    {
         RevisionWrite::Written => {}
         RevisionWrite::RevisionChanged => return Err(stale(grant.name(), grant.row())),
     }

@@ -1,21 +1,38 @@
-//! `npm publish`: validate the body against the URL, the declared integrity and the
-//! tarball; store the tarball (content-addressed) before the one transaction that
-//! commits the version, its dist-tags and the package revision.
+//! `npm publish`, in the order that keeps refusals cheap:
+//! 1. `preflight`, before the body is read: may this caller publish this name at all
+//!    (the access decision without spending a one-time password, Node core module
+//!    names, names deleted less than 24 hours ago).
+//! 2. `parse_body`, off the async runtime: the body's shape and metadata; the tarball
+//!    stays base64 inside the request buffer.
+//! 3. `publish`: the body checked against the URL, the full access check (with the
+//!    OTP), the version's identity against every version this name ever had; then,
+//!    off the runtime, the tarball decoded in place, hashed and inspected within the
+//!    configured limits; the two manifests compared (manifest confusion); the tarball
+//!    stored (content-addressed) before the one transaction that commits the version,
+//!    its history entry, its dist-tags and the package revision.
+//!
+//! Versions are never reused: `version_history` keeps every name@version ever
+//! published, keyed without build metadata (`1.0.5+evil` is `1.0.5`), through
+//! unpublish and package deletion.
 
-use base64::Engine;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
-use super::access;
-use super::{Caller, Error, Result, package_facts};
+use super::access::{self, Action, Decision};
+use super::{Caller, Error, Result, Target, package_facts};
 use crate::app::App;
-use crate::npm::integrity;
+use crate::npm::core_modules::is_core_module;
 use crate::npm::name::{PackageName, valid_version};
-use crate::npm::packument::has_install_script;
-use crate::npm::tarball;
+use crate::npm::packument::{has_install_script, iso_time};
+use crate::npm::publish_body::{self, PublishBody, PutBody, Span};
+use crate::npm::tarball::{self, TarballError, TarballFacts};
+use crate::npm::{integrity, manifest, tag, version};
 use crate::store::{NewVersion, PublishOutcome};
 
-/// A validated publish, ready to store.
+/// How long a deleted name stays reserved for its former maintainers.
+pub const NAME_RESERVED_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// A published version.
 #[derive(Debug)]
 pub struct Published {
     pub name: String,
@@ -26,18 +43,84 @@ fn invalid(msg: impl Into<String>) -> Error {
     Error::Invalid(msg.into())
 }
 
-/// Publishes the single version carried by a publish body.
-pub async fn publish(
-    app: &App,
-    caller: &Caller,
-    name: &PackageName,
-    body: &Value,
-) -> Result<Published> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid("publish body must be a JSON object"))?;
-    for field in ["_id", "name"] {
-        if let Some(v) = obj.get(field)
+/// Decides, before the body is read, whether `caller` may publish `name` at all.
+/// `Some(refusal)` is the error a publish would get: the access decision's, an OTP
+/// demand (when one is needed and none was sent), or a rule for new names. No
+/// one-time password is spent here: a sent one is checked once the body is in.
+pub async fn preflight(app: &App, caller: &Caller, name: &PackageName) -> Result<Option<Error>> {
+    let target = package_facts(app, Some(caller), name).await?;
+    let decision = access::preflight(app, Some(caller), Action::Publish, Some(&target));
+    let has_otp = caller.otp.as_deref().is_some_and(|c| !c.trim().is_empty());
+    let refusal = match decision {
+        Decision::Allow => None,
+        Decision::AllowWithOtp if has_otp => None,
+        // A denial, or an OTP demand without an OTP: the gate answers these with
+        // the error a publish gets, and spends nothing on either path.
+        Decision::AllowWithOtp | Decision::Deny(_) => {
+            access::authorize_publish(app, caller, &target).await.err()
+        }
+    };
+    if refusal.is_some() {
+        return Ok(refusal);
+    }
+    Ok(new_name_rules(app, caller, &target).await.err())
+}
+
+/// Rules for creating a package: no Node core module names, no name deleted less
+/// than `NAME_RESERVED_MS` ago unless the caller maintained it.
+async fn new_name_rules(app: &App, caller: &Caller, target: &Target) -> Result<()> {
+    if target.facts().exists {
+        return Ok(());
+    }
+    let name = target.name();
+    if name.scope().is_none() && is_core_module(name.as_str()) {
+        return Err(Error::Forbidden(format!(
+            "{name} is a Node.js core module name and cannot be used for a new package; \
+             publish it under a scope, e.g. @{}/{name}",
+            caller.user.name
+        )));
+    }
+    if let Some(tombstone) = app.store.tombstone(name.as_str()).await? {
+        let free_at = tombstone.deleted_at.saturating_add(NAME_RESERVED_MS);
+        if app.now() < free_at && !tombstone.former_maintainers.contains(&caller.user.id) {
+            return Err(Error::Forbidden(format!(
+                "{name} was deleted on {}; only its former maintainers may publish it until {}",
+                iso_time(tombstone.deleted_at),
+                iso_time(free_at)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a `PUT /<name>` body off the async runtime; the buffer comes back with it
+/// (a publish's tarball is still inside).
+pub async fn parse_body(buf: Vec<u8>) -> Result<(Vec<u8>, PutBody)> {
+    let (buf, parsed) = tokio::task::spawn_blocking(move || {
+        let parsed = publish_body::parse(&buf);
+        (buf, parsed)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))?;
+    Ok((buf, parsed.map_err(|e| invalid(e.to_string()))?))
+}
+
+/// What a valid publish body carries.
+struct Checked {
+    version: String,
+    manifest: Map<String, Value>,
+    data: Span,
+    declared_length: Option<u64>,
+    declared_integrity: Option<String>,
+    declared_shasum: Option<String>,
+    tags: Vec<(String, String)>,
+    access_if_new: &'static str,
+}
+
+/// Checks the body against the URL and itself (no I/O).
+fn check_body(name: &PackageName, body: PublishBody) -> Result<Checked> {
+    for (field, value) in [("_id", &body.id), ("name", &body.name)] {
+        if let Some(v) = value
             && v.as_str() != Some(name.as_str())
         {
             return Err(invalid(format!(
@@ -45,151 +128,194 @@ pub async fn publish(
             )));
         }
     }
-    let versions = obj
-        .get("versions")
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid("publish body has no versions"))?;
-    if versions.len() != 1 {
-        return Err(invalid("a publish must carry exactly one version"));
+    if body.versions.len() != 1 {
+        return Err(invalid(if body.versions.is_empty() {
+            "publish body has no versions"
+        } else {
+            "a publish must carry exactly one version"
+        }));
     }
-    let (version, manifest) = versions.iter().next().expect("one version");
-    if !valid_version(version) {
+    let Some((version, manifest)) = body.versions.into_iter().next() else {
+        return Err(invalid("publish body has no versions"));
+    };
+    if !valid_version(&version) {
         return Err(invalid(format!(
             "invalid version {version:?}: versions must be valid semver"
         )));
     }
-    let manifest = manifest
-        .as_object()
-        .ok_or_else(|| invalid("version manifest must be an object"))?;
+    let Value::Object(manifest) = manifest else {
+        return Err(invalid("version manifest must be an object"));
+    };
     if manifest.get("name").and_then(Value::as_str) != Some(name.as_str()) {
         return Err(invalid("the manifest's name does not match the URL"));
     }
     if manifest.get("version").and_then(Value::as_str) != Some(version.as_str()) {
         return Err(invalid("the manifest's version does not match its key"));
     }
-    let attachments = obj
-        .get("_attachments")
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid("publish body has no _attachments"))?;
     let expected_file = format!("{name}-{version}.tgz");
-    let attachment = attachments
-        .get(&expected_file)
-        .or_else(|| attachments.get(&name.tarball_file(version)))
+    let bare_file = name.tarball_file(&version);
+    let attachment = body
+        .attachments
+        .iter()
+        .find(|a| a.file == expected_file)
+        .or_else(|| body.attachments.iter().find(|a| a.file == bare_file))
         .ok_or_else(|| invalid(format!("missing attachment {expected_file}")))?;
     let data = attachment
-        .get("data")
-        .and_then(Value::as_str)
+        .data
         .ok_or_else(|| invalid("attachment has no data"))?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data)
-        .map_err(|_| invalid("attachment data is not valid base64"))?;
-    if let Some(len) = attachment.get("length").and_then(Value::as_u64)
-        && len != bytes.len() as u64
-    {
-        return Err(invalid(format!(
-            "attachment length {len} does not match its data ({} bytes)",
-            bytes.len()
-        )));
-    }
-    let digests = integrity::digest(&bytes);
     let dist = manifest.get("dist").and_then(Value::as_object);
-    let declared_integrity = dist
-        .and_then(|d| d.get("integrity"))
-        .and_then(Value::as_str);
-    let declared_shasum = dist.and_then(|d| d.get("shasum")).and_then(Value::as_str);
+    let declared = |key: &str| {
+        dist.and_then(|d| d.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    let (declared_integrity, declared_shasum) = (declared("integrity"), declared("shasum"));
     if declared_integrity.is_none() && declared_shasum.is_none() {
         return Err(invalid("dist.integrity or dist.shasum is required"));
     }
-    if let Some(sri) = declared_integrity
+    let mut tags = Vec::new();
+    for (tag, target) in body.dist_tags.iter().flatten() {
+        tag::validate(tag).map_err(|e| invalid(e.to_string()))?;
+        if target.as_str() != Some(version.as_str()) {
+            return Err(invalid(format!(
+                "dist-tag {tag:?} must point at the version being published ({version})"
+            )));
+        }
+        tags.push((tag.clone(), version.clone()));
+    }
+    let requested_access = body.access.as_ref().and_then(Value::as_str);
+    let access_if_new = match (name.scope(), requested_access) {
+        (None, Some("restricted")) => {
+            return Err(invalid("unscoped packages cannot be restricted"));
+        }
+        (None, _) | (Some(_), Some("public")) => "public",
+        (Some(_), _) => "restricted",
+    };
+    Ok(Checked {
+        version,
+        manifest,
+        data,
+        declared_length: attachment.length,
+        declared_integrity,
+        declared_shasum,
+        tags,
+        access_if_new,
+    })
+}
+
+/// The tarball, decoded and checked off the async runtime.
+struct Unpacked {
+    tarball: Bytes,
+    digests: integrity::Digests,
+    facts: TarballFacts,
+}
+
+fn tarball_error(e: TarballError) -> Error {
+    if e.is_too_large() {
+        Error::TooLarge(e.to_string())
+    } else {
+        invalid(e.to_string())
+    }
+}
+
+/// Decodes the attachment in place, checks its length and integrity, and inspects it.
+fn unpack(mut buf: Vec<u8>, checked: &Checked, limits: &tarball::Limits) -> Result<Unpacked> {
+    publish_body::decode_attachment(&mut buf, checked.data).map_err(|e| invalid(e.to_string()))?;
+    if let Some(len) = checked.declared_length
+        && len != buf.len() as u64
+    {
+        return Err(invalid(format!(
+            "attachment length {len} does not match its data ({} bytes)",
+            buf.len()
+        )));
+    }
+    let digests = integrity::digest(&buf);
+    if let Some(sri) = &checked.declared_integrity
         && !integrity::matches_declared(sri, &digests)
     {
         return Err(invalid(
             "integrity mismatch: dist.integrity does not match the tarball",
         ));
     }
-    if let Some(sum) = declared_shasum
+    if let Some(sum) = &checked.declared_shasum
         && !sum.eq_ignore_ascii_case(&digests.shasum)
     {
         return Err(invalid(
             "integrity mismatch: dist.shasum does not match the tarball",
         ));
     }
-    let facts = tarball::inspect(&bytes).map_err(invalid)?;
-    let inner = facts
-        .manifest
-        .as_ref()
-        .ok_or_else(|| invalid("the tarball has no package/package.json"))?;
-    if inner.get("name").and_then(Value::as_str) != Some(name.as_str())
-        || inner.get("version").and_then(Value::as_str) != Some(version.as_str())
-    {
-        return Err(invalid(
-            "the tarball's package.json name or version does not match the publish",
-        ));
-    }
+    let facts = tarball::inspect(&buf, limits).map_err(tarball_error)?;
+    Ok(Unpacked {
+        tarball: Bytes::from(buf),
+        digests,
+        facts,
+    })
+}
+
+/// Publishes the single version of a parsed publish body; `buf` is the request
+/// buffer the body was parsed from (it still holds the tarball's base64 text).
+pub async fn publish(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    buf: Vec<u8>,
+    body: PublishBody,
+) -> Result<Published> {
+    let checked = check_body(name, body)?;
+    let version = checked.version.clone();
 
     let target = package_facts(app, Some(caller), name).await?;
     let grant = access::authorize_publish(app, caller, &target).await?;
+    new_name_rules(app, caller, &target).await?;
+    if app
+        .store
+        .version_ever_published(&grant, version::key(&version))
+        .await?
+    {
+        return Err(version_exists(&version));
+    }
 
-    let requested_access = obj.get("access").and_then(Value::as_str);
-    let access_if_new = match (name.scope(), requested_access) {
-        (None, Some("restricted")) => {
-            return Err(invalid("unscoped packages cannot be restricted"));
-        }
-        (None, _) => "public",
-        (Some(_), Some("public")) => "public",
-        (Some(_), _) => "restricted",
+    let limits = tarball::Limits {
+        max_unpacked_bytes: app.config.max_unpacked_bytes,
+        ..tarball::Limits::default()
     };
-    if grant.row().is_some() && app.store.version_exists(&grant, version).await? {
-        return Err(version_exists(version));
-    }
+    let (checked, unpacked) = tokio::task::spawn_blocking(move || {
+        let unpacked = unpack(buf, &checked, &limits);
+        (checked, unpacked)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))?;
+    let Unpacked {
+        tarball,
+        digests,
+        facts,
+    } = unpacked?;
+    manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
 
-    let mut stored = manifest.clone();
-    let readme = stored
-        .remove("readme")
-        .and_then(|r| r.as_str().map(str::to_owned));
-    for key in ["_attachments", "_rev", "_revisions", "access"] {
-        stored.remove(key);
-    }
-    stored.insert("_id".into(), json!(format!("{name}@{version}")));
-    stored.insert(
-        "_npmUser".into(),
-        json!({"name": caller.user.name, "email": caller.user.email}),
+    let maintainers: Vec<(String, String)> = match grant.row() {
+        Some(_) => app
+            .store
+            .maintainers_of_published(&grant)
+            .await?
+            .into_iter()
+            .map(|m| (m.name, m.email))
+            .collect(),
+        None => vec![(caller.user.name.clone(), caller.user.email.clone())],
+    };
+    let (stored, readme) = stored_manifest(
+        checked.manifest,
+        name,
+        &version,
+        caller,
+        &maintainers,
+        &digests,
+        &facts,
     );
-    let mut dist = Map::new();
-    dist.insert("integrity".into(), json!(digests.integrity));
-    dist.insert("shasum".into(), json!(digests.shasum));
-    dist.insert("fileCount".into(), json!(facts.file_count));
-    dist.insert("unpackedSize".into(), json!(facts.unpacked_size));
-    stored.insert("dist".into(), Value::Object(dist));
-    let stored_value = Value::Object(stored);
-    let install_script = has_install_script(&stored_value, facts.has_binding_gyp);
-    let mut stored = stored_value.as_object().cloned().expect("object");
-    if install_script {
-        stored.insert("hasInstallScript".into(), json!(true));
-    }
-    if facts.has_shrinkwrap {
-        stored.insert("_hasShrinkwrap".into(), json!(true));
-    }
     let description = stored
         .get("description")
         .and_then(Value::as_str)
         .map(str::to_owned);
-
-    let mut tags: Vec<(String, String)> = obj
-        .get("dist-tags")
-        .and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.as_str() == Some(version.as_str()))
-                .map(|(t, _)| (t.clone(), version.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    for (tag, _) in &tags {
-        if tag.is_empty() || tag.len() > 128 || nodejs_semver::Range::parse(tag).is_ok() {
-            return Err(invalid(format!("invalid dist-tag {tag:?}")));
-        }
-    }
+    let mut tags = checked.tags;
     let has_latest = match grant.row() {
         Some(_) => app.store.has_dist_tag(&grant, "latest").await?,
         None => false,
@@ -199,8 +325,7 @@ pub async fn publish(
     }
 
     let manifest_text = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.into()))?;
-    let size = bytes.len() as i64;
-    let tarball = Bytes::from(bytes);
+    let size = i64::try_from(tarball.len()).map_err(|e| Error::Internal(e.into()))?;
     app.blobs.put(&digests.sha512_hex, tarball.clone()).await?;
     // `tessera gc` may remove the blob before the commit: the store re-checks it under
     // the blob's lock right before COMMIT and it is written again if it vanished.
@@ -214,9 +339,9 @@ pub async fn publish(
             &NewVersion {
                 name: name.as_str(),
                 scope: name.scope(),
-                access_if_new,
+                access_if_new: checked.access_if_new,
                 access_change: None,
-                version,
+                version: &version,
                 manifest: &manifest_text,
                 readme: readme.as_deref(),
                 description: description.as_deref(),
@@ -233,16 +358,75 @@ pub async fn publish(
     match outcome {
         PublishOutcome::Published { .. } => Ok(Published {
             name: name.to_string(),
-            version: version.clone(),
+            version,
         }),
-        PublishOutcome::VersionExists => Err(version_exists(version)),
-        PublishOutcome::NotMaintainer => Err(Error::Forbidden(format!(
-            "You do not have permission to publish \"{name}\". Are you logged in as the correct user?"
-        ))),
-        PublishOutcome::ScopeTaken => Err(Error::Forbidden(format!(
-            "You do not have permission to publish \"{name}\": its scope belongs to another user"
-        ))),
+        PublishOutcome::VersionExists => Err(version_exists(&version)),
+        // Rights changed between the decision and the commit: the same answer the
+        // decision gives (it tells a stranger nothing).
+        PublishOutcome::NotMaintainer | PublishOutcome::ScopeTaken => {
+            Err(Error::Forbidden(access::publish_refusal(name)))
+        }
     }
+}
+
+/// Client fields kept among the `_`-prefixed ones; every other one is dropped.
+const KEPT_UNDERSCORE_FIELDS: &[&str] = &["_nodeVersion", "_npmVersion"];
+
+/// The manifest as stored: the client's, with every field the registry owns
+/// replaced (`_id`, `_npmUser`, `maintainers`, `dist`, `hasInstallScript`,
+/// `_hasShrinkwrap`) or dropped (other `_` fields, `deprecated`, `access`), and the
+/// readme taken out (stored beside it).
+fn stored_manifest(
+    mut manifest: Map<String, Value>,
+    name: &PackageName,
+    version: &str,
+    caller: &Caller,
+    maintainers: &[(String, String)],
+    digests: &integrity::Digests,
+    facts: &TarballFacts,
+) -> (Map<String, Value>, Option<String>) {
+    let readme = manifest
+        .remove("readme")
+        .and_then(|r| r.as_str().map(str::to_owned));
+    manifest.retain(|key, _| {
+        let server_owned = matches!(
+            key.as_str(),
+            "maintainers" | "dist" | "hasInstallScript" | "deprecated" | "access"
+        ) || (key.starts_with('_')
+            && !KEPT_UNDERSCORE_FIELDS.contains(&key.as_str()));
+        !server_owned
+    });
+    manifest.insert("_id".into(), json!(format!("{name}@{version}")));
+    manifest.insert(
+        "_npmUser".into(),
+        json!({"name": caller.user.name, "email": caller.user.email}),
+    );
+    manifest.insert(
+        "maintainers".into(),
+        Value::Array(
+            maintainers
+                .iter()
+                .map(|(n, e)| json!({"name": n, "email": e}))
+                .collect(),
+        ),
+    );
+    manifest.insert(
+        "dist".into(),
+        json!({
+            "integrity": digests.integrity,
+            "shasum": digests.shasum,
+            "fileCount": facts.file_count,
+            "unpackedSize": facts.unpacked_size,
+        }),
+    );
+    let scripts = json!({"scripts": manifest.get("scripts").cloned().unwrap_or(Value::Null)});
+    if has_install_script(&scripts, facts.has_binding_gyp) {
+        manifest.insert("hasInstallScript".into(), json!(true));
+    }
+    if facts.has_shrinkwrap {
+        manifest.insert("_hasShrinkwrap".into(), json!(true));
+    }
+    (manifest, readme)
 }
 
 fn version_exists(version: &str) -> Error {

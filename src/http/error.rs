@@ -55,6 +55,7 @@ impl From<Error> for ApiError {
             Error::IpNotAllowed(_) => (StatusCode::UNAUTHORIZED, Some("ipaddress"), None),
             Error::Invalid(_) => (StatusCode::BAD_REQUEST, None, None),
             Error::Conflict(_) => (StatusCode::CONFLICT, None, None),
+            Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None, None),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
             Error::StorageFull(_) => (StatusCode::INSUFFICIENT_STORAGE, None, None),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, None),

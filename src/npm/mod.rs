@@ -1,7 +1,14 @@
-//! Pure npm formats: package names, integrity strings, tarball inspection and the
-//! packument documents the CLI reads. No I/O, no axum, no sqlx.
+//! Pure npm formats and rules: package names, versions and their identity, dist-tag
+//! names, Node core module names, integrity strings, publish bodies, tarball
+//! inspection, the body-versus-tarball manifest comparison and the packument
+//! documents the CLI reads. No I/O, no axum, no sqlx.
 
+pub mod core_modules;
 pub mod integrity;
+pub mod manifest;
 pub mod name;
 pub mod packument;
+pub mod publish_body;
+pub mod tag;
 pub mod tarball;
+pub mod version;

@@ -125,6 +125,14 @@ macro_rules! bump_rev {
     }};
 }
 
+/// What remains of a deleted package.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub deleted_at: i64,
+    /// User ids of its maintainers when it was deleted.
+    pub former_maintainers: Vec<i64>,
+}
+
 /// A search hit.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SearchRow {
@@ -282,6 +290,20 @@ impl Store {
         Ok(n > 0)
     }
 
+    /// The maintainers of the package being published (its new version lists them).
+    pub async fn maintainers_of_published(
+        &self,
+        grant: &PublishGrant,
+    ) -> StoreResult<Vec<MaintainerRow>> {
+        const SQL: &str = "SELECT u.id AS user_id, u.name, u.email FROM maintainers m \
+                           JOIN users u ON u.id = m.user_id JOIN packages p ON p.id = m.package_id \
+                           WHERE p.name = $1 ORDER BY u.name";
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, MaintainerRow>(SQL)
+            .bind(grant.name().as_str())
+            .fetch_all(p)
+            .await)?)
+    }
+
     /// Whether the package being published has the dist-tag `tag`.
     pub async fn has_dist_tag(&self, grant: &PublishGrant, tag: &str) -> StoreResult<bool> {
         const SQL: &str = "SELECT COUNT(*) FROM dist_tags d JOIN packages p ON p.id = d.package_id \
@@ -295,7 +317,9 @@ impl Store {
     }
 
     /// Publishes one version atomically: package (created if new, with its first
-    /// maintainer and scope claim), version row, dist-tags and rev bump commit together.
+    /// maintainer and scope claim), the version's claim in `version_history` (its key
+    /// is the version without build metadata; `VersionExists` if the name ever had
+    /// it), version row, dist-tags and rev bump commit together.
     ///
     /// `blob_present` runs inside the transaction, holding the version's blob lock,
     /// right before `COMMIT`: it makes sure the tarball is stored (garbage collection
@@ -418,10 +442,27 @@ impl Store {
                         return Ok(Ok(outcomes));
                     }
                 }
+                // A version key is published once per name, ever: the history row is
+                // the first claim, the versions table's unique keys the second.
+                let version_key = crate::npm::version::key(v.version);
+                let first = sqlx::query(
+                    "INSERT INTO version_history (name, version_key, version, published_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (name, version_key) DO NOTHING",
+                )
+                .bind(v.name)
+                .bind(version_key)
+                .bind(v.version)
+                .bind(v.now)
+                .execute(&mut *tx)
+                .await?;
+                if first.rows_affected() == 0 {
+                    outcomes.push(PublishOutcome::VersionExists);
+                    return Ok(Ok(outcomes));
+                }
                 let result = sqlx::query(
-                    "INSERT INTO versions (package_id, version, manifest, readme, blob_key, size, integrity, \
-                     shasum, published_by, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (package_id, version) DO NOTHING",
+                    "INSERT INTO versions (package_id, version, version_key, manifest, readme, blob_key, size, \
+                     integrity, shasum, published_by, published_at) \
+                     VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
                 )
                 .bind(package_id)
                 .bind(v.version)
@@ -433,6 +474,7 @@ impl Store {
                 .bind(v.shasum)
                 .bind(v.user_id)
                 .bind(v.now)
+                .bind(version_key)
                 .execute(&mut *tx)
                 .await?;
                 if result.rows_affected() == 0 {
@@ -648,30 +690,88 @@ impl Store {
         .await
     }
 
-    /// Deletes a package with all its versions, tags and maintainers; with
-    /// `expected_rev`, only if it is still at that revision.
+    /// Deletes a package with all its versions, tags and maintainers, leaving a
+    /// tombstone (deletion time and former maintainers) in the same transaction; with
+    /// `expected_rev`, only if it is still at that revision. The version history
+    /// stays.
     pub async fn delete_package(
         &self,
         grant: &PackageGrant<act::Unpublish>,
         expected_rev: Option<i64>,
+        now: i64,
     ) -> StoreResult<RevisionWrite> {
         let package_id = grant.package_id();
+        let name = grant.name().as_str();
         self.writing(async {
-            const SQL: &str = "DELETE FROM packages WHERE id = $1 AND ($2 = 0 OR rev = $3)";
-            let done = on_pool!(self, |p| sqlx::query(SQL)
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let maintainers: Vec<i64> = sqlx::query_scalar(
+                    "SELECT user_id FROM maintainers WHERE package_id = $1 ORDER BY user_id",
+                )
                 .bind(package_id)
-                .bind(i64::from(expected_rev.is_some()))
-                .bind(expected_rev.unwrap_or(0))
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
-            Ok(if done == 1 {
-                RevisionWrite::Written
-            } else {
-                RevisionWrite::RevisionChanged
+                .fetch_all(&mut *tx)
+                .await?;
+                let done = sqlx::query("DELETE FROM packages WHERE id = $1 AND ($2 = 0 OR rev = $3)")
+                    .bind(package_id)
+                    .bind(i64::from(expected_rev.is_some()))
+                    .bind(expected_rev.unwrap_or(0))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if done != 1 {
+                    tx.rollback().await?;
+                    return Ok(RevisionWrite::RevisionChanged);
+                }
+                let former = serde_json::to_string(&maintainers)
+                    .map_err(|e| StoreError::Other(e.into()))?;
+                sqlx::query(
+                    "INSERT INTO package_tombstones (name, deleted_at, former_maintainers) \
+                     VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET \
+                     deleted_at = excluded.deleted_at, former_maintainers = excluded.former_maintainers",
+                )
+                .bind(name)
+                .bind(now)
+                .bind(former)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(RevisionWrite::Written)
             })
         })
         .await
+    }
+
+    /// Whether `name` ever had a version with this key (see `npm::version::key`),
+    /// published now or unpublished since.
+    pub async fn version_ever_published(
+        &self,
+        grant: &PublishGrant,
+        version_key: &str,
+    ) -> StoreResult<bool> {
+        let name = grant.name().as_str();
+        const SQL: &str =
+            "SELECT COUNT(*) FROM version_history WHERE name = $1 AND version_key = $2";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(name)
+            .bind(version_key)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// The tombstone of a deleted package name, if it was ever deleted.
+    pub async fn tombstone(&self, name: &str) -> StoreResult<Option<Tombstone>> {
+        const SQL: &str =
+            "SELECT deleted_at, former_maintainers FROM package_tombstones WHERE name = $1";
+        let row: Option<(i64, String)> = on_pool!(self, |p| sqlx::query_as(SQL)
+            .bind(name)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.map(|(deleted_at, list)| Tombstone {
+            deleted_at,
+            // Written by `delete_package`; an unreadable list reserves for no one.
+            former_maintainers: serde_json::from_str(&list).unwrap_or_default(),
+        }))
     }
 
     pub async fn set_access(

@@ -83,6 +83,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("id", Int),
             ("package_id", Int),
             ("version", Text),
+            ("version_key", Text),
             ("manifest", Text),
             ("readme", Text),
             ("blob_key", Text),
@@ -99,6 +100,23 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         &[("package_id", Int), ("tag", Text), ("version", Text)],
     ),
     ("maintainers", &[("package_id", Int), ("user_id", Int)]),
+    (
+        "version_history",
+        &[
+            ("name", Text),
+            ("version_key", Text),
+            ("version", Text),
+            ("published_at", Int),
+        ],
+    ),
+    (
+        "package_tombstones",
+        &[
+            ("name", Text),
+            ("deleted_at", Int),
+            ("former_maintainers", Text),
+        ],
+    ),
     ("scopes", &[("name", Text), ("owner_id", Int)]),
     (
         "recovery_codes",

@@ -10,6 +10,10 @@ mod binary;
 mod data_safety;
 /// The authorization matrix: credential × action × 2FA mode × package policy, live.
 mod matrix;
+/// The publish pipeline: version identity, deleted names, core module names, tags,
+/// manifest confusion, server-owned fields, and bodies and memory before and during
+/// a publish.
+mod publish_rules;
 /// The embedded store's read cache: every write is seen by the next request.
 mod read_cache;
 /// Packages with the npm CLI: publish, install, view, dist-tags, deprecate, unpublish, owners, access, search.

@@ -11,8 +11,9 @@ use std::borrow::Cow;
 
 use crate::domain::{self, packages, publish};
 use crate::http::error::{ApiError, ApiResult};
-use crate::http::extract::{AppState, Auth, NpmJson};
+use crate::http::extract::{AppState, Auth};
 use crate::npm::name::PackageName;
+use crate::npm::publish_body::PutBody;
 
 /// What a package URL addresses.
 #[derive(Debug, PartialEq, Eq)]
@@ -206,37 +207,113 @@ fn ok_body(extra: Value) -> Response {
     r
 }
 
-/// `PUT` on a package URL: publish, full-document update, star, unpublish-version or owners.
+/// Bodies read when the caller may not publish (or owes a one-time password): enough
+/// for a star/unstar, the only body such a caller can still send successfully.
+const SMALL_BODY: usize = 64 * 1024;
+
+fn unauthenticated() -> ApiError {
+    ApiError::from(domain::Error::Unauthenticated(
+        "You must be logged in to publish packages.".into(),
+    ))
+}
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request body is larger than this registry accepts",
+    )
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// Why a body was not read whole.
+enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+/// Reads a body of at most `limit` bytes (an announced length is reserved once).
+async fn read_limited(
+    body: Body,
+    limit: usize,
+    announced: Option<u64>,
+) -> Result<Vec<u8>, BodyError> {
+    use futures_util::StreamExt;
+    let reserve = announced.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX).min(limit));
+    let mut buf = Vec::with_capacity(reserve);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if chunk.len() > limit - buf.len() {
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf)
+}
+
+/// Answers without reading the body, then reads and discards up to `max` bytes of
+/// it in the background. Closing a connection with request bytes still arriving
+/// makes the client's TCP stack reset it, and a client still writing its body (npm
+/// does not wait for `100 Continue`) may then lose the answer and report
+/// `ECONNRESET` instead of the 401 (OTP), 403 or 413. Nothing read is kept. A client
+/// that sent `Expect: 100-continue` is never asked for its body.
+fn answer_early(headers: &HeaderMap, body: Body, max: usize, answer: ApiError) -> ApiError {
+    let expects_continue = headers
+        .get(header::EXPECT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
+    if !expects_continue {
+        tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let mut stream = body.into_data_stream();
+            let mut seen = 0usize;
+            while let Some(Ok(chunk)) = stream.next().await {
+                seen = seen.saturating_add(chunk.len());
+                if seen > max {
+                    break;
+                }
+            }
+        });
+    }
+    answer
+}
+
+/// `PUT` on a package URL: publish, full-document update, star, unpublish-version or
+/// owners. Nothing is read before the caller is known; see `put_document`.
 pub async fn put_package_path(
     State(app): State<AppState>,
     Auth(caller): Auth,
-    uri: Uri,
-    NpmJson(body): NpmJson<Value>,
+    request: Request,
 ) -> ApiResult<Response> {
-    let caller = caller.ok_or_else(|| {
-        ApiError::from(domain::Error::Unauthenticated(
-            "You must be logged in to publish packages.".into(),
-        ))
-    })?;
-    match parse_path(uri.path())? {
-        PackagePath::Document(pkg) => {
-            let has_attachments = body
-                .get("_attachments")
-                .and_then(Value::as_object)
-                .is_some_and(|a| !a.is_empty());
-            if has_attachments {
-                let published = publish::publish(&app, &caller, &pkg, &body).await?;
-                Ok(ok_body(
-                    json!({"id": published.name, "version": published.version}),
-                ))
-            } else if body.get("versions").is_some() || body.get("users").is_some() {
-                packages::update_document(&app, &caller, &pkg, &body).await?;
-                Ok(ok_body(json!({"id": pkg.as_str()})))
-            } else {
-                Err(ApiError::bad_request("publish body has no _attachments"))
-            }
-        }
+    let (parts, body) = request.into_parts();
+    let max = app.config.max_body_bytes;
+    let Some(caller) = caller else {
+        return Err(answer_early(&parts.headers, body, max, unauthenticated()));
+    };
+    match parse_path(parts.uri.path())? {
+        PackagePath::Document(pkg) => put_document(&app, &caller, &pkg, &parts.headers, body).await,
         PackagePath::Revision(pkg, rev) => {
+            let announced = content_length(&parts.headers);
+            if announced.is_some_and(|n| n > max as u64) {
+                return Err(answer_early(&parts.headers, body, max, too_large()));
+            }
+            let bytes = match read_limited(body, max, announced).await {
+                Ok(bytes) => bytes,
+                Err(BodyError::TooLarge) => return Err(too_large()),
+                Err(BodyError::Read(e)) => {
+                    return Err(ApiError::bad_request(format!(
+                        "could not read request body: {e}"
+                    )));
+                }
+            };
+            let body: Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("malformed JSON body: {e}")))?;
             packages::update_revision(&app, &caller, &pkg, &rev, &body).await?;
             Ok(ok_body(json!({"id": pkg.as_str()})))
         }
@@ -244,6 +321,65 @@ pub async fn put_package_path(
             StatusCode::METHOD_NOT_ALLOWED,
             "PUT is not supported here",
         )),
+    }
+}
+
+/// `PUT /<name>`: a publish, a deprecate (full document) or a star. Before the body
+/// is read, the caller's right to publish this name is decided
+/// (`publish::preflight`). A caller who may not publish gets at most `SMALL_BODY`
+/// read (a star still works; anything announced or growing past it gets the publish
+/// refusal at once). A caller who may publish waits for one of the
+/// `max_concurrent_publishes` slots, then gets at most `max_body_bytes` read (an
+/// announced larger body is answered 413 at once). Parsing, decoding, hashing and
+/// unpacking run off the async runtime.
+async fn put_document(
+    app: &AppState,
+    caller: &domain::Caller,
+    pkg: &PackageName,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let refusal = publish::preflight(app, caller, pkg).await?;
+    let announced = content_length(headers);
+    let max = app.config.max_body_bytes;
+    let limit = if refusal.is_some() { SMALL_BODY } else { max };
+    let over_limit =
+        |refusal: Option<domain::Error>| refusal.map_or_else(too_large, ApiError::from);
+    if announced.is_some_and(|n| n > limit as u64) {
+        return Err(answer_early(headers, body, max, over_limit(refusal)));
+    }
+    let _slot = match refusal {
+        None => Some(
+            app.publish_slots
+                .acquire()
+                .await
+                .map_err(|e| domain::Error::Internal(e.into()))?,
+        ),
+        Some(_) => None,
+    };
+    let bytes = match read_limited(body, limit, announced).await {
+        Ok(bytes) => bytes,
+        Err(BodyError::TooLarge) => return Err(over_limit(refusal)),
+        Err(BodyError::Read(e)) => {
+            return Err(ApiError::bad_request(format!(
+                "could not read request body: {e}"
+            )));
+        }
+    };
+    match publish::parse_body(bytes).await? {
+        (buf, PutBody::Publish(body)) => {
+            let published = publish::publish(app, caller, pkg, buf, body).await?;
+            Ok(ok_body(
+                json!({"id": published.name, "version": published.version}),
+            ))
+        }
+        (_, PutBody::Document(body)) => {
+            packages::update_document(app, caller, pkg, &body).await?;
+            Ok(ok_body(json!({"id": pkg.as_str()})))
+        }
+        (_, PutBody::Unrecognised) => {
+            Err(ApiError::bad_request("publish body has no _attachments"))
+        }
     }
 }
 
