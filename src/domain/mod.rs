@@ -5,6 +5,7 @@
 pub mod access;
 pub mod auth;
 mod error;
+pub mod maintenance;
 pub mod packages;
 pub mod packument_cache;
 pub mod publish;

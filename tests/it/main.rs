@@ -6,6 +6,8 @@ mod harness;
 
 /// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
 mod binary;
+/// Operations: SIGTERM drains, connection limits, bounded metrics, pruning, start-up checks.
+mod ops;
 /// The embedded store's read cache: every write is seen by the next request.
 mod read_cache;
 /// Packages with the npm CLI: publish, install, view, dist-tags, deprecate, unpublish, owners, access, search.
