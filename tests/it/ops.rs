@@ -1175,3 +1175,88 @@ fn bad_settings_stop_the_start_and_name_the_setting() {
         checked + 5
     );
 }
+
+/// HTTP/2 with prior knowledge still works through the watched connections: several
+/// requests share one connection, which the idle limit closes afterwards.
+#[test]
+fn http2_requests_share_one_watched_connection() {
+    let server = TestServer::builder()
+        .config(|c| c.limits.idle_timeout = Duration::from_secs(1))
+        .start();
+    let client = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let get = |path: &str| {
+        let r = client.get(format!("{}{path}", server.url)).send().unwrap();
+        assert_eq!(r.version(), reqwest::Version::HTTP_2);
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    for _ in 0..5 {
+        assert_eq!(get("/-/whoami").0, 401);
+    }
+    let (status, text) = get("/-/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(metric(&text, "tessera_open_connections"), 1, "{text}");
+    assert_eq!(
+        metric(
+            &text,
+            "tessera_requests_total{method=\"GET\",route=\"/-/whoami\",status=\"401\"}"
+        ),
+        5
+    );
+    // Left alone, the HTTP/2 connection is closed as idle (polled over HTTP/1 with a
+    // client that closes its own connection each time).
+    let started = Instant::now();
+    loop {
+        let text = server.get("/-/metrics", None).text().unwrap();
+        match metric(
+            &text,
+            "tessera_connections_closed_total{reason=\"idle_timeout\"}",
+        ) {
+            0 => assert!(started.elapsed() < Duration::from_secs(15), "{text}"),
+            1 => break,
+            n => panic!("{n} idle connections closed: {text}"),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The connection and retention settings come from flags, the environment and the
+/// file like every other setting, and `config show` says which.
+#[test]
+fn connection_settings_come_from_flags_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        "shutdown_timeout = \"45s\"\nmin_body_rate = 2048\nsecurity_log_retention_days = 30\n",
+    )
+    .unwrap();
+    let shown = tessera(
+        &[
+            "config",
+            "show",
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--idle-timeout",
+            "90s",
+        ],
+        None,
+        &[("TESSERA_HEADER_READ_TIMEOUT", "5s")],
+    )
+    .ok();
+    for line in [
+        "shutdown_timeout            = 45s  (file)",
+        "header_read_timeout         = 5s  (env)",
+        "idle_timeout                = 1m 30s  (flag)",
+        "body_read_timeout           = 30s  (default)",
+        "min_body_rate               = 2048  (file)",
+        "security_log_retention_days = 30  (file)",
+        "log_format                  = text  (default)",
+    ] {
+        assert!(shown.stdout.contains(line), "{line:?} in\n{}", shown.stdout);
+    }
+}
