@@ -122,6 +122,22 @@ impl Served {
             .collect()
     }
 
+    /// Waits (up to 20 s) for a log entry with `message`.
+    fn wait_for_log(&self, message: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(entry) = self.logged(message).pop() {
+                return entry;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no {message:?} logged:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// A line of /proc/PID/status or /proc/PID/limits.
     fn proc_line(&self, file: &str, prefix: &str) -> String {
         std::fs::read_to_string(format!("/proc/{}/{file}", self.pid()))
@@ -374,7 +390,7 @@ fn sigterm_answers_requests_already_received() {
         sent += KEEP_ALIVE;
         peak_mib = peak_mib.max(server.peak_rss_mib());
         server.sigterm();
-        std::thread::sleep(Duration::from_millis(300));
+        server.wait_for_log("draining connections");
         publish.send(rest);
         let reply = publish
             .response()
@@ -497,15 +513,7 @@ fn silent_connections_do_not_starve_real_clients() {
     let mut silent: Vec<Raw> = (0..SILENT).map(|_| Raw::connect(server.addr)).collect();
     let connected_after = started.elapsed();
     // Wait until the server has run out of descriptors.
-    let starved_message = "cannot accept connections; retrying every 50 ms";
-    while server.logged(starved_message).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the silent connections should exhaust the descriptors:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for_log("cannot accept connections; retrying every 50 ms");
     let fds_at_peak = server.open_fds();
     let client = Instant::now();
     let r = reqwest::blocking::Client::builder()
@@ -953,18 +961,7 @@ fn serve_prunes_at_start() {
         store.close().await;
     });
     let mut server = Served::start(&data, &[], &[]);
-    let started = Instant::now();
-    let entry = loop {
-        if let Some(e) = server.logged("pruned expired rows").pop() {
-            break e;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "no pruning logged:\n{}",
-            server.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let entry = server.wait_for_log("pruned expired rows");
     assert_eq!(entry["fields"]["security_events"], 1, "{entry}");
     assert_eq!(entry["fields"]["otp_failures"], 1, "{entry}");
     assert_eq!(entry["fields"]["sessions"], 1, "{entry}");
