@@ -48,14 +48,30 @@ pub struct App {
     pub serve_lock: std::sync::OnceLock<std::fs::File>,
 }
 
-/// Loads the server key from its file, creating it (mode 0600) on first start.
+/// Loads the server key from its file, creating it (mode 0600) on first start. Every
+/// error names the file.
 pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
     let path = &config.server_key_file;
+    let named = |e: &dyn std::fmt::Display| {
+        anyhow::anyhow!(
+            "{} {}: {e}",
+            crate::config::setting("server_key_file"),
+            path.display()
+        )
+    };
+    let parse = |text: &str| {
+        ServerKey::from_hex(text).map_err(|e| {
+            named(&format_args!(
+                "not a server key ({e}); it must hold 64 hex characters"
+            ))
+        })
+    };
     match std::fs::read_to_string(path) {
-        Ok(text) => ServerKey::from_hex(&text),
+        Ok(text) => parse(&text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| named(&format_args!("cannot create its folder: {e}")))?;
             }
             let key = ServerKey::generate();
             let mut options = std::fs::OpenOptions::new();
@@ -68,21 +84,19 @@ pub fn load_or_create_server_key(config: &Config) -> anyhow::Result<ServerKey> {
             match options.open(path) {
                 Ok(mut f) => {
                     use std::io::Write;
-                    f.write_all(key.to_hex().as_bytes())?;
-                    f.sync_all()?;
+                    f.write_all(key.to_hex().as_bytes())
+                        .and_then(|()| f.sync_all())
+                        .map_err(|e| named(&format_args!("cannot write it: {e}")))?;
                     Ok(key)
                 }
                 // Another instance created it first: use theirs.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    ServerKey::from_hex(&std::fs::read_to_string(path)?)
+                    parse(&std::fs::read_to_string(path).map_err(|e| named(&e))?)
                 }
-                Err(e) => Err(e.into()),
+                Err(e) => Err(named(&format_args!("cannot create it: {e}"))),
             }
         }
-        Err(e) => Err(anyhow::anyhow!(
-            "cannot read server key {}: {e}",
-            path.display()
-        )),
+        Err(e) => Err(named(&format_args!("cannot read it: {e}"))),
     }
 }
 
@@ -94,10 +108,25 @@ impl App {
         clock: Arc<dyn Clock>,
         public_url: String,
     ) -> anyhow::Result<Arc<App>> {
-        std::fs::create_dir_all(&config.data_dir)?;
+        crate::config::ensure_dir("data_dir", &config.data_dir)?;
         let key = load_or_create_server_key(&config)?;
-        let store = Store::connect(&config.database_url).await?;
-        let blobs = Blobs::open(&config.blobs)?;
+        let store = Store::connect(&config.database_url).await.map_err(|e| {
+            anyhow::anyhow!(
+                "{} {}: cannot open the database: {e:#}",
+                crate::config::setting("database_url"),
+                crate::config::redact_url(&config.database_url)
+            )
+        })?;
+        if let crate::config::BlobConfig::Folder(folder) = &config.blobs {
+            crate::config::ensure_dir("blob_store", folder)?;
+        }
+        let blobs = Blobs::open(&config.blobs).map_err(|e| {
+            anyhow::anyhow!(
+                "{} {}: {e:#}",
+                crate::config::setting("blob_store"),
+                config.blobs.describe()
+            )
+        })?;
         let keys = Keys {
             token_hash: key.token_hash_key(),
             totp: key.totp_encryption_key(),

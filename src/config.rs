@@ -6,9 +6,37 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:4880";
+
+/// Default settings that are durations or limits (documented in README's table).
+pub mod defaults {
+    use std::time::Duration;
+
+    pub const MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
+    pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+    pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const MIN_BODY_RATE: u64 = 1024;
+    pub const SECURITY_LOG_RETENTION_DAYS: u32 = 365;
+}
+
+/// How a setting is spelt in each source, for error messages:
+/// `max_body_bytes (--max-body-bytes, TESSERA_MAX_BODY_BYTES)`.
+pub fn setting(key: &str) -> String {
+    format!(
+        "{key} (--{}, TESSERA_{})",
+        key.replace('_', "-"),
+        key.to_ascii_uppercase()
+    )
+}
+
+fn invalid(key: &str, problem: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("invalid {}: {problem}", setting(key))
+}
 
 /// Settings as read from one source; `None` means "not set here".
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -53,6 +81,26 @@ pub struct RawConfig {
     pub server_key_file: Option<PathBuf>,
     /// `log_format` / `TESSERA_LOG_FORMAT`: `text` or `json`. Default text.
     pub log_format: Option<String>,
+    /// `shutdown_timeout` / `TESSERA_SHUTDOWN_TIMEOUT`: how long a stopping server
+    /// lets in-flight requests finish. Default 30s.
+    pub shutdown_timeout: Option<String>,
+    /// `header_read_timeout` / `TESSERA_HEADER_READ_TIMEOUT`: a new connection must
+    /// complete its request headers within this time, and any later request within
+    /// this time of its first byte. Default 10s.
+    pub header_read_timeout: Option<String>,
+    /// `idle_timeout` / `TESSERA_IDLE_TIMEOUT`: a keep-alive connection waiting for
+    /// its next request, or a client that stops reading a response, is closed after
+    /// this long. Default 60s.
+    pub idle_timeout: Option<String>,
+    /// `body_read_timeout` / `TESSERA_BODY_READ_TIMEOUT`: each period of this length
+    /// must bring at least `min_body_rate` × its length of a request body (and at
+    /// least one byte), else the request is answered 408. Default 30s.
+    pub body_read_timeout: Option<String>,
+    /// `min_body_rate` / `TESSERA_MIN_BODY_RATE`: bytes per second. Default 1024.
+    pub min_body_rate: Option<u64>,
+    /// `security_log_retention_days` / `TESSERA_SECURITY_LOG_RETENTION_DAYS`:
+    /// security-log entries older than this are deleted (0: kept for ever). Default 365.
+    pub security_log_retention_days: Option<u32>,
 }
 
 impl RawConfig {
@@ -87,6 +135,14 @@ impl RawConfig {
             trusted_proxies: over.trusted_proxies.or(self.trusted_proxies),
             server_key_file: over.server_key_file.or(self.server_key_file),
             log_format: over.log_format.or(self.log_format),
+            shutdown_timeout: over.shutdown_timeout.or(self.shutdown_timeout),
+            header_read_timeout: over.header_read_timeout.or(self.header_read_timeout),
+            idle_timeout: over.idle_timeout.or(self.idle_timeout),
+            body_read_timeout: over.body_read_timeout.or(self.body_read_timeout),
+            min_body_rate: over.min_body_rate.or(self.min_body_rate),
+            security_log_retention_days: over
+                .security_log_retention_days
+                .or(self.security_log_retention_days),
         }
     }
 }
@@ -184,6 +240,33 @@ impl BlobConfig {
     }
 }
 
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl LogFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Connection limits of the HTTP server (see `server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub shutdown_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_read_timeout: Duration,
+    /// Bytes per second.
+    pub min_body_rate: u64,
+}
+
 /// Validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -204,18 +287,124 @@ pub struct Config {
     pub max_concurrent_publishes: usize,
     pub trusted_proxies: Vec<IpNet>,
     pub server_key_file: PathBuf,
-    pub json_logs: bool,
+    pub log_format: LogFormat,
+    pub limits: ConnectionLimits,
+    /// 0: security-log entries are kept for ever.
+    pub security_log_retention_days: u32,
+}
+
+/// Largest accepted `max_body_bytes`: a publish body is held in memory (base64 JSON).
+const MAX_BODY_BYTES_CEILING: usize = 1024 * 1024 * 1024;
+/// Smallest accepted `max_body_bytes`: below this not even a login fits.
+const MAX_BODY_BYTES_FLOOR: usize = 1024;
+/// Longest accepted `login_token_days` (ten years) and retention (a century).
+const MAX_LOGIN_TOKEN_DAYS: i64 = 3650;
+const MAX_RETENTION_DAYS: u32 = 36_500;
+/// Accepted range of every timeout.
+const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
+/// Largest accepted `min_body_rate` (100 MiB/s): anything above cuts ordinary uploads.
+const MAX_MIN_BODY_RATE: u64 = 100 * 1024 * 1024;
+
+/// Parses a duration setting such as `30s`, `2m` or `1h 30m`, within `TIMEOUT_RANGE`.
+fn duration(key: &str, value: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        invalid(
+            key,
+            format!("{text:?} is not a duration ({e}); write for example 30s, 2m or 1h"),
+        )
+    })?;
+    let (low, high) = TIMEOUT_RANGE;
+    if parsed < low || parsed > high {
+        return Err(invalid(
+            key,
+            format!(
+                "{text:?} is outside the accepted range {} to {}",
+                humantime::format_duration(low),
+                humantime::format_duration(high)
+            ),
+        ));
+    }
+    Ok(parsed)
+}
+
+/// Checks a database URL: SQLite must name a file (an in-memory database would be
+/// one empty database per pooled connection), PostgreSQL must use its own scheme.
+fn check_database_url(url: &str) -> anyhow::Result<()> {
+    const KEY: &str = "database_url";
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = rest.split('?').next().unwrap_or("");
+        if path.is_empty() {
+            return Err(invalid(
+                KEY,
+                format!("{url:?} names no database file; write sqlite:///path/to/tessera.db"),
+            ));
+        }
+        if path == ":memory:" || rest.contains("mode=memory") {
+            return Err(invalid(
+                KEY,
+                format!(
+                    "{url:?} is an in-memory database, which would lose every write; \
+                     name a file instead"
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(());
+    }
+    Err(invalid(
+        KEY,
+        format!(
+            "{:?} must start with sqlite:// or postgres://",
+            redact_url(url)
+        ),
+    ))
+}
+
+/// Checks a public URL: http(s) with a host.
+fn check_public_url(url: &str) -> anyhow::Result<String> {
+    const KEY: &str = "public_url";
+    let Some((_, rest)) = url
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+    else {
+        return Err(invalid(
+            KEY,
+            format!("{url:?} must start with http:// or https://"),
+        ));
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.chars().any(char::is_whitespace) || rest.contains(['?', '#']) {
+        return Err(invalid(
+            KEY,
+            format!("{url:?} must be a base URL with a host, e.g. https://npm.example.com"),
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 impl Config {
+    /// Validates every setting; an error names the setting (its TOML key, flag and
+    /// environment variable) and the value that was refused.
     pub fn from_raw(raw: RawConfig) -> anyhow::Result<Config> {
-        let listen: SocketAddr = raw
-            .listen
-            .as_deref()
-            .unwrap_or(DEFAULT_LISTEN)
-            .parse()
-            .map_err(|e| anyhow::anyhow!("invalid listen address: {e}"))?;
+        let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+        let listen: SocketAddr = listen_text.trim().parse().map_err(|e| {
+            invalid(
+                "listen",
+                format!("{listen_text:?} is not an IP address and port ({e})"),
+            )
+        })?;
         let data_dir = match raw.data_dir {
+            Some(d) if d.as_os_str().is_empty() => {
+                return Err(invalid("data_dir", "the path is empty"));
+            }
             Some(d) => d,
             None => dirs::data_dir()
                 .ok_or_else(|| anyhow::anyhow!("no platform data directory; pass --data-dir"))?
@@ -227,22 +416,18 @@ impl Config {
                 data_dir.join("tessera.db").display()
             ))
         });
-        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
-            anyhow::bail!("database URL must start with sqlite:// or postgres://");
-        }
-        let public_url = match raw.public_url {
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
-                Some(u.trim_end_matches('/').to_owned())
-            }
-            Some(u) => anyhow::bail!("public URL must start with http:// or https:// (got {u:?})"),
-            None => None,
-        };
+        check_database_url(&database_url)?;
+        let public_url = raw
+            .public_url
+            .as_deref()
+            .map(check_public_url)
+            .transpose()?;
         let blobs = match raw.blob_store {
             Some(url) if url.starts_with("s3://") => {
                 let rest = &url["s3://".len()..];
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    anyhow::bail!("blob store {url:?} names no bucket");
+                    return Err(invalid("blob_store", format!("{url:?} names no bucket")));
                 }
                 BlobConfig::S3(S3Config {
                     bucket: bucket.to_owned(),
@@ -252,6 +437,15 @@ impl Config {
                     access_key_id: raw.s3_access_key_id,
                     secret_access_key: raw.s3_secret_access_key,
                 })
+            }
+            Some(url) if url.contains("://") => {
+                return Err(invalid(
+                    "blob_store",
+                    format!("{url:?} is neither a folder nor s3://bucket[/prefix]"),
+                ));
+            }
+            Some(path) if path.trim().is_empty() => {
+                return Err(invalid("blob_store", "the path is empty"));
             }
             Some(path) => BlobConfig::Folder(PathBuf::from(path)),
             None => BlobConfig::Folder(data_dir.join("blobs")),
@@ -266,7 +460,12 @@ impl Config {
             .map(|s| {
                 s.parse::<IpNet>()
                     .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                    .map_err(|_| anyhow::anyhow!("invalid trusted proxy range {s:?}"))
+                    .map_err(|_| {
+                        invalid(
+                            "trusted_proxies",
+                            format!("{s:?} is not an address or CIDR range"),
+                        )
+                    })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let max_unpacked_bytes = raw
@@ -280,14 +479,84 @@ impl Config {
             anyhow::bail!("max_concurrent_publishes must be at least 1");
         }
         let login_token_days = raw.login_token_days.unwrap_or(30);
-        if login_token_days < 0 {
-            anyhow::bail!("login_token_days must be 0 (never expires) or more");
+        if !(0..=MAX_LOGIN_TOKEN_DAYS).contains(&login_token_days) {
+            return Err(invalid(
+                "login_token_days",
+                format!(
+                    "{login_token_days} is outside 0 (never expires) to {MAX_LOGIN_TOKEN_DAYS}"
+                ),
+            ));
         }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES);
+        if !(MAX_BODY_BYTES_FLOOR..=MAX_BODY_BYTES_CEILING).contains(&max_body_bytes) {
+            return Err(invalid(
+                "max_body_bytes",
+                format!(
+                    "{max_body_bytes} is outside {MAX_BODY_BYTES_FLOOR} to {MAX_BODY_BYTES_CEILING} bytes"
+                ),
+            ));
+        }
+        let log_format = match raw.log_format.as_deref().map(str::trim) {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(invalid(
+                    "log_format",
+                    format!("{other:?} is not a log format; use text or json"),
+                ));
+            }
+        };
+        let min_body_rate = raw.min_body_rate.unwrap_or(defaults::MIN_BODY_RATE);
+        if min_body_rate > MAX_MIN_BODY_RATE {
+            return Err(invalid(
+                "min_body_rate",
+                format!("{min_body_rate} bytes per second is above {MAX_MIN_BODY_RATE}"),
+            ));
+        }
+        let limits = ConnectionLimits {
+            shutdown_timeout: duration(
+                "shutdown_timeout",
+                raw.shutdown_timeout.as_deref(),
+                defaults::SHUTDOWN_TIMEOUT,
+            )?,
+            header_read_timeout: duration(
+                "header_read_timeout",
+                raw.header_read_timeout.as_deref(),
+                defaults::HEADER_READ_TIMEOUT,
+            )?,
+            idle_timeout: duration(
+                "idle_timeout",
+                raw.idle_timeout.as_deref(),
+                defaults::IDLE_TIMEOUT,
+            )?,
+            body_read_timeout: duration(
+                "body_read_timeout",
+                raw.body_read_timeout.as_deref(),
+                defaults::BODY_READ_TIMEOUT,
+            )?,
+            min_body_rate,
+        };
+        let security_log_retention_days = raw
+            .security_log_retention_days
+            .unwrap_or(defaults::SECURITY_LOG_RETENTION_DAYS);
+        if security_log_retention_days > MAX_RETENTION_DAYS {
+            return Err(invalid(
+                "security_log_retention_days",
+                format!(
+                    "{security_log_retention_days} is above {MAX_RETENTION_DAYS} (0 keeps entries for ever)"
+                ),
+            ));
+        }
+        let server_key_file = match raw.server_key_file {
+            Some(p) if p.as_os_str().is_empty() => {
+                return Err(invalid("server_key_file", "the path is empty"));
+            }
+            Some(p) => p,
+            None => data_dir.join("server.key"),
+        };
         Ok(Config {
             listen,
-            server_key_file: raw
-                .server_key_file
-                .unwrap_or_else(|| data_dir.join("server.key")),
+            server_key_file,
             data_dir,
             database_url,
             public_url,
@@ -295,11 +564,13 @@ impl Config {
             open_signup: raw.open_signup.unwrap_or(true),
             anonymous_read: raw.anonymous_read.unwrap_or(true),
             login_token_days,
-            max_body_bytes: raw.max_body_bytes.unwrap_or(100 * 1024 * 1024),
+            max_body_bytes,
             max_unpacked_bytes,
             max_concurrent_publishes,
             trusted_proxies,
-            json_logs: raw.log_format.as_deref() == Some("json"),
+            log_format,
+            limits,
+            security_log_retention_days,
         })
     }
 
@@ -311,5 +582,139 @@ impl Config {
             ..Default::default()
         })
         .expect("defaults are valid")
+    }
+}
+
+/// Creates `path` as a directory (with its parents) unless it exists; the error
+/// names the setting and the path.
+pub fn ensure_dir(key: &str, path: &Path) -> anyhow::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(anyhow::anyhow!(
+            "{} {} is not a directory",
+            setting(key),
+            path.display()
+        )),
+        Err(_) => std::fs::create_dir_all(path).map_err(|e| {
+            anyhow::anyhow!(
+                "{} {}: cannot create the directory: {e}",
+                setting(key),
+                path.display()
+            )
+        }),
+    }
+}
+
+/// Hides a password in a database URL.
+pub fn redact_url(url: &str) -> String {
+    DatabaseUrl(url.to_owned()).redacted()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(f: impl FnOnce(&mut RawConfig)) -> anyhow::Result<Config> {
+        let mut raw = RawConfig {
+            data_dir: Some("/tmp/tessera-config-test".into()),
+            ..Default::default()
+        };
+        f(&mut raw);
+        Config::from_raw(raw)
+    }
+
+    #[track_caller]
+    fn refused(f: impl FnOnce(&mut RawConfig), needle: &str) {
+        let err = with(f).expect_err("setting should be refused").to_string();
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+
+    #[test]
+    fn durations_take_units_and_stay_in_range() {
+        let c = with(|r| {
+            r.shutdown_timeout = Some("2m".into());
+            r.header_read_timeout = Some("1500ms".into());
+            r.idle_timeout = Some("1h".into());
+        })
+        .unwrap();
+        assert_eq!(c.limits.shutdown_timeout, Duration::from_secs(120));
+        assert_eq!(c.limits.header_read_timeout, Duration::from_millis(1500));
+        assert_eq!(c.limits.idle_timeout, Duration::from_secs(3600));
+        assert_eq!(c.limits.body_read_timeout, defaults::BODY_READ_TIMEOUT);
+        refused(
+            |r| r.shutdown_timeout = Some("30".into()),
+            "shutdown_timeout (--shutdown-timeout, TESSERA_SHUTDOWN_TIMEOUT)",
+        );
+        refused(|r| r.idle_timeout = Some("0s".into()), "idle_timeout");
+        refused(|r| r.header_read_timeout = Some("2d".into()), "outside");
+        refused(
+            |r| r.body_read_timeout = Some("soon".into()),
+            "not a duration",
+        );
+    }
+
+    #[test]
+    fn database_urls_must_name_a_store() {
+        for bad in [
+            "sqlite://",
+            "sqlite:",
+            "sqlite::memory:",
+            "sqlite://?mode=rwc",
+            "sqlite://db?mode=memory",
+            "mysql://x",
+            "postgresfoo://x",
+            "/var/lib/tessera.db",
+        ] {
+            refused(|r| r.database_url = Some(bad.into()), "database_url");
+        }
+        refused(
+            |r| r.database_url = Some("mysql://u:secret@h/db".into()),
+            "u:***@h/db",
+        );
+        assert!(
+            !with(|r| r.database_url = Some("mysql://u:secret@h/db".into()))
+                .unwrap_err()
+                .to_string()
+                .contains("secret")
+        );
+        for good in [
+            "sqlite:///var/lib/t.db",
+            "sqlite://t.db",
+            "postgres://u@h/db",
+            "postgresql://h/db",
+        ] {
+            with(|r| r.database_url = Some(good.into())).unwrap();
+        }
+    }
+
+    #[test]
+    fn limits_and_formats_are_checked() {
+        refused(|r| r.max_body_bytes = Some(0), "max_body_bytes");
+        refused(|r| r.max_body_bytes = Some(usize::MAX), "max_body_bytes");
+        refused(|r| r.log_format = Some("yaml".into()), "log_format");
+        refused(|r| r.login_token_days = Some(-1), "login_token_days");
+        refused(|r| r.login_token_days = Some(i64::MAX), "login_token_days");
+        refused(
+            |r| r.security_log_retention_days = Some(u32::MAX),
+            "security_log_retention_days",
+        );
+        refused(|r| r.min_body_rate = Some(u64::MAX), "min_body_rate");
+        refused(|r| r.listen = Some("localhost".into()), "listen");
+        refused(
+            |r| r.trusted_proxies = Some(vec!["10.0.0.0/33".into()]),
+            "trusted_proxies",
+        );
+        refused(|r| r.public_url = Some("ftp://x".into()), "public_url");
+        refused(|r| r.public_url = Some("https://".into()), "public_url");
+        refused(|r| r.blob_store = Some("s3://".into()), "blob_store");
+        refused(|r| r.blob_store = Some("gs://bucket".into()), "blob_store");
+        let c = with(|r| {
+            r.log_format = Some("json".into());
+            r.security_log_retention_days = Some(0);
+            r.min_body_rate = Some(0);
+        })
+        .unwrap();
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.security_log_retention_days, 0);
     }
 }

@@ -1,5 +1,7 @@
-//! Prometheus metrics: request counts and latencies by route, token checks and
-//! authentication failures by reason. Rendered in the text exposition format.
+//! Prometheus metrics: request counts and latencies by route, token checks,
+//! authentication failures by reason, open connections and connections the server
+//! closed by reason. Rendered in the text exposition format. Every label takes its
+//! values from a fixed set, so no client can grow the number of series.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -49,10 +51,51 @@ impl Default for RouteStats {
     }
 }
 
-type RouteKey = (String, String);
+type RouteKey = (&'static str, String);
 
 /// route → method → counters.
-type RouteTable = HashMap<String, Vec<(String, Arc<RouteStats>)>>;
+type RouteTable = HashMap<String, Vec<(&'static str, Arc<RouteStats>)>>;
+
+/// The `method` label: the standard methods by name, anything else (a client may send
+/// any token as a method) as `OTHER`.
+pub fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"];
+    KNOWN
+        .into_iter()
+        .find(|known| *known == method)
+        .unwrap_or("OTHER")
+}
+
+/// Why the server closed a connection (the `reason` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionClosed {
+    /// No complete request headers within `header_read_timeout`.
+    HeaderTimeout,
+    /// Idle keep-alive connection past `idle_timeout`.
+    IdleTimeout,
+    /// The client stopped reading a response for `idle_timeout`.
+    WriteStalled,
+    /// Closed while draining at shutdown: idle, or cut at the shutdown deadline.
+    Shutdown,
+}
+
+impl ConnectionClosed {
+    const ALL: [ConnectionClosed; 4] = [
+        ConnectionClosed::HeaderTimeout,
+        ConnectionClosed::IdleTimeout,
+        ConnectionClosed::WriteStalled,
+        ConnectionClosed::Shutdown,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ConnectionClosed::HeaderTimeout => "header_timeout",
+            ConnectionClosed::IdleTimeout => "idle_timeout",
+            ConnectionClosed::WriteStalled => "write_stalled",
+            ConnectionClosed::Shutdown => "shutdown",
+        }
+    }
+}
 
 /// All metrics of one process.
 #[derive(Debug, Default)]
@@ -60,6 +103,8 @@ pub struct Metrics {
     pub token_checks: Counter,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     routes: RwLock<RouteTable>,
+    open_connections: AtomicU64,
+    closed_connections: [AtomicU64; ConnectionClosed::ALL.len()],
 }
 
 impl Metrics {
@@ -72,28 +117,40 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    fn stats(&self, method: &str, route: &str) -> Arc<RouteStats> {
+    pub fn connection_opened(&self) {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection ended; `closed_by` says why when the server closed it.
+    pub fn connection_ended(&self, closed_by: Option<ConnectionClosed>) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+        if let Some(reason) = closed_by {
+            self.closed_connections[reason as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self, method: &'static str, route: &str) -> Arc<RouteStats> {
         {
             let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
             if let Some((_, s)) = routes
                 .get(route)
-                .and_then(|ms| ms.iter().find(|(m, _)| m == method))
+                .and_then(|ms| ms.iter().find(|(m, _)| *m == method))
             {
                 return s.clone();
             }
         }
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         let methods = routes.entry(route.to_owned()).or_default();
-        if let Some((_, s)) = methods.iter().find(|(m, _)| m == method) {
+        if let Some((_, s)) = methods.iter().find(|(m, _)| *m == method) {
             return s.clone();
         }
         let s = Arc::new(RouteStats::default());
-        methods.push((method.to_owned(), s.clone()));
+        methods.push((method, s.clone()));
         s
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let s = self.stats(method, route);
+        let s = self.stats(method_label(method), route);
         let ms = elapsed.as_secs_f64() * 1000.0;
         s.count.fetch_add(1, Ordering::Relaxed);
         s.sum_us
@@ -129,6 +186,21 @@ impl Metrics {
                 "tessera_auth_failures_total{{reason=\"{reason}\"}} {n}"
             );
         }
+        let _ = writeln!(out, "# TYPE tessera_open_connections gauge");
+        let _ = writeln!(
+            out,
+            "tessera_open_connections {}",
+            self.open_connections.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(out, "# TYPE tessera_connections_closed_total counter");
+        for reason in ConnectionClosed::ALL {
+            let _ = writeln!(
+                out,
+                "tessera_connections_closed_total{{reason=\"{}\"}} {}",
+                reason.label(),
+                self.closed_connections[reason as usize].load(Ordering::Relaxed)
+            );
+        }
         let routes: BTreeMap<RouteKey, Arc<RouteStats>> = self
             .routes
             .read()
@@ -137,7 +209,7 @@ impl Metrics {
             .flat_map(|(route, methods)| {
                 methods
                     .iter()
-                    .map(|(m, s)| ((m.clone(), route.clone()), s.clone()))
+                    .map(|(m, s)| ((*m, route.clone()), s.clone()))
             })
             .collect();
         let _ = writeln!(out, "# TYPE tessera_requests_total counter");
@@ -207,5 +279,24 @@ mod tests {
         assert!(text.contains(
             "tessera_requests_total{method=\"GET\",route=\"/{*path}\",status=\"200\"} 2\n"
         ));
+    }
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        let m = super::Metrics::default();
+        for method in ["BREW", "PROPFIND", "get", "GET"] {
+            m.observe(method, "/{*path}", 405, Duration::from_millis(1));
+        }
+        let text = m.render();
+        assert!(
+            text.contains(
+                "tessera_requests_total{method=\"OTHER\",route=\"/{*path}\",status=\"405\"} 3\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text.contains("BREW") && !text.contains("PROPFIND"),
+            "{text}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::app::App;
 use crate::clock::SystemClock;
-use crate::config::{Config, RawConfig};
+use crate::config::{Config, LogFormat, RawConfig};
 
 /// Server settings: each flag also reads its `TESSERA_*` variable; both win over
 /// the `--config` file.
@@ -61,6 +61,27 @@ pub struct ServerArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT")]
     log_format: Option<String>,
+    /// How long a stopping server lets in-flight requests finish, e.g. 30s [default: 30s].
+    #[arg(long, env = "TESSERA_SHUTDOWN_TIMEOUT")]
+    shutdown_timeout: Option<String>,
+    /// Time allowed for a request's headers (from the connection, or from the first
+    /// byte of a later request) [default: 10s].
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<String>,
+    /// Idle keep-alive connections, and clients that stop reading, are closed after
+    /// this long [default: 60s].
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT")]
+    idle_timeout: Option<String>,
+    /// Each period of this length must bring min-body-rate × its length of a request
+    /// body, else 408 [default: 30s].
+    #[arg(long, env = "TESSERA_BODY_READ_TIMEOUT")]
+    body_read_timeout: Option<String>,
+    /// Slowest accepted request body, in bytes per second [default: 1024].
+    #[arg(long, env = "TESSERA_MIN_BODY_RATE")]
+    min_body_rate: Option<u64>,
+    /// Days the security log is kept (0: for ever) [default: 365].
+    #[arg(long, env = "TESSERA_SECURITY_LOG_RETENTION_DAYS")]
+    security_log_retention_days: Option<u32>,
 }
 
 impl ServerArgs {
@@ -84,6 +105,12 @@ impl ServerArgs {
             trusted_proxies: self.trusted_proxies.clone(),
             server_key_file: self.server_key_file.clone(),
             log_format: self.log_format.clone(),
+            shutdown_timeout: self.shutdown_timeout.clone(),
+            header_read_timeout: self.header_read_timeout.clone(),
+            idle_timeout: self.idle_timeout.clone(),
+            body_read_timeout: self.body_read_timeout.clone(),
+            min_body_rate: self.min_body_rate,
+            security_log_retention_days: self.security_log_retention_days,
         }
     }
 
@@ -100,16 +127,15 @@ impl ServerArgs {
     }
 }
 
-fn init_logging(json: bool) {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if json {
-        builder.json().try_init()
-    } else {
-        builder.try_init()
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
     };
 }
 
@@ -122,7 +148,8 @@ async fn open(args: &ServerArgs) -> anyhow::Result<Arc<App>> {
 /// `tessera serve`.
 pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.resolve()?;
-    init_logging(config.json_logs);
+    init_logging(config.log_format);
+    crate::server::raise_open_file_limit();
     let (listener, app) = crate::server::bind(config, Arc::new(SystemClock)).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %app.public_url, database = ?app.store.dialect(), "tessera is serving");
@@ -424,11 +451,78 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                 file.server_key_file.is_some(),
             ),
         ),
+        (
+            "log_format",
+            config.log_format.as_str().to_owned(),
+            source(
+                "TESSERA_LOG_FORMAT",
+                flags.log_format.is_some(),
+                file.log_format.is_some(),
+            ),
+        ),
+        (
+            "shutdown_timeout",
+            show_duration(config.limits.shutdown_timeout),
+            source(
+                "TESSERA_SHUTDOWN_TIMEOUT",
+                flags.shutdown_timeout.is_some(),
+                file.shutdown_timeout.is_some(),
+            ),
+        ),
+        (
+            "header_read_timeout",
+            show_duration(config.limits.header_read_timeout),
+            source(
+                "TESSERA_HEADER_READ_TIMEOUT",
+                flags.header_read_timeout.is_some(),
+                file.header_read_timeout.is_some(),
+            ),
+        ),
+        (
+            "idle_timeout",
+            show_duration(config.limits.idle_timeout),
+            source(
+                "TESSERA_IDLE_TIMEOUT",
+                flags.idle_timeout.is_some(),
+                file.idle_timeout.is_some(),
+            ),
+        ),
+        (
+            "body_read_timeout",
+            show_duration(config.limits.body_read_timeout),
+            source(
+                "TESSERA_BODY_READ_TIMEOUT",
+                flags.body_read_timeout.is_some(),
+                file.body_read_timeout.is_some(),
+            ),
+        ),
+        (
+            "min_body_rate",
+            config.limits.min_body_rate.to_string(),
+            source(
+                "TESSERA_MIN_BODY_RATE",
+                flags.min_body_rate.is_some(),
+                file.min_body_rate.is_some(),
+            ),
+        ),
+        (
+            "security_log_retention_days",
+            config.security_log_retention_days.to_string(),
+            source(
+                "TESSERA_SECURITY_LOG_RETENTION_DAYS",
+                flags.security_log_retention_days.is_some(),
+                file.security_log_retention_days.is_some(),
+            ),
+        ),
     ];
     for (key, value, from) in rows {
-        println!("{key:<24} = {value}  ({from})");
+        println!("{key:<27} = {value}  ({from})");
     }
     Ok(())
+}
+
+fn show_duration(d: std::time::Duration) -> String {
+    humantime::format_duration(d).to_string()
 }
 
 /// `tessera migrate-store`: the source is the usual server settings.

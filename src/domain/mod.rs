@@ -8,6 +8,7 @@ pub mod access;
 pub mod auth;
 pub mod credentials;
 mod error;
+pub mod maintenance;
 pub mod packages;
 pub mod packument_cache;
 pub mod publish;

@@ -95,12 +95,30 @@ impl error::ApiError {
     }
 }
 
+/// Marks a request whose body arrived more slowly than the configured minimum. The
+/// connection layer (`server`) attaches one to every request that has a body and sets
+/// it when it cuts the body off; `observe` then answers 408 and closes the connection,
+/// whatever error the handler made of the cut body.
+#[derive(Debug, Clone, Default)]
+pub struct SlowBody(Arc<std::sync::atomic::AtomicBool>);
+
+impl SlowBody {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Logs every request (without credentials) and feeds the metrics. The log line's
 /// fields are only built when the access log is enabled.
 async fn observe(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = request.method().clone();
     let route = request.extensions().get::<MatchedPath>().cloned();
+    let slow_body = request.extensions().get::<SlowBody>().cloned();
     let logged = tracing::enabled!(target: "tessera::access", tracing::Level::INFO).then(|| {
         let request_id = request
             .headers()
@@ -110,7 +128,17 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
             .to_owned();
         (request_id, redact_path(request.uri().path()))
     });
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    if slow_body.is_some_and(|s| s.is_marked()) {
+        response = error::ApiError::new(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            "the request body arrived too slowly",
+        )
+        .into_response_owned();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);

@@ -154,3 +154,46 @@ impl Store {
         Ok(())
     }
 }
+
+/// Rows deleted per statement when pruning, so a large backlog never holds the
+/// (SQLite) write lock for long.
+pub(crate) const PRUNE_BATCH: i64 = 5000;
+
+impl Store {
+    /// Deletes security-log entries created before `before`; returns how many.
+    pub async fn prune_security_events(&self, before: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM security_events WHERE id IN \
+                           (SELECT id FROM security_events WHERE created_at < $1 LIMIT $2)";
+        self.delete_in_batches(SQL, before).await
+    }
+
+    /// Deletes password and one-time-password failure rows recorded before `before`;
+    /// returns how many.
+    pub async fn prune_auth_failures(&self, before: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM auth_failures WHERE id IN \
+                           (SELECT id FROM auth_failures WHERE created_at < $1 LIMIT $2)";
+        self.delete_in_batches(SQL, before).await
+    }
+
+    /// Runs `sql` (binding `$1` = `cutoff`, `$2` = the batch size) until a batch
+    /// deletes fewer rows than the batch size.
+    pub(crate) async fn delete_in_batches(
+        &self,
+        sql: &'static str,
+        cutoff: i64,
+    ) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let deleted = on_pool!(self, |p| sqlx::query(sql)
+                .bind(cutoff)
+                .bind(PRUNE_BATCH)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            total += deleted;
+            if deleted < PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
+    }
+}

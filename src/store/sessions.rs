@@ -171,14 +171,39 @@ impl Store {
         Ok(done == 1)
     }
 
-    pub async fn delete_expired_web_logins(&self, now: i64) -> StoreResult<()> {
-        on_pool!(self, |p| sqlx::query(
-            "DELETE FROM web_logins WHERE expires_at < $1"
-        )
-        .bind(now)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))?;
-        Ok(())
+    /// Deletes browser logins that expired before `now`; returns how many.
+    pub async fn delete_expired_web_logins(&self, now: i64) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM web_logins WHERE id_hash IN \
+                           (SELECT id_hash FROM web_logins WHERE expires_at < $1 LIMIT $2)";
+        self.delete_in_batches(SQL, now).await
+    }
+
+    /// Deletes sessions last seen before `idle_before` or created before
+    /// `created_before`, and sessions still waiting for their one-time password that
+    /// were created before `pending_before`; returns how many.
+    pub async fn prune_sessions(
+        &self,
+        idle_before: i64,
+        created_before: i64,
+        pending_before: i64,
+    ) -> StoreResult<u64> {
+        const SQL: &str = "DELETE FROM sessions WHERE id_hash IN \
+                           (SELECT id_hash FROM sessions WHERE last_seen_at < $1 OR created_at < $2 \
+                            OR (pending_otp = 1 AND created_at < $3) LIMIT $4)";
+        let mut total = 0;
+        loop {
+            let deleted = on_pool!(self, |p| sqlx::query(SQL)
+                .bind(idle_before)
+                .bind(created_before)
+                .bind(pending_before)
+                .bind(super::security::PRUNE_BATCH)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+            total += deleted;
+            if deleted < super::security::PRUNE_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 }

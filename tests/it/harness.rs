@@ -731,3 +731,29 @@ impl WebSession<'_> {
             .unwrap()
     }
 }
+
+/// A user's security-log entries (detail, time), newest first, read straight from
+/// the test server's database: for checks of what no credential may list.
+pub fn security_log_rows(server: &TestServer, user_id: i64) -> Vec<(String, i64)> {
+    const SQL: &str = "SELECT detail, created_at FROM security_events WHERE user_id = $1 \
+                       ORDER BY created_at DESC, id DESC";
+    let url = server.app.config.database_url.as_str().to_owned();
+    server.block_on(async move {
+        use sqlx::Connection;
+        if url.starts_with("sqlite") {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::query_as(SQL)
+                .bind(user_id)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        } else {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            sqlx::query_as(SQL)
+                .bind(user_id)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+        }
+    })
+}

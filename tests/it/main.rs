@@ -10,6 +10,8 @@ mod binary;
 mod data_safety;
 /// The authorization matrix: credential × action × 2FA mode × package policy, live.
 mod matrix;
+/// Operations: SIGTERM drains, connection limits, bounded metrics, pruning, start-up checks.
+mod ops;
 /// The publish pipeline: version identity, deleted names, core module names, tags,
 /// manifest confusion, server-owned fields, and bodies and memory before and during
 /// a publish.
