@@ -7,6 +7,7 @@ mod backup;
 mod client;
 mod npmrc;
 mod operator;
+mod orgs;
 mod user;
 
 use clap::{Args, Parser, Subcommand};
@@ -48,6 +49,12 @@ enum Command {
     Login(user::LoginArgs),
     /// Print the user a registry knows you as.
     Whoami(ClientArgs),
+    /// Organizations: create one, see every credential that can publish its packages.
+    #[command(subcommand)]
+    Org(orgs::OrgCommand),
+    /// Packages: who can publish one, and with which tokens.
+    #[command(subcommand)]
+    Package(orgs::PackageCommand),
 }
 
 /// Where the user commands find the registry and their credentials.
@@ -90,6 +97,8 @@ pub fn main() -> ExitCode {
             Command::Token(cmd) => user::token(cmd).await,
             Command::Login(args) => user::login(args).await,
             Command::Whoami(args) => user::whoami(args).await,
+            Command::Org(cmd) => orgs::org(cmd).await,
+            Command::Package(cmd) => orgs::package(cmd).await,
         }
     });
     match result {

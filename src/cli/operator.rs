@@ -567,3 +567,30 @@ pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
     println!("done: point --database-url at the new database");
     Ok(())
 }
+
+/// `tessera org adopt SCOPE --owner USER`: turns a scope (first-come, or unused) into
+/// an organization owned by USER.
+pub async fn adopt_scope(args: &ServerArgs, scope: &str, owner: &str) -> anyhow::Result<()> {
+    let scope = scope.trim_start_matches('@');
+    crate::domain::orgs::validate_org_name(scope).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = open(args).await?;
+    let user = app
+        .store
+        .user_by_name(owner)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no user named {owner} on this registry"))?;
+    if app.store.org_exists(scope).await? {
+        anyhow::bail!("@{scope} is already an organization");
+    }
+    let actor = crate::store::Actor {
+        ip: "operator",
+        now: app.now(),
+    };
+    let org = app.store.adopt_scope_as_org(scope, user.id, actor).await?;
+    println!(
+        "@{} is now an organization owned by {}; maintainers of its packages are developers.",
+        org.name, user.name
+    );
+    app.shutdown().await;
+    Ok(())
+}

@@ -434,6 +434,50 @@ pub async fn owners(
     Ok(app.store.maintainers(&grant).await?)
 }
 
+/// Everyone with rights on a readable package, with the permission they hold:
+/// maintainers (write), the owners and admins of its organization (write), and the
+/// members of teams granted it (their grant).
+pub async fn collaborators(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> Result<Vec<(String, PackagePermission)>> {
+    let grant = readable(app, caller, name).await?;
+    let mut all: std::collections::BTreeMap<String, PackagePermission> = Default::default();
+    let mut raise = |user: String, level: PackagePermission| {
+        let entry = all.entry(user).or_insert(level);
+        *entry = (*entry).max(level);
+    };
+    let org_members = match name.scope() {
+        Some(scope) => app.store.scope_org_admins(scope).await?,
+        None => Vec::new(),
+    };
+    let in_org = match name.scope() {
+        Some(scope) => app.store.org_exists(scope).await?,
+        None => false,
+    };
+    for m in app.store.maintainers(&grant).await? {
+        // In an organization's scope, a maintainer's rights last while a member.
+        let member = !in_org
+            || access::package_facts_of_user(app, m.user_id, name)
+                .await?
+                .facts()
+                .is_maintainer;
+        if member {
+            raise(m.name, PackagePermission::ReadWrite);
+        }
+    }
+    for (_, user, _) in org_members {
+        raise(user, PackagePermission::ReadWrite);
+    }
+    for team in app.store.package_team_grants(grant.package_id()).await? {
+        for (_, user) in team.members {
+            raise(user, team.permission);
+        }
+    }
+    Ok(all.into_iter().collect())
+}
+
 /// Replaces the maintainer list.
 pub async fn set_owners(
     app: &App,

@@ -24,7 +24,7 @@ use tower_http::request_id::{
 };
 
 use extract::AppState;
-use npm::{meta, packages, profile, tokens, users};
+use npm::{meta, orgs, packages, profile, tokens, users};
 
 /// Builds the whole router for `app`.
 pub fn router(app: AppState) -> Router {
@@ -39,7 +39,32 @@ pub fn router(app: AppState) -> Router {
         .route("/-/user/{id}", get(users::get_user).put(users::put_user))
         .route("/-/user/{id}/-rev/{rev}", put(users::put_user))
         .route("/-/user/{id}/package", get(meta::user_packages))
-        .route("/-/org/{id}/package", get(meta::user_packages))
+        .route("/-/org", post(orgs::create_org))
+        .route("/-/org/{org}/package", get(orgs::list_org_packages))
+        .route(
+            "/-/org/{org}/user",
+            get(orgs::list_members)
+                .put(orgs::set_member)
+                .delete(orgs::remove_member),
+        )
+        .route(
+            "/-/org/{org}/team",
+            get(orgs::list_teams).put(orgs::create_team),
+        )
+        .route("/-/org/{org}/credentials", get(orgs::org_credentials))
+        .route("/-/team/{org}/{team}", delete(orgs::destroy_team))
+        .route(
+            "/-/team/{org}/{team}/user",
+            get(orgs::list_team_members)
+                .put(orgs::add_team_member)
+                .delete(orgs::remove_team_member),
+        )
+        .route(
+            "/-/team/{org}/{team}/package",
+            get(orgs::list_team_packages)
+                .put(orgs::grant_package)
+                .delete(orgs::revoke_package),
+        )
         .route("/-/v1/login", post(users::start_web_login))
         .route("/-/v1/done/{id}", get(users::poll_web_login))
         .route("/-/v1/search", get(meta::search))

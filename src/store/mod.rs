@@ -14,6 +14,7 @@
 
 mod backup;
 mod columns;
+mod orgs;
 mod packages;
 mod read_cache;
 mod security;
@@ -24,6 +25,7 @@ mod users;
 
 pub use backup::{SnapshotFacts, TableCount};
 pub use columns::Stored;
+pub use orgs::*;
 pub use packages::*;
 pub use security::*;
 pub use sessions::*;

@@ -2,7 +2,9 @@
 //! package's `rev`, which versions the cached packument across instances.
 
 use super::{BeginWrite, Store, StoreError, StoreResult, Stored, on_pool};
-use crate::domain::access::{ListingGrant, PackageAccess, PackageGrant, PublishGrant, act};
+use crate::domain::access::{
+    ListingGrant, OrgRole, PackageAccess, PackageGrant, PackagePermission, PublishGrant, act,
+};
 
 /// A package row.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -28,12 +30,64 @@ impl PackageRow {
     }
 }
 
-/// A package row with the caller's maintainer count.
+/// A package row with the caller's rights on it.
 #[derive(sqlx::FromRow)]
 struct PackageUserRow {
     #[sqlx(flatten)]
     package: PackageRow,
     maintains: i64,
+    in_org: i64,
+    org_role: Option<String>,
+    team_level: Option<i64>,
+}
+
+/// A caller's own rights on one package, as read for the access decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallerRights {
+    /// A maintainer (for a package in an organization's scope: and a member).
+    pub maintains: bool,
+    /// Role in the organization that owns the package's scope.
+    pub org_role: Option<OrgRole>,
+    /// Best permission granted to one of the caller's teams.
+    pub team_permission: Option<PackagePermission>,
+}
+
+impl PackageUserRow {
+    fn rights(&self) -> CallerRights {
+        // An unreadable stored role counts as no role (fail closed).
+        let org_role = self.org_role.as_deref().and_then(|r| r.parse().ok());
+        let in_org = self.in_org > 0;
+        CallerRights {
+            maintains: self.maintains > 0 && (!in_org || org_role.is_some()),
+            org_role,
+            team_permission: match self.team_level {
+                Some(2) => Some(PackagePermission::ReadWrite),
+                Some(1) => Some(PackagePermission::ReadOnly),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The SQL that reads a package with one user's rights on it (`$1` name, `$2` user).
+/// Team permissions are ranked 2 (read-write) and 1 (read-only).
+macro_rules! package_with_rights {
+    ($where:literal) => {
+        concat!(
+            "SELECT p.id, p.name, p.scope, p.access, p.publish_requires_tfa, p.automation_overrides_tfa, \
+             p.rev, p.description, p.created_at, p.modified_at, \
+             (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = p.id AND m.user_id = $2) AS maintains, \
+             (SELECT COUNT(*) FROM orgs o WHERE o.name = p.scope) AS in_org, \
+             (SELECT om.role FROM orgs o JOIN org_members om ON om.org_id = o.id \
+               WHERE o.name = p.scope AND om.user_id = $2) AS org_role, \
+             (SELECT CAST(MAX(CASE tp.permission WHEN 'read-write' THEN 2 WHEN 'read-only' THEN 1 ELSE 0 END) AS BIGINT) \
+               FROM team_packages tp JOIN team_members tm ON tm.team_id = tp.team_id \
+               JOIN teams t ON t.id = tp.team_id JOIN orgs o ON o.id = t.org_id \
+               WHERE tp.package_id = p.id AND tm.user_id = $2 AND o.name = p.scope) AS team_level \
+             FROM packages p ",
+            $where
+        )
+    };
 }
 
 /// A version row.
@@ -150,6 +204,17 @@ impl SearchRow {
     }
 }
 
+/// Counts the ways `$2` may write package `$1` (0: none); see `PackageFacts`.
+const MAY_WRITE_SQL: &str = "SELECT \
+    (SELECT COUNT(*) FROM maintainers m JOIN packages pk ON pk.id = m.package_id \
+      WHERE m.package_id = $1 AND m.user_id = $2 AND (NOT EXISTS (SELECT 1 FROM orgs o WHERE o.name = pk.scope) \
+        OR EXISTS (SELECT 1 FROM orgs o JOIN org_members om ON om.org_id = o.id WHERE o.name = pk.scope AND om.user_id = $2))) \
+  + (SELECT COUNT(*) FROM packages pk JOIN orgs o ON o.name = pk.scope JOIN org_members om ON om.org_id = o.id \
+      WHERE pk.id = $1 AND om.user_id = $2 AND om.role IN ('owner', 'admin')) \
+  + (SELECT COUNT(*) FROM team_packages tp JOIN team_members tm ON tm.team_id = tp.team_id \
+      JOIN teams t ON t.id = tp.team_id JOIN orgs o ON o.id = t.org_id JOIN packages pk ON pk.id = tp.package_id \
+      WHERE tp.package_id = $1 AND tm.user_id = $2 AND tp.permission = 'read-write' AND o.name = pk.scope)";
+
 const PACKAGE_SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
     rev, description, created_at, modified_at FROM packages WHERE name = $1";
 
@@ -163,24 +228,24 @@ impl Store {
         .await)?)
     }
 
-    /// The package row and whether `user_id` maintains it, in one indexed read (the
-    /// access check's hot path). Without a user, `false`.
+    /// The package row and `user_id`'s rights on it, in one indexed read (the access
+    /// check's hot path). Without a user, no rights.
     pub async fn package_for_user(
         &self,
         name: &str,
         user_id: Option<i64>,
-    ) -> StoreResult<Option<(std::sync::Arc<PackageRow>, bool)>> {
-        const SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
-            rev, description, created_at, modified_at, \
-            (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = packages.id AND m.user_id = $2) AS maintains \
-            FROM packages WHERE name = $1";
+    ) -> StoreResult<Option<(std::sync::Arc<PackageRow>, CallerRights)>> {
+        const SQL: &str = package_with_rights!("WHERE p.name = $1");
         let read = async {
             let row = on_pool!(self, |p| sqlx::query_as::<_, PackageUserRow>(SQL)
                 .bind(name)
                 .bind(user_id)
                 .fetch_optional(p)
                 .await)?;
-            Ok(row.map(|r| (std::sync::Arc::new(r.package), r.maintains > 0)))
+            Ok(row.map(|r| {
+                let rights = r.rights();
+                (std::sync::Arc::new(r.package), rights)
+            }))
         };
         self.cached_read(
             |c, t| c.package(t, name, user_id),
@@ -408,7 +473,24 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?;
                 if created {
-                    if let Some(scope) = v.scope {
+                    // In an organization's scope, any member creates; elsewhere the
+                    // scope belongs to whoever published in it first.
+                    let org_member: Option<i64> = match v.scope {
+                        Some(scope) => sqlx::query_scalar(
+                            "SELECT (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id AND m.user_id = $2) \
+                             FROM orgs o WHERE o.name = $1",
+                        )
+                        .bind(scope)
+                        .bind(v.user_id)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        None => None,
+                    };
+                    if org_member == Some(0) {
+                        outcomes.push(PublishOutcome::ScopeTaken);
+                        return Ok(Ok(outcomes));
+                    }
+                    if let Some(scope) = v.scope.filter(|_| org_member.is_none()) {
                         sqlx::query("INSERT INTO scopes (name, owner_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                             .bind(scope)
                             .bind(v.user_id)
@@ -430,9 +512,10 @@ impl Store {
                         .execute(&mut *tx)
                         .await?;
                 } else {
-                    let n: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM maintainers WHERE package_id = $1 AND user_id = $2",
-                    )
+                    // Rights at commit time, as the access decision reads them: a
+                    // maintainer (a member, in an organization's scope), an owner or
+                    // admin of the organization, or a team granted read-write.
+                    let n: i64 = sqlx::query_scalar(MAY_WRITE_SQL)
                     .bind(package_id)
                     .bind(v.user_id)
                     .fetch_one(&mut *tx)

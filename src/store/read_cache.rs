@@ -34,8 +34,8 @@ const MAX_ENTRIES: usize = 50_000;
 /// A cached token with its owner.
 pub type TokenAndUser = (Arc<TokenRow>, Arc<UserRow>);
 
-/// A package row and whether one user maintains it.
-pub type PackageForUser = (Arc<PackageRow>, bool);
+/// A package row and one user's rights on it.
+pub type PackageForUser = (Arc<PackageRow>, super::CallerRights);
 
 /// name → (user id, answer) for the users that asked.
 type PackageTable = HashMap<String, Vec<(Option<i64>, PackageForUser)>>;
@@ -248,7 +248,10 @@ mod tests {
                 created_at: 0,
                 modified_at: 0,
             }),
-            true,
+            crate::store::CallerRights {
+                maintains: true,
+                ..Default::default()
+            },
         )
     }
 

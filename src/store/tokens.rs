@@ -104,6 +104,32 @@ pub struct NewToken<'a> {
     pub expires_at: Option<i64>,
 }
 
+impl Store {
+    /// The live (not revoked, not expired) tokens of `users`, for a credentials view
+    /// whose grant covers them.
+    pub async fn live_tokens_of(
+        &self,
+        _grant: &impl crate::domain::access::ViewsCredentials,
+        users: &[i64],
+        now: i64,
+    ) -> StoreResult<Vec<TokenRow>> {
+        const SQL: &str = select_token!(
+            "WHERE user_id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) \
+             ORDER BY created_at DESC, id DESC"
+        );
+        let mut out = Vec::new();
+        for user in users {
+            let rows = on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
+                .bind(user)
+                .bind(now)
+                .fetch_all(p)
+                .await)?;
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+}
+
 /// Grants that may revoke tokens: an account's `RevokeToken`, or a token logging
 /// itself out.
 pub trait RevokesTokens {

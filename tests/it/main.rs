@@ -12,6 +12,9 @@ mod data_safety;
 mod matrix;
 /// Operations: SIGTERM drains, connection limits, bounded metrics, pruning, start-up checks.
 mod ops;
+/// Organizations and teams with npm, live rights, token organization limits, and
+/// who can publish a package.
+mod orgs;
 /// The publish pipeline: version identity, deleted names, core module names, tags,
 /// manifest confusion, server-owned fields, and bodies and memory before and during
 /// a publish.

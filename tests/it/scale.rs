@@ -101,7 +101,7 @@ pub fn need_postgres() -> Option<Database> {
 }
 
 /// Starts `n` instances sharing a database, a server key and a blob store.
-fn instances(
+pub(crate) fn instances(
     n: usize,
     db: &Database,
     dir: &std::path::Path,

@@ -198,6 +198,40 @@ impl TfaMode {
     }
 }
 
+/// A member's role in an organization, as npm's CLI names them (ordered: a higher
+/// role can do everything a lower one can).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OrgRole {
+    Developer,
+    Admin,
+    Owner,
+}
+
+impl OrgRole {
+    pub const ALL: [OrgRole; 3] = [OrgRole::Developer, OrgRole::Admin, OrgRole::Owner];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrgRole::Developer => "developer",
+            OrgRole::Admin => "admin",
+            OrgRole::Owner => "owner",
+        }
+    }
+}
+
+impl std::str::FromStr for OrgRole {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        match text {
+            "developer" => Ok(OrgRole::Developer),
+            "admin" => Ok(OrgRole::Admin),
+            "owner" => Ok(OrgRole::Owner),
+            other => Err(UnknownValue(other.chars().take(64).collect())),
+        }
+    }
+}
+
 /// An authenticated caller as the policy sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -292,10 +326,23 @@ pub enum Action {
     /// Approve an `npm login` started in a browser (it mints a publish token).
     ApproveWebLogin,
     ReadSecurityLog,
+    /// See who can publish a package, through which path and with which tokens.
+    ReadPackageCredentials,
+    /// Create an organization (an account action: the creator becomes its owner).
+    CreateOrg,
+    /// See an organization's members, teams and their grants.
+    ReadOrg,
+    /// Change members (below owner), teams, team members and team grants.
+    ManageOrg,
+    /// Make or unmake owners, delete the organization.
+    ManageOrgOwners,
+    /// Read an organization's log and every credential that can publish its
+    /// packages (owners).
+    AuditOrg,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 24] = [
         Action::ReadPackage,
         Action::Star,
         Action::Publish,
@@ -314,6 +361,12 @@ impl Action {
         Action::RevokeToken,
         Action::ApproveWebLogin,
         Action::ReadSecurityLog,
+        Action::ReadPackageCredentials,
+        Action::CreateOrg,
+        Action::ReadOrg,
+        Action::ManageOrg,
+        Action::ManageOrgOwners,
+        Action::AuditOrg,
     ];
 
     pub fn is_package_write(self) -> bool {
@@ -345,6 +398,14 @@ impl Action {
                 | Action::RevokeToken
                 | Action::ApproveWebLogin
                 | Action::ReadSecurityLog
+                | Action::CreateOrg
+        )
+    }
+
+    pub fn is_org_action(self) -> bool {
+        matches!(
+            self,
+            Action::ReadOrg | Action::ManageOrg | Action::ManageOrgOwners | Action::AuditOrg
         )
     }
 }
@@ -354,8 +415,13 @@ impl Action {
 pub struct PackageFacts {
     pub exists: bool,
     pub public: bool,
-    /// The caller maintains it (live: losing rights takes them from tokens too).
+    /// The caller maintains it (live: losing rights takes them from tokens too). For
+    /// a package in an organization's scope, only while the caller is a member.
     pub is_maintainer: bool,
+    /// The caller's role in the organization that owns the package's scope.
+    pub org_role: Option<OrgRole>,
+    /// The best permission the caller's teams hold on the package.
+    pub team_permission: Option<PackagePermission>,
     /// For a new package: the caller may create it (free name, own scope).
     pub may_create: bool,
     pub publish_requires_tfa: bool,
@@ -363,10 +429,26 @@ pub struct PackageFacts {
 }
 
 impl PackageFacts {
-    /// A restricted package the caller does not maintain: it must look exactly like
-    /// a package that does not exist.
+    /// The caller's own rights (before the credential's limits) reach reading it:
+    /// a maintainer, an organization owner or admin, or a team granted it.
+    pub fn caller_may_read(&self) -> bool {
+        self.is_maintainer
+            || self.org_role >= Some(OrgRole::Admin)
+            || self.team_permission >= Some(PackagePermission::ReadOnly)
+    }
+
+    /// The caller's own rights reach writing it: a maintainer, an organization owner
+    /// or admin, or a team granted read-write.
+    pub fn caller_may_write(&self) -> bool {
+        self.is_maintainer
+            || self.org_role >= Some(OrgRole::Admin)
+            || self.team_permission == Some(PackagePermission::ReadWrite)
+    }
+
+    /// A restricted package the caller may not read: it must look exactly like a
+    /// package that does not exist.
     fn hidden(&self) -> bool {
-        self.exists && !self.public && !self.is_maintainer
+        self.exists && !self.public && !self.caller_may_read()
     }
 }
 
@@ -430,6 +512,12 @@ pub fn decide(
             None => Decision::Deny(Denial::Unauthenticated),
             Some(_) => decide_read(who, package, anonymous_read),
         },
+        Action::ReadPackageCredentials => match (who, package) {
+            (None, _) => Decision::Deny(Denial::Unauthenticated),
+            (Some(_), None) => forbid("no package given"),
+            (Some(p), Some((name, facts))) => decide_credentials_view(p, name, facts),
+        },
+        a if a.is_org_action() => forbid("an organization action needs an organization"),
         a if a.is_package_change() => match (who, package) {
             (None, _) => Decision::Deny(Denial::Unauthenticated),
             (Some(_), None) => forbid("no package given"),
@@ -516,7 +604,7 @@ fn decide_package_change(
         if facts.exists || !facts.may_create {
             return forbid(publish_refusal(name));
         }
-    } else if !facts.is_maintainer {
+    } else if !facts.caller_may_write() {
         return forbid(publish_refusal(name));
     }
     let two_factor_on = who.tfa != TfaMode::Off;
@@ -541,6 +629,109 @@ fn decide_package_change(
         return Decision::AllowWithOtp;
     }
     if who.tfa == TfaMode::AuthAndWrites && !who.bypasses_2fa() {
+        Decision::AllowWithOtp
+    } else {
+        Decision::Allow
+    }
+}
+
+/// Who can see a package's credentials: its maintainers and its organization's
+/// owners and admins, with a credential that may change the package's settings.
+fn decide_credentials_view(who: &Principal, name: &PackageName, facts: &PackageFacts) -> Decision {
+    if !facts.exists || facts.hidden() {
+        return Decision::Deny(Denial::Hidden);
+    }
+    match who.reach() {
+        Reach::LoginOnly => return forbid(PASSWORD_NOT_ENOUGH),
+        Reach::Full => {}
+        Reach::PackagesOnly => {
+            if who.effective_kind() != TokenKind::Publish
+                || who.permission_for(name) < PackagePermission::ReadWrite
+            {
+                return forbid(
+                    "This token cannot see the package's credentials; use a publish token",
+                );
+            }
+        }
+    }
+    if facts.is_maintainer || facts.org_role >= Some(OrgRole::Admin) {
+        Decision::Allow
+    } else {
+        forbid(format!(
+            "Only maintainers of {name} and its organization's owners and admins see its credentials"
+        ))
+    }
+}
+
+/// What the policy knows about an organization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OrgFacts {
+    pub exists: bool,
+    /// The caller's role in it.
+    pub role: Option<OrgRole>,
+}
+
+/// Decides an action on an organization (`ReadOrg`, `ManageOrg`, `ManageOrgOwners`).
+/// A stranger learns nothing: an organization the caller is not a member of answers
+/// like one that does not exist.
+pub fn decide_org(
+    who: Option<&Principal>,
+    action: Action,
+    org: &str,
+    facts: &OrgFacts,
+) -> Decision {
+    let Some(who) = who else {
+        return Decision::Deny(Denial::Unauthenticated);
+    };
+    if !action.is_org_action() {
+        return forbid("not an organization action");
+    }
+    let changes = !matches!(action, Action::ReadOrg | Action::AuditOrg);
+    // What the credential may do in organizations at all.
+    let credential_allows = match &who.credential {
+        Credential::Session => true,
+        Credential::Password if who.tfa != TfaMode::Off => return forbid(PASSWORD_NEEDS_OTP),
+        Credential::Password => return forbid(PASSWORD_NOT_ENOUGH),
+        Credential::Token {
+            limits: Some(l), ..
+        } => {
+            let listed = l.orgs.iter().any(|o| o == org);
+            let level = if listed { l.orgs_permission } else { None };
+            let needed = if changes {
+                PackagePermission::ReadWrite
+            } else {
+                PackagePermission::ReadOnly
+            };
+            level >= Some(needed)
+        }
+        Credential::Token { kind, limits: None } => !changes || *kind == TokenKind::Publish,
+    };
+    let Some(role) = facts.role.filter(|_| facts.exists) else {
+        return Decision::Deny(Denial::Hidden);
+    };
+    if !credential_allows {
+        return forbid(format!(
+            "This token may not {} the organization {org}",
+            if changes { "change" } else { "read" }
+        ));
+    }
+    let role_allows = match action {
+        Action::ReadOrg => true,
+        Action::ManageOrg => role >= OrgRole::Admin,
+        Action::ManageOrgOwners | Action::AuditOrg => role == OrgRole::Owner,
+        _ => false,
+    };
+    if !role_allows {
+        return forbid(format!(
+            "Only {} of {org} may do this",
+            if action == Action::ManageOrg {
+                "owners and admins"
+            } else {
+                "owners"
+            }
+        ));
+    }
+    if changes && who.tfa == TfaMode::AuthAndWrites && !who.bypasses_2fa() {
         Decision::AllowWithOtp
     } else {
         Decision::Allow
@@ -590,7 +781,7 @@ fn decide_account(who: &Principal, action: Action) -> Decision {
                     Decision::Allow
                 }
             }
-            Action::ChangeProfile | Action::RevokeToken => {
+            Action::ChangeProfile | Action::RevokeToken | Action::CreateOrg => {
                 if who.tfa == TfaMode::AuthAndWrites {
                     Decision::AllowWithOtp
                 } else {

@@ -42,7 +42,26 @@ fn short(d: &Decision) -> &'static str {
 }
 
 /// The columns of the table below, in order.
-const COLUMNS: [Action; 18] = Action::ALL;
+const COLUMNS: [Action; 18] = [
+    ReadPackage,
+    Star,
+    Publish,
+    Unpublish,
+    Deprecate,
+    DistTag,
+    ChangeAccess,
+    ChangeOwners,
+    ChangeMfaPolicy,
+    ListPackages,
+    ReadProfile,
+    ChangeProfile,
+    ChangeTwoFactor,
+    ListTokens,
+    CreateToken,
+    RevokeToken,
+    ApproveWebLogin,
+    ReadSecurityLog,
+];
 
 #[track_caller]
 fn check_row(who: Option<Principal>, expected: [&str; 18]) {
@@ -548,25 +567,35 @@ mod properties {
 
     fn facts() -> impl Strategy<Value = PackageFacts> {
         (
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
-            any::<bool>(),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            ),
+            prop::option::of(prop::sample::select(OrgRole::ALL.to_vec())),
+            permission(),
         )
             .prop_map(
                 |(
-                    exists,
-                    public,
-                    is_maintainer,
-                    may_create,
-                    publish_requires_tfa,
-                    automation_overrides_tfa,
+                    (
+                        exists,
+                        public,
+                        is_maintainer,
+                        may_create,
+                        publish_requires_tfa,
+                        automation_overrides_tfa,
+                    ),
+                    org_role,
+                    team_permission,
                 )| PackageFacts {
                     exists,
                     public,
                     is_maintainer,
+                    org_role,
+                    team_permission,
                     may_create: may_create && !exists,
                     publish_requires_tfa,
                     automation_overrides_tfa,
@@ -639,4 +668,186 @@ mod properties {
             }
         }
     }
+}
+
+#[test]
+fn organization_roles_and_credentials() {
+    let org = "acme";
+    let member = |role| OrgFacts {
+        exists: true,
+        role: Some(role),
+    };
+    let publish = token(TokenKind::Publish, TfaMode::Off);
+    let read_only = token(TokenKind::ReadOnly, TfaMode::Off);
+    // Roles: developers read, admins manage, owners manage owners.
+    for (role, read, manage, owners) in [
+        (OrgRole::Developer, ALLOW, FORBID, FORBID),
+        (OrgRole::Admin, ALLOW, ALLOW, FORBID),
+        (OrgRole::Owner, ALLOW, ALLOW, ALLOW),
+    ] {
+        let f = member(role);
+        assert_eq!(
+            short(&decide_org(Some(&publish), ReadOrg, org, &f)),
+            read,
+            "{role:?}"
+        );
+        assert_eq!(
+            short(&decide_org(Some(&publish), ManageOrg, org, &f)),
+            manage,
+            "{role:?}"
+        );
+        assert_eq!(
+            short(&decide_org(Some(&publish), ManageOrgOwners, org, &f)),
+            owners,
+            "{role:?}"
+        );
+    }
+    // A stranger, or a missing organization: the same 404.
+    for f in [
+        OrgFacts::default(),
+        OrgFacts {
+            exists: true,
+            role: None,
+        },
+    ] {
+        for action in [ReadOrg, ManageOrg, ManageOrgOwners] {
+            assert_eq!(short(&decide_org(Some(&publish), action, org, &f)), HIDDEN);
+        }
+    }
+    assert_eq!(
+        short(&decide_org(None, ReadOrg, org, &member(OrgRole::Owner))),
+        UNAUTH
+    );
+    // Classic tokens below publish only read; passwords do nothing.
+    let owner = member(OrgRole::Owner);
+    assert_eq!(
+        short(&decide_org(Some(&read_only), ReadOrg, org, &owner)),
+        ALLOW
+    );
+    assert_eq!(
+        short(&decide_org(Some(&read_only), ManageOrg, org, &owner)),
+        FORBID
+    );
+    let password = Principal {
+        credential: Credential::Password,
+        tfa: TfaMode::Off,
+    };
+    assert_eq!(
+        short(&decide_org(Some(&password), ReadOrg, org, &owner)),
+        FORBID
+    );
+    // Granular tokens: only the organizations they list, at their permission.
+    let granular = |orgs: Vec<&str>, permission| Principal {
+        credential: Credential::Token {
+            kind: TokenKind::Publish,
+            limits: Some(Limits {
+                orgs: orgs.into_iter().map(str::to_owned).collect(),
+                orgs_permission: permission,
+                ..Default::default()
+            }),
+        },
+        tfa: TfaMode::Off,
+    };
+    let reader = granular(vec!["acme"], Some(PackagePermission::ReadOnly));
+    let writer = granular(vec!["acme"], Some(PackagePermission::ReadWrite));
+    let elsewhere = granular(vec!["other"], Some(PackagePermission::ReadWrite));
+    assert_eq!(
+        short(&decide_org(Some(&reader), ReadOrg, org, &owner)),
+        ALLOW
+    );
+    assert_eq!(
+        short(&decide_org(Some(&reader), ManageOrg, org, &owner)),
+        FORBID
+    );
+    assert_eq!(
+        short(&decide_org(Some(&writer), ManageOrgOwners, org, &owner)),
+        ALLOW
+    );
+    assert_eq!(
+        short(&decide_org(Some(&elsewhere), ReadOrg, org, &owner)),
+        FORBID
+    );
+    // 2FA in auth-and-writes asks for a code on changes.
+    let strict = token(TokenKind::Publish, TfaMode::AuthAndWrites);
+    assert_eq!(
+        short(&decide_org(Some(&strict), ManageOrg, org, &owner)),
+        OTP
+    );
+    assert_eq!(
+        short(&decide_org(Some(&strict), ReadOrg, org, &owner)),
+        ALLOW
+    );
+}
+
+#[test]
+fn team_grants_and_org_roles_give_package_rights() {
+    let pkg = name("@acme/lib");
+    let who = token(TokenKind::Publish, TfaMode::Off);
+    let restricted = |org_role, team_permission, is_maintainer| PackageFacts {
+        exists: true,
+        public: false,
+        is_maintainer,
+        org_role,
+        team_permission,
+        ..Default::default()
+    };
+    use PackagePermission::*;
+    for (facts, read, write) in [
+        // A publish into a hidden package is refused like one into a foreign scope.
+        (restricted(None, None, false), HIDDEN, FORBID),
+        (
+            restricted(Some(OrgRole::Developer), None, false),
+            HIDDEN,
+            FORBID,
+        ),
+        (
+            restricted(Some(OrgRole::Developer), Some(ReadOnly), false),
+            ALLOW,
+            FORBID,
+        ),
+        (
+            restricted(Some(OrgRole::Developer), Some(ReadWrite), false),
+            ALLOW,
+            ALLOW,
+        ),
+        (restricted(Some(OrgRole::Admin), None, false), ALLOW, ALLOW),
+        (restricted(Some(OrgRole::Owner), None, false), ALLOW, ALLOW),
+        (
+            restricted(Some(OrgRole::Developer), None, true),
+            ALLOW,
+            ALLOW,
+        ),
+    ] {
+        assert_eq!(
+            short(&decide(Some(&who), ReadPackage, Some((&pkg, &facts)), true)),
+            read,
+            "{facts:?}"
+        );
+        assert_eq!(
+            short(&decide(Some(&who), Publish, Some((&pkg, &facts)), true)),
+            write,
+            "{facts:?}"
+        );
+    }
+    // The credentials view: maintainers and owners/admins only.
+    let dev_rw = restricted(Some(OrgRole::Developer), Some(ReadWrite), false);
+    assert_eq!(
+        short(&decide(
+            Some(&who),
+            ReadPackageCredentials,
+            Some((&pkg, &dev_rw)),
+            true
+        )),
+        FORBID
+    );
+    let admin = restricted(Some(OrgRole::Admin), None, false);
+    assert_eq!(
+        short(&decide(
+            Some(&who),
+            ReadPackageCredentials,
+            Some((&pkg, &admin)),
+            true
+        )),
+        ALLOW
+    );
 }

@@ -5,15 +5,15 @@
 use std::sync::Arc;
 
 use super::grant::{
-    AccountAct, AccountGrant, ListingGrant, LoginGrant, LogoutGrant, PackageAct, PackageGrant,
-    ProxyGrant, PublishGrant,
+    AccountAct, AccountGrant, ListingGrant, LoginGrant, LogoutGrant, OrgAct, OrgGrant, PackageAct,
+    PackageGrant, ProxyGrant, PublishGrant,
 };
-use super::{Action, Decision, Denial, PackageFacts, TfaMode, decide};
+use super::{Action, Decision, Denial, OrgFacts, PackageFacts, TfaMode, decide, decide_org};
 use crate::app::App;
 use crate::domain::credentials::{self, OtpOk, PasswordOk};
 use crate::domain::{Caller, Error, Result};
 use crate::npm::name::PackageName;
-use crate::store::{PackageRow, UserRow};
+use crate::store::{OrgRow, PackageRow, UserRow};
 
 /// The package a request targets, as loaded for the access check. Its row is only
 /// reachable through a grant.
@@ -46,12 +46,16 @@ pub async fn package_facts(
         .package_for_user(name.as_str(), caller.map(|c| c.user.id))
         .await?;
     let mut facts = PackageFacts::default();
-    let row = found.map(|(row, maintains)| {
+    let row = found.map(|(row, rights)| {
         facts.exists = true;
         facts.public = row.is_public();
         facts.publish_requires_tfa = row.publish_requires_tfa != 0;
         facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
-        facts.is_maintainer = caller.is_some() && maintains;
+        if caller.is_some() {
+            facts.is_maintainer = rights.maintains;
+            facts.org_role = rights.org_role;
+            facts.team_permission = rights.team_permission;
+        }
         row
     });
     if let (None, Some(c)) = (&row, caller) {
@@ -64,11 +68,41 @@ pub async fn package_facts(
     })
 }
 
-/// A user owns `@username`; any other scope belongs to whoever first published in it.
+/// What the policy knows about an existing package for another account (the
+/// credentials view asks, for each account that may reach a package, what it can
+/// do there now).
+pub async fn package_facts_of_user(app: &App, user_id: i64, name: &PackageName) -> Result<Target> {
+    let found = app
+        .store
+        .package_for_user(name.as_str(), Some(user_id))
+        .await?;
+    let mut facts = PackageFacts::default();
+    let row = found.map(|(row, rights)| {
+        facts.exists = true;
+        facts.public = row.is_public();
+        facts.publish_requires_tfa = row.publish_requires_tfa != 0;
+        facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
+        facts.is_maintainer = rights.maintains;
+        facts.org_role = rights.org_role;
+        facts.team_permission = rights.team_permission;
+        row
+    });
+    Ok(Target {
+        name: name.clone(),
+        row,
+        facts,
+    })
+}
+
+/// A user owns `@username`; an organization's members create in its scope; any
+/// other scope belongs to whoever first published in it.
 async fn may_create_in_scope(app: &App, caller: &Caller, name: &PackageName) -> Result<bool> {
     let Some(scope) = name.scope() else {
         return Ok(true);
     };
+    if let Some((_, role)) = app.store.org_for_user(scope, caller.user.id).await? {
+        return Ok(role.is_some());
+    }
     if scope == caller.user.name {
         return Ok(true);
     }
@@ -185,6 +219,71 @@ pub async fn authorize_proxied_read(
     );
     enforce(app, caller, decision, Some(name)).await?;
     Ok(ProxyGrant::new(name.clone()))
+}
+
+/// The organization a request targets, as loaded for the access check.
+#[derive(Debug, Clone)]
+pub struct OrgTarget {
+    name: String,
+    row: Option<OrgRow>,
+    facts: OrgFacts,
+}
+
+impl OrgTarget {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn facts(&self) -> &OrgFacts {
+        &self.facts
+    }
+}
+
+/// Loads the organization `name` and the caller's role in it.
+pub async fn org_facts(app: &App, caller: &Caller, name: &str) -> Result<OrgTarget> {
+    let found = app.store.org_for_user(name, caller.user.id).await?;
+    let facts = OrgFacts {
+        exists: found.is_some(),
+        role: found.as_ref().and_then(|(_, role)| *role),
+    };
+    Ok(OrgTarget {
+        name: name.to_owned(),
+        row: found.map(|(row, _)| row),
+        facts,
+    })
+}
+
+/// Authorizes `A` in an organization (an organization the caller is not a member of
+/// answers like a missing one).
+pub async fn authorize_org<A: OrgAct>(
+    app: &App,
+    caller: &Caller,
+    target: &OrgTarget,
+) -> Result<OrgGrant<A>> {
+    let decision = decide_org(
+        Some(&caller.principal),
+        A::ACTION,
+        &target.name,
+        &target.facts,
+    );
+    if decision == Decision::Deny(Denial::Hidden) {
+        return Err(Error::NotFound(format!(
+            "organization {} not found",
+            target.name
+        )));
+    }
+    enforce(app, Some(caller), decision, None).await?;
+    let row = target
+        .row
+        .as_ref()
+        .ok_or_else(|| Error::NotFound(format!("organization {} not found", target.name)))?;
+    Ok(OrgGrant::new(row.id, row.name.clone(), caller.user.id))
+}
+
+/// The organization decision alone, without a one-time password check (to show or
+/// hide a control).
+pub fn org_preflight(caller: &Caller, action: Action, target: &OrgTarget) -> Decision {
+    decide_org(Some(&caller.principal), action, &target.name, &target.facts)
 }
 
 /// Authorizes `A` on the caller's own account.

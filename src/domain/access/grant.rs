@@ -27,9 +27,12 @@ pub trait PackageAct: Act {}
 /// Actions on the caller's own account.
 pub trait AccountAct: Act {}
 
+/// Actions on an organization.
+pub trait OrgAct: Act {}
+
 /// Marker types, one per action, so a store method names the action it serves.
 pub mod act {
-    use super::{AccountAct, Act, Action, PackageAct, sealed::Sealed};
+    use super::{AccountAct, Act, Action, OrgAct, PackageAct, sealed::Sealed};
 
     macro_rules! acts {
         ($kind:ident: $($name:ident),*) => {$(
@@ -43,8 +46,9 @@ pub mod act {
         )*};
     }
 
-    acts!(PackageAct: ReadPackage, Star, Unpublish, Deprecate, DistTag, ChangeAccess, ChangeOwners, ChangeMfaPolicy);
-    acts!(AccountAct: ReadProfile, ChangeProfile, ChangeTwoFactor, ListTokens, CreateToken, RevokeToken, ApproveWebLogin, ReadSecurityLog);
+    acts!(PackageAct: ReadPackage, Star, Unpublish, Deprecate, DistTag, ChangeAccess, ChangeOwners, ChangeMfaPolicy, ReadPackageCredentials);
+    acts!(AccountAct: ReadProfile, ChangeProfile, ChangeTwoFactor, ListTokens, CreateToken, RevokeToken, ApproveWebLogin, ReadSecurityLog, CreateOrg);
+    acts!(OrgAct: ReadOrg, ManageOrg, ManageOrgOwners, AuditOrg);
 }
 
 /// Permission to do `A` to one existing package.
@@ -142,6 +146,68 @@ impl<A: AccountAct> AccountGrant<A> {
     }
 }
 
+/// Permission to do `A` in one organization, for the caller (whose role is kept).
+pub struct OrgGrant<A: OrgAct> {
+    org_id: i64,
+    name: String,
+    user_id: i64,
+    _act: PhantomData<fn() -> A>,
+}
+
+impl<A: OrgAct> std::fmt::Debug for OrgGrant<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OrgGrant<{:?}>({})", A::ACTION, self.name)
+    }
+}
+
+impl<A: OrgAct> OrgGrant<A> {
+    pub(super) fn new(org_id: i64, name: String, user_id: i64) -> Self {
+        OrgGrant {
+            org_id,
+            name,
+            user_id,
+            _act: PhantomData,
+        }
+    }
+
+    pub fn org_id(&self) -> i64 {
+        self.org_id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The member acting.
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+}
+
+/// Grants that may change an organization's members and teams.
+pub trait ManagesOrg {
+    fn org_id(&self) -> i64;
+    fn actor(&self) -> i64;
+}
+
+impl ManagesOrg for OrgGrant<act::ManageOrg> {
+    fn org_id(&self) -> i64 {
+        self.org_id
+    }
+    fn actor(&self) -> i64 {
+        self.user_id
+    }
+}
+
+impl ManagesOrg for OrgGrant<act::ManageOrgOwners> {
+    fn org_id(&self) -> i64 {
+        self.org_id
+    }
+    fn actor(&self) -> i64 {
+        self.user_id
+    }
+}
+
 /// Permission to list packages (search, recent, a user's packages). Each row a
 /// listing returns is a candidate: it is shown only after its own read decision.
 #[derive(Debug)]
@@ -231,5 +297,31 @@ impl IssuesTokens for AccountGrant<act::CreateToken> {
 impl IssuesTokens for LoginGrant {
     fn token_owner(&self) -> i64 {
         self.user_id
+    }
+}
+
+/// Grants that may see other accounts' tokens that can publish: a package's
+/// credentials view, an organization's audit.
+pub trait ViewsCredentials {
+    /// The packages (by name) the view covers, or `None` for "the grant's scope".
+    fn view_scope(&self) -> CredentialsScope<'_>;
+}
+
+/// What a credentials view covers.
+#[derive(Debug, Clone, Copy)]
+pub enum CredentialsScope<'a> {
+    Package(i64),
+    Org(&'a str),
+}
+
+impl ViewsCredentials for PackageGrant<act::ReadPackageCredentials> {
+    fn view_scope(&self) -> CredentialsScope<'_> {
+        CredentialsScope::Package(self.row.id)
+    }
+}
+
+impl ViewsCredentials for OrgGrant<act::AuditOrg> {
+    fn view_scope(&self) -> CredentialsScope<'_> {
+        CredentialsScope::Org(&self.name)
     }
 }

@@ -10,10 +10,11 @@ pub mod grant;
 
 pub use decision::*;
 pub use gate::{
-    Target, authorize, authorize_account, authorize_listing, authorize_logout,
-    authorize_proxied_read, authorize_publish, login_grant, package_facts, preflight, require_otp,
+    OrgTarget, Target, authorize, authorize_account, authorize_listing, authorize_logout,
+    authorize_org, authorize_proxied_read, authorize_publish, login_grant, org_facts,
+    org_preflight, package_facts, package_facts_of_user, preflight, require_otp,
 };
 pub use grant::{
-    AccountGrant, IssuesTokens, ListingGrant, LoginGrant, LogoutGrant, PackageGrant, ProxyGrant,
-    PublishGrant, act,
+    AccountGrant, IssuesTokens, ListingGrant, LoginGrant, LogoutGrant, ManagesOrg, OrgGrant,
+    PackageGrant, ProxyGrant, PublishGrant, ViewsCredentials, act,
 };

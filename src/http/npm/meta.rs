@@ -186,11 +186,26 @@ pub async fn package_endpoint(
             packages::change_access(&app, &need(&caller)?, &name, change).await?;
             Ok(no_store(StatusCode::OK, json!({"ok": true})))
         }
+        ("GET", ["credentials"]) => {
+            let caller = need(&caller)?;
+            let view = crate::domain::publishers::for_package(&app, &caller, &name).await?;
+            Ok(no_store(
+                StatusCode::OK,
+                super::orgs::credentials_view(&view),
+            ))
+        }
         ("GET", ["collaborators"]) => {
-            let owners = packages::owners(&app, caller.as_ref(), &name).await?;
-            let map: Map<String, Value> = owners
+            let collaborators = packages::collaborators(&app, caller.as_ref(), &name).await?;
+            let map: Map<String, Value> = collaborators
                 .into_iter()
-                .map(|m| (m.name, json!("write")))
+                .map(|(user, p)| {
+                    let level = if p == PackagePermission::ReadWrite {
+                        "write"
+                    } else {
+                        "read"
+                    };
+                    (user, json!(level))
+                })
                 .collect();
             Ok(no_store(StatusCode::OK, Value::Object(map)))
         }

@@ -1,0 +1,248 @@
+//! User commands for organizations and the credentials views, where npm has no
+//! command: `tessera org create|credentials`, `tessera package credentials`. HTTP
+//! clients of the registry, like `tessera token`.
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::ClientArgs;
+use super::client::Registry;
+
+// `adopt` carries the server settings; the enum is parsed once per run.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization owning the scope @NAME; you become its owner.
+    Create {
+        name: String,
+        #[arg(long)]
+        otp: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Turn a scope into an organization owned by USER (operator; runs beside the
+    /// server, like `tessera user`). Maintainers of the scope's packages become
+    /// developers.
+    Adopt {
+        scope: String,
+        #[arg(long)]
+        owner: String,
+        #[command(flatten)]
+        server: super::operator::ServerArgs,
+    },
+    /// Every credential that can publish one of the organization's packages,
+    /// riskiest first (owners).
+    Credentials {
+        name: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PackageCommand {
+    /// Everyone who can publish the package, through which path, and every token of
+    /// theirs that could publish it now (maintainers and organization admins).
+    Credentials {
+        name: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+fn logged_in(client: &ClientArgs) -> anyhow::Result<Registry> {
+    let registry = Registry::from_args(client)?;
+    anyhow::ensure!(
+        registry.has_token(),
+        "not logged in to {}; run `tessera login` or `npm login` first",
+        registry.base
+    );
+    Ok(registry)
+}
+
+/// Dispatches `tessera org …`.
+pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
+    match cmd {
+        OrgCommand::Create { name, otp, client } => {
+            let registry = logged_in(&client)?;
+            let name = name.trim_start_matches('@').to_owned();
+            registry
+                .call(
+                    Method::POST,
+                    "/-/org",
+                    Some(&json!({"name": name})),
+                    otp.as_deref(),
+                )
+                .await?;
+            println!(
+                "Created the organization {name}: it owns the scope @{name}, and you are its owner."
+            );
+            Ok(())
+        }
+        OrgCommand::Adopt {
+            scope,
+            owner,
+            server,
+        } => super::operator::adopt_scope(&server, &scope, &owner).await,
+        OrgCommand::Credentials { name, json, client } => {
+            let registry = logged_in(&client)?;
+            let name = name.trim_start_matches('@');
+            let view = registry
+                .call(
+                    Method::GET,
+                    &format!("/-/org/{name}/credentials"),
+                    None,
+                    None,
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+            } else {
+                print_publishers(&view["publishers"]);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Dispatches `tessera package …`.
+pub async fn package(cmd: PackageCommand) -> anyhow::Result<()> {
+    match cmd {
+        PackageCommand::Credentials { name, json, client } => {
+            let registry = logged_in(&client)?;
+            let escaped = name.replace('/', "%2f");
+            let view = registry
+                .call(
+                    Method::GET,
+                    &format!("/-/package/{escaped}/credentials"),
+                    None,
+                    None,
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&view)?);
+                return Ok(());
+            }
+            println!(
+                "{} (publishing 2FA policy: {})",
+                name,
+                view["mfa"].as_str().unwrap_or("none")
+            );
+            println!();
+            println!("Who can write it:");
+            for w in view["writers"].as_array().into_iter().flatten() {
+                let paths: Vec<&str> = w["paths"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "  {:<20} {}",
+                    w["user"].as_str().unwrap_or(""),
+                    paths.join("; ")
+                );
+            }
+            println!();
+            print_publishers(&view["publishers"]);
+            Ok(())
+        }
+    }
+}
+
+fn text(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+fn day(v: &Value) -> String {
+    v.as_str()
+        .map(|s| s.chars().take(10).collect())
+        .unwrap_or_else(|| "-".into())
+}
+
+/// One row per credential; columns sized to their content so long values never
+/// shift the others.
+fn print_publishers(list: &Value) {
+    let rows: Vec<[String; 8]> = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let cidr = p["cidr_whitelist"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_else(|| "any".into());
+            let risks: Vec<&str> = p["risks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            [
+                text(&p["package"]).to_owned(),
+                text(&p["user"]).to_owned(),
+                text(&p["token"]).to_owned(),
+                format!(
+                    "{}{}",
+                    text(&p["token_type"]),
+                    if p["needs_otp"] == json!(true) {
+                        " +otp"
+                    } else {
+                        ""
+                    }
+                ),
+                cidr,
+                day(&p["expires"]),
+                day(&p["last_used"]),
+                risks.join(", "),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("No token can publish it right now.");
+        return;
+    }
+    let header = [
+        "PACKAGE",
+        "USER",
+        "TOKEN",
+        "TYPE",
+        "CIDR",
+        "EXPIRES",
+        "LAST USED",
+        "RISKS",
+    ];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
