@@ -3,6 +3,9 @@
 
 use std::io::Read;
 
+/// A package.json larger than this is not read (npm's own are a few KiB).
+const MAX_MANIFEST_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Facts read from inside a `.tgz`.
 #[derive(Debug, Default)]
 pub struct TarballFacts {
@@ -27,14 +30,19 @@ pub fn inspect(bytes: &[u8]) -> Result<TarballFacts, String> {
             .path()
             .map_err(|e| format!("corrupt tarball: {e}"))?
             .into_owned();
-        let size = entry.header().size().unwrap_or(0);
+        // What the entry reads as: a pax `size` record wins over the header's field
+        // (which a crafted archive can set to anything), a sparse file counts its holes.
+        let size = entry.size();
         facts.file_count += 1;
-        facts.unpacked_size += size;
+        facts.unpacked_size = facts
+            .unpacked_size
+            .checked_add(size)
+            .ok_or("corrupt tarball: the entries' sizes overflow")?;
         // npm strips the first path component, whatever it is called.
         let inner: std::path::PathBuf = path.components().skip(1).collect();
         let inner = inner.to_string_lossy();
         match inner.as_ref() {
-            "package.json" if size < 16 * 1024 * 1024 => {
+            "package.json" if size <= MAX_MANIFEST_BYTES => {
                 let mut text = String::new();
                 entry
                     .read_to_string(&mut text)
@@ -47,4 +55,91 @@ pub fn inspect(bytes: &[u8]) -> Result<TarballFacts, String> {
         }
     }
     Ok(facts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn gzip(tar: Vec<u8>) -> Vec<u8> {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(&tar).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, path, data).unwrap();
+    }
+
+    #[test]
+    fn reads_the_manifest_and_the_special_files() {
+        let mut b = tar::Builder::new(Vec::new());
+        file(
+            &mut b,
+            "package/package.json",
+            br#"{"name":"x","version":"1.0.0"}"#,
+        );
+        file(&mut b, "package/npm-shrinkwrap.json", b"{}");
+        file(&mut b, "package/binding.gyp", b"{}");
+        let facts = inspect(&gzip(b.into_inner().unwrap())).unwrap();
+        assert_eq!(facts.manifest.unwrap()["name"], "x");
+        assert!(facts.has_shrinkwrap && facts.has_binding_gyp);
+        assert_eq!(facts.file_count, 3);
+        assert_eq!(facts.unpacked_size, 30 + 2 + 2);
+        assert!(inspect(b"not a tarball").is_err());
+    }
+
+    /// A GNU sparse entry of a 2^63-byte hole stores no data; two of them overflowed
+    /// the unpacked size (a panic with overflow checks, a wrapped `unpackedSize`
+    /// without). Seed `fuzz/corpus/tarball/gnu-sparse-size-overflow.tar`.
+    #[test]
+    fn sizes_that_overflow_are_refused() {
+        let mut b = tar::Builder::new(Vec::new());
+        for name in ["package/a", "package/b"] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::GNUSparse);
+            header.set_size(0);
+            let gnu = header.as_gnu_mut().unwrap();
+            gnu.set_real_size(1 << 63);
+            gnu.sparse[0].set_offset(1 << 63);
+            gnu.sparse[0].set_length(0);
+            header.set_path(name).unwrap();
+            header.set_cksum();
+            b.append(&header, std::io::empty()).unwrap();
+        }
+        let err = inspect(&gzip(b.into_inner().unwrap())).unwrap_err();
+        assert!(err.contains("corrupt tarball"), "{err}");
+    }
+
+    /// A pax `size` record overrides the header's size field. The manifest limit was
+    /// checked against the header, so a package.json of any size (a gzip bomb) was
+    /// read into memory when its header said it was small. Seed
+    /// `fuzz/corpus/tarball/pax-size-overrides-header.tar`.
+    #[test]
+    fn the_manifest_limit_counts_the_pax_size() {
+        let mut text = b"{}".to_vec();
+        text.resize(MAX_MANIFEST_BYTES as usize + 1, b' ');
+        let mut b = tar::Builder::new(Vec::new());
+        let size = text.len().to_string();
+        b.append_pax_extensions([("size", size.as_bytes())])
+            .unwrap();
+        let mut header = tar::Header::new_ustar();
+        header.set_path("package/package.json").unwrap();
+        header.set_size(2);
+        header.set_mode(0o644);
+        header.set_cksum();
+        b.append(&header, &text[..]).unwrap();
+        let facts = inspect(&gzip(b.into_inner().unwrap())).unwrap();
+        assert!(
+            facts.manifest.is_none(),
+            "an oversized package.json was read"
+        );
+        assert_eq!(facts.unpacked_size, text.len() as u64);
+    }
 }
