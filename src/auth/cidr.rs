@@ -89,19 +89,16 @@ impl std::fmt::Display for ClientAddr {
 impl CidrList {
     /// Parses one address as a proxy writes it in `X-Forwarded-For`: `a.b.c.d`,
     /// `a.b.c.d:port`, a bare IPv6 address, `[v6]` or `[v6]:port`. Anything else
-    /// (`unknown`, obfuscated names, garbage) is `None`.
+    /// (`unknown`, obfuscated names, garbage) is `None`. Only the whitespace HTTP
+    /// allows around a list item (space, tab) is ignored.
     pub fn parse_forwarded(entry: &str) -> Option<IpAddr> {
-        let entry = entry.trim();
+        let entry = entry.trim_matches([' ', '\t']);
         if let Ok(ip) = entry.parse::<IpAddr>() {
             return Some(canonical(ip));
         }
         if let Some(rest) = entry.strip_prefix('[') {
             let (inside, after) = rest.split_once(']')?;
-            let port_ok = after.is_empty()
-                || after
-                    .strip_prefix(':')
-                    .is_some_and(|p| p.parse::<u16>().is_ok());
-            if !port_ok {
+            if !(after.is_empty() || after.strip_prefix(':').is_some_and(is_port)) {
                 return None;
             }
             return inside
@@ -110,9 +107,17 @@ impl CidrList {
                 .map(|v6| canonical(IpAddr::V6(v6)));
         }
         let (host, port) = entry.rsplit_once(':')?;
-        port.parse::<u16>().ok()?;
+        if !is_port(port) {
+            return None;
+        }
         host.parse::<std::net::Ipv4Addr>().ok().map(IpAddr::V4)
     }
+}
+
+/// A port as proxies write it: decimal digits only (`u16::from_str` alone also takes
+/// a leading `+`).
+fn is_port(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && text.parse::<u16>().is_ok()
 }
 
 /// Maps an IPv4-mapped IPv6 address back to IPv4.
@@ -211,6 +216,44 @@ mod tests {
             "1.2.3",
         ] {
             assert_eq!(p(bad), None, "{bad}");
+        }
+    }
+
+    /// Found by `fuzz/fuzz_targets/cidr.rs`: a port was read with `u16::from_str`,
+    /// which takes a leading `+`.
+    #[test]
+    fn forwarded_ports_are_digits_only() {
+        let p = CidrList::parse_forwarded;
+        assert_eq!(p("[::f9]:0"), Some("::f9".parse().unwrap()));
+        assert_eq!(p("198.51.100.7:80"), Some("198.51.100.7".parse().unwrap()));
+        for bad in [
+            "[::f9]:+0",
+            "198.51.100.7:+80",
+            "198.51.100.7:-1",
+            "[::1]: 80",
+        ] {
+            assert_eq!(p(bad), None, "{bad:?}");
+        }
+    }
+
+    /// Found by `fuzz/fuzz_targets/cidr.rs`: `str::trim` also dropped vertical tabs,
+    /// line breaks and Unicode spaces, so `"\u{b}2001:db8::1"` read as an address.
+    #[test]
+    fn forwarded_entries_ignore_only_http_whitespace() {
+        let p = CidrList::parse_forwarded;
+        assert_eq!(
+            p("\t198.51.100.7 \t"),
+            Some("198.51.100.7".parse().unwrap())
+        );
+        for bad in [
+            "\u{b}2001:db8::1",
+            "\u{c}198.51.100.7",
+            "198.51.100.7\r\n",
+            "\n[2001:db8::1]:443",
+            "\u{3000}198.51.100.7",
+            "\u{a0}198.51.100.7",
+        ] {
+            assert_eq!(p(bad), None, "{bad:?}");
         }
     }
 

@@ -571,6 +571,9 @@ fn forwarded_addresses_are_read_as_proxies_write_them() {
         "10.1.2.3, _hidden",
         "10.1.2.3, not an address",
         "10.1.2.3, 10.1.2.4:99999",
+        // Not a port a proxy writes (the fuzzer found `+` was taken).
+        "10.1.2.3, 10.1.2.4:+80",
+        "10.1.2.3, [::ffff:10.1.2.4]:+80",
     ] {
         assert_eq!(via(spoof), 401, "{spoof}");
     }
