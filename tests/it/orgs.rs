@@ -202,6 +202,43 @@ fn organizations_teams_and_grants_with_npm() {
         .json()
         .unwrap();
     assert_eq!(log["org"], "acme");
+    // The log in a terminal too, newest first, for owners only.
+    let log = tessera_as(&a, &["org", "log", "acme"]).ok();
+    let first = log.stdout.lines().next().unwrap_or("");
+    assert!(
+        first.contains("alice") && first.contains("dave joined as owner"),
+        "{}",
+        log.stdout
+    );
+    for entry in [
+        "bob removed",
+        "team release deleted",
+        "organization acme created",
+    ] {
+        assert!(log.stdout.contains(entry), "{entry:?} in {}", log.stdout);
+    }
+    let json: Value = serde_json::from_str(
+        &tessera_as(&a, &["org", "log", "@acme", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["events"][0]["kind"], "member-set", "{json}");
+    tessera_as(&c, &["org", "log", "acme"]).fails_with("Only owners of acme");
+    tessera_as(&b, &["org", "log", "acme"]).fails_with("not found");
+    // Each account's organizations and roles.
+    let mine = tessera_as(&d, &["org", "list"]).ok();
+    assert!(
+        mine.stdout.contains("@acme - owner") && mine.stdout.contains("@globex - owner"),
+        "{}",
+        mine.stdout
+    );
+    assert!(
+        tessera_as(&b, &["org", "list"])
+            .ok()
+            .stdout
+            .contains("not a member of any organization")
+    );
 }
 
 #[test]

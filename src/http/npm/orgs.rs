@@ -44,6 +44,46 @@ pub async fn create_org(
     ))
 }
 
+/// `GET /-/org`: the caller's organizations and their role in each (`tessera org
+/// list`; npm has no such command).
+pub async fn list_mine(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+) -> ApiResult<Response> {
+    let map: Map<String, Value> = orgs::mine(&app, &caller)
+        .await?
+        .into_iter()
+        .map(|(name, role)| (name, json!(role.as_str())))
+        .collect();
+    Ok(no_store(StatusCode::OK, Value::Object(map)))
+}
+
+/// `GET /-/org/<org>/log`: the organization's log, newest first (owners; `tessera
+/// org log`).
+pub async fn org_log(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    Path(org): Path<String>,
+) -> ApiResult<Response> {
+    let events: Vec<Value> = orgs::events(&app, &caller, &org)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "time": iso_time(e.created_at),
+                "actor": e.actor,
+                "kind": e.kind,
+                "detail": e.detail,
+                "ip": e.ip,
+            })
+        })
+        .collect();
+    Ok(no_store(
+        StatusCode::OK,
+        json!({"org": org.trim_start_matches('@'), "events": events}),
+    ))
+}
+
 /// `{ "user": …, "role": … }` of `npm org set|rm` and `npm team add|rm`.
 #[derive(Deserialize)]
 pub struct Membership {
