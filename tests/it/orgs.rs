@@ -535,3 +535,53 @@ fn changes_through_one_instance_apply_on_the_other_at_once() {
         "{trials} grant/removal rounds across two instances: every next request on B saw the change"
     );
 }
+
+/// On the website, an account in `auth-and-writes` mode confirms organization
+/// changes with a one-time password, like on the npm wire: the forms carry the
+/// field, and a post without a code changes nothing.
+#[test]
+fn website_organization_forms_ask_auth_and_writes_accounts_for_a_code() {
+    let server = TestServer::start();
+    let alice = server.signup("alice");
+    server.signup("bob");
+    let (secret, _) = crate::two_factor::enable(&server, &alice, "alice", "auth-and-writes");
+    let web = http_session_with_otp(&server, "alice", || Some(otp_now(&server, &secret)));
+    let page = |path: &str| web.get(path);
+    let (_, orgs) = page("/orgs");
+    assert!(
+        orgs.contains("id=\"org-otp\""),
+        "the creation form asks for a code"
+    );
+    let csrf = csrf_in(&orgs);
+    let r = web.post("/orgs", &[("csrf", &csrf), ("name", "acme")]);
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        page("/org/acme").0,
+        404,
+        "nothing was created without a code"
+    );
+    server.clock.advance_ms(30_000);
+    let code = otp_now(&server, &secret);
+    let r = web.post(
+        "/orgs",
+        &[("csrf", &csrf), ("name", "acme"), ("otp", &code)],
+    );
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/org/acme?notice=created");
+
+    let (_, org) = page("/org/acme");
+    assert!(org.contains("id=\"member-otp\"") && org.contains("id=\"team-otp\""));
+    let add = [
+        ("csrf", csrf.as_str()),
+        ("user", "bob"),
+        ("role", "developer"),
+    ];
+    assert_eq!(web.post("/org/acme/members", &add).status(), 401);
+    assert!(!page("/org/acme").1.contains("data-member=\"bob\""));
+    server.clock.advance_ms(30_000);
+    let code = otp_now(&server, &secret);
+    let mut with_code = add.to_vec();
+    with_code.push(("otp", &code));
+    assert_eq!(web.post("/org/acme/members", &with_code).status(), 303);
+    assert!(page("/org/acme").1.contains("data-member=\"bob\""));
+}
