@@ -1,6 +1,7 @@
 //! Organizations and teams on the npm wire (`npm org`, `npm team`, `npm access
-//! grant|revoke|list packages`; npm-protocol §6.7 and §6.14), the organization
-//! creation Tessera adds (`POST /-/org`), and the credentials views.
+//! grant|revoke|list packages`; npm-protocol §6.7 and §6.14), what Tessera adds
+//! where npm has no command (`POST /-/org` creates, `GET /-/org` lists the caller's
+//! organizations, `GET /-/org/<org>/log` reads the log), and the credentials views.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
