@@ -1,6 +1,6 @@
 //! User commands for organizations and the credentials views, where npm has no
-//! command: `tessera org create|credentials`, `tessera package credentials`. HTTP
-//! clients of the registry, like `tessera token`.
+//! command: `tessera org create|list|log|credentials`, `tessera package
+//! credentials`. HTTP clients of the registry, like `tessera token`.
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -34,6 +34,21 @@ pub enum OrgCommand {
     /// Every credential that can publish one of the organization's packages,
     /// riskiest first (owners).
     Credentials {
+        name: String,
+        /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The organizations you belong to, with your role in each.
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The organization's log: every change of members, roles, teams and package
+    /// access, newest first (owners).
+    Log {
         name: String,
         /// Print JSON for scripts.
         #[arg(long)]
@@ -106,6 +121,40 @@ pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
                 print_publishers(&view["publishers"]);
+            }
+            Ok(())
+        }
+        OrgCommand::List { client } => {
+            let registry = logged_in(&client)?;
+            let mine = registry.call(Method::GET, "/-/org", None, None).await?;
+            let orgs = mine.as_object().cloned().unwrap_or_default();
+            if orgs.is_empty() {
+                println!("You are not a member of any organization.");
+            }
+            for (name, role) in orgs {
+                println!("@{name} - {}", text(&role));
+            }
+            Ok(())
+        }
+        OrgCommand::Log { name, json, client } => {
+            let registry = logged_in(&client)?;
+            let name = name.trim_start_matches('@');
+            let log = registry
+                .call(Method::GET, &format!("/-/org/{name}/log"), None, None)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&log)?);
+                return Ok(());
+            }
+            for e in log["events"].as_array().into_iter().flatten() {
+                let time: String = text(&e["time"]).chars().take(16).collect();
+                println!(
+                    "{}  {:<12} {:<20} {}",
+                    time.replace('T', " "),
+                    text(&e["actor"]),
+                    text(&e["kind"]),
+                    text(&e["detail"])
+                );
             }
             Ok(())
         }

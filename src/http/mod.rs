@@ -39,7 +39,8 @@ pub fn router(app: AppState) -> Router {
         .route("/-/user/{id}", get(users::get_user).put(users::put_user))
         .route("/-/user/{id}/-rev/{rev}", put(users::put_user))
         .route("/-/user/{id}/package", get(meta::user_packages))
-        .route("/-/org", post(orgs::create_org))
+        .route("/-/org", get(orgs::list_mine).post(orgs::create_org))
+        .route("/-/org/{org}/log", get(orgs::org_log))
         .route("/-/org/{org}/package", get(orgs::list_org_packages))
         .route(
             "/-/org/{org}/user",

@@ -712,6 +712,18 @@ impl WebSession<'_> {
         csrf_in(&r.text().unwrap())
     }
 
+    /// A page as the browser asks for it: (status, body).
+    pub fn get(&self, page: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(format!("{}{page}", self.server.url))
+            .header("accept", "text/html")
+            .header("cookie", &self.cookie)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
     pub fn post(&self, page: &str, fields: &[(&str, &str)]) -> reqwest::blocking::Response {
         let body: Vec<String> = fields
             .iter()

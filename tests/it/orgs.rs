@@ -202,6 +202,43 @@ fn organizations_teams_and_grants_with_npm() {
         .json()
         .unwrap();
     assert_eq!(log["org"], "acme");
+    // The log in a terminal too, newest first, for owners only.
+    let log = tessera_as(&a, &["org", "log", "acme"]).ok();
+    let first = log.stdout.lines().next().unwrap_or("");
+    assert!(
+        first.contains("alice") && first.contains("dave joined as owner"),
+        "{}",
+        log.stdout
+    );
+    for entry in [
+        "bob removed",
+        "team release deleted",
+        "organization acme created",
+    ] {
+        assert!(log.stdout.contains(entry), "{entry:?} in {}", log.stdout);
+    }
+    let json: Value = serde_json::from_str(
+        &tessera_as(&a, &["org", "log", "@acme", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(json["events"][0]["kind"], "member-set", "{json}");
+    tessera_as(&c, &["org", "log", "acme"]).fails_with("Only owners of acme");
+    tessera_as(&b, &["org", "log", "acme"]).fails_with("not found");
+    // Each account's organizations and roles.
+    let mine = tessera_as(&d, &["org", "list"]).ok();
+    assert!(
+        mine.stdout.contains("@acme - owner") && mine.stdout.contains("@globex - owner"),
+        "{}",
+        mine.stdout
+    );
+    assert!(
+        tessera_as(&b, &["org", "list"])
+            .ok()
+            .stdout
+            .contains("not a member of any organization")
+    );
 }
 
 #[test]
@@ -497,4 +534,54 @@ fn changes_through_one_instance_apply_on_the_other_at_once() {
     eprintln!(
         "{trials} grant/removal rounds across two instances: every next request on B saw the change"
     );
+}
+
+/// On the website, an account in `auth-and-writes` mode confirms organization
+/// changes with a one-time password, like on the npm wire: the forms carry the
+/// field, and a post without a code changes nothing.
+#[test]
+fn website_organization_forms_ask_auth_and_writes_accounts_for_a_code() {
+    let server = TestServer::start();
+    let alice = server.signup("alice");
+    server.signup("bob");
+    let (secret, _) = crate::two_factor::enable(&server, &alice, "alice", "auth-and-writes");
+    let web = http_session_with_otp(&server, "alice", || Some(otp_now(&server, &secret)));
+    let page = |path: &str| web.get(path);
+    let (_, orgs) = page("/orgs");
+    assert!(
+        orgs.contains("id=\"org-otp\""),
+        "the creation form asks for a code"
+    );
+    let csrf = csrf_in(&orgs);
+    let r = web.post("/orgs", &[("csrf", &csrf), ("name", "acme")]);
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        page("/org/acme").0,
+        404,
+        "nothing was created without a code"
+    );
+    server.clock.advance_ms(30_000);
+    let code = otp_now(&server, &secret);
+    let r = web.post(
+        "/orgs",
+        &[("csrf", &csrf), ("name", "acme"), ("otp", &code)],
+    );
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/org/acme?notice=created");
+
+    let (_, org) = page("/org/acme");
+    assert!(org.contains("id=\"member-otp\"") && org.contains("id=\"team-otp\""));
+    let add = [
+        ("csrf", csrf.as_str()),
+        ("user", "bob"),
+        ("role", "developer"),
+    ];
+    assert_eq!(web.post("/org/acme/members", &add).status(), 401);
+    assert!(!page("/org/acme").1.contains("data-member=\"bob\""));
+    server.clock.advance_ms(30_000);
+    let code = otp_now(&server, &secret);
+    let mut with_code = add.to_vec();
+    with_code.push(("otp", &code));
+    assert_eq!(web.post("/org/acme/members", &with_code).status(), 303);
+    assert!(page("/org/acme").1.contains("data-member=\"bob\""));
 }

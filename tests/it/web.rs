@@ -1124,3 +1124,528 @@ fn web_password_change_signs_out_other_sessions() {
         assert!(body.contains("Erin Example") && body.contains("erin@example.org"));
     });
 }
+
+/// A token from npm's legacy login exchange (`PUT /-/user/org.couchdb.user:NAME`).
+async fn login_token(http: &reqwest::Client, url: &str, user: &str) -> String {
+    let r = http
+        .put(format!("{url}/-/user/org.couchdb.user:{user}"))
+        .json(&serde_json::json!({"name": user, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "npm login of {user}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    body["token"].as_str().unwrap().to_owned()
+}
+
+/// `tsr_AbCd…WxYz`, as pages show a token.
+fn masked(token: &str) -> String {
+    format!("{}…{}", &token[..8], &token[token.len() - 4..])
+}
+
+/// Organizations in Chromium: created from the profile menu, a member added, a team
+/// created, filled and granted a package; the grant seen on the team page, the
+/// credentials on the package settings and organization pages; the member removed,
+/// after which the real npm CLI can no longer publish with their token.
+#[test]
+fn web_organizations_teams_and_who_can_publish() {
+    if let Some(why) = browser_missing() {
+        eprintln!("{why}");
+        return;
+    }
+    let server = Server::start();
+    server.create_user("alice", PASSWORD);
+    server.create_user("bob", PASSWORD);
+    let url = server.url.clone();
+    server.rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login_expiry = date_in_days(30);
+        let alice_token = login_token(&http, &url, "alice").await;
+        let bob_token = login_token(&http, &url, "bob").await;
+        let b = Browser::start(&url).await;
+        b.sign_in("alice", PASSWORD).await;
+
+        // Profile menu → Organizations → Create organization.
+        b.css("img[alt='Profile picture']")
+            .await
+            .click()
+            .await
+            .unwrap();
+        b.click_link("Organizations").await;
+        b.wait_path("/orgs").await;
+        assert_eq!(b.text("h1").await, "Organizations");
+        assert!(b.text(".empty").await.contains("not a member"));
+        // A user's name is not free: refused, the typed name kept.
+        b.fill("Organization name", "bob").await;
+        b.click_button("Create organization").await;
+        assert!(b.text(".alert.error").await.contains("taken"));
+        assert_eq!(prop(&b, "#org-name", "value").await.as_deref(), Some("bob"));
+        b.fill("Organization name", "acme").await;
+        b.click_button("Create organization").await;
+        b.wait_path("/org/acme").await;
+        assert_eq!(b.text("h1").await, "@acme");
+        assert!(b.text(".alert.ok").await.contains("created"));
+
+        // alice publishes a (restricted) package of the scope with npm.
+        let npm_a = Npm::new(&url);
+        npm_a.use_token(&alice_token);
+        let lib = package_dir("@acme/lib", "1.0.0", "# lib\n");
+        let (ok, _, err) = npm_a.run_in(Some(lib.path()), &["publish"]).await;
+        assert!(ok, "alice publishes @acme/lib: {err}");
+
+        // Add bob as a developer.
+        b.goto("/org/acme").await;
+        b.fill("Add member (username)", "bob").await;
+        assert_eq!(
+            prop(&b, "#new-role", "value").await.as_deref(),
+            Some("developer")
+        );
+        b.click_button("Add member").await;
+        let row = b.css("#members li[data-member='bob']").await;
+        assert!(row.text().await.unwrap().contains("developer"));
+        b.screenshot("org-page").await;
+
+        // A team, whose description is shown as text.
+        b.fill("Team name", "release").await;
+        b.fill("Description (optional)", "ships <b>lib</b>").await;
+        b.click_button("Create team").await;
+        b.wait_path("/org/acme/team/release").await;
+        assert_eq!(b.text("h1").await, "@acme:release");
+        assert_eq!(b.text("p.lead").await, "ships <b>lib</b>");
+        b.field("Member to add")
+            .await
+            .select_by_value("bob")
+            .await
+            .unwrap();
+        b.click_button("Add to team").await;
+        b.css("#team-members li[data-member='bob']").await;
+        // Read-write on the package; the team page shows it with its permission.
+        b.field("Package")
+            .await
+            .select_by_value("@acme/lib")
+            .await
+            .unwrap();
+        b.field("Permission")
+            .await
+            .select_by_value("read-write")
+            .await
+            .unwrap();
+        b.click_button("Grant access").await;
+        let grant = b.css("#team-packages li[data-package='@acme/lib']").await;
+        assert_eq!(
+            grant
+                .find(Locator::Css(".badge"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap(),
+            "read-write"
+        );
+        b.screenshot("team-page").await;
+
+        // The grant is what lets bob's token publish.
+        let npm_b = Npm::new(&url);
+        npm_b.use_token(&bob_token);
+        let lib2 = package_dir("@acme/lib", "1.0.1", "# lib\n");
+        let (ok, _, err) = npm_b.run_in(Some(lib2.path()), &["publish"]).await;
+        assert!(ok, "bob publishes through the team grant: {err}");
+
+        // An automation token of alice's: the riskiest credential.
+        let r = http
+            .post(format!("{url}/-/npm/v1/tokens"))
+            .bearer_auth(&alice_token)
+            .json(&serde_json::json!({"password": PASSWORD, "automation": true, "name": "ci"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let automation: serde_json::Value = r.json().await.unwrap();
+        let automation_key = automation["key"].as_str().unwrap().to_owned();
+
+        // Package settings: who can write it, through what, and each token.
+        b.goto("/package/@acme/lib/settings").await;
+        let who = b.text("#publishers").await;
+        for line in [
+            "alice → maintainer",
+            "alice → owner of @acme",
+            "bob → team @acme:release (read-write)",
+        ] {
+            assert!(who.contains(line), "{line:?} in {who}");
+        }
+        let bob_row = b.css("#publishers tr[data-user='bob']").await;
+        let bob_text = bob_row.text().await.unwrap();
+        assert!(bob_text.contains(&masked(&bob_token)), "{bob_text}");
+        // npm's login gives a token that expires (login_token_days) and works anywhere.
+        assert!(
+            bob_text.contains("Owned by bob") && bob_text.contains("works from any address"),
+            "{bob_text}"
+        );
+        assert!(!bob_text.contains("never expires"), "{bob_text}");
+        let expires = b
+            .text("#publishers tr[data-user='bob'] td[data-label='Expires']")
+            .await;
+        assert!(
+            expires == login_expiry || expires == date_in_days(30),
+            "expires with the login: {expires}"
+        );
+        assert!(
+            bob_text.contains("Not asked"),
+            "no 2FA anywhere: {bob_text}"
+        );
+        assert!(
+            !b.has("#publishers tr[data-user='bob'] a[href^='/settings/tokens']")
+                .await,
+            "no revoke link for someone else's token"
+        );
+        b.css(&format!(
+            "#publishers a[href='/settings/tokens#token-{automation_key}']"
+        ))
+        .await;
+        b.screenshot("package-who-can-publish").await;
+
+        // The organization page (owner): riskiest first, the log.
+        b.goto("/org/acme").await;
+        let first = b.css("#credentials tbody tr:first-child").await;
+        assert_eq!(
+            first.attr("data-token-key").await.unwrap().as_deref(),
+            Some(automation_key.as_str())
+        );
+        assert!(first.text().await.unwrap().contains("automation"));
+        let creds = b.text("#credentials").await;
+        assert!(
+            creds.contains(&masked(&bob_token)) && creds.contains(&masked(&alice_token)),
+            "{creds}"
+        );
+        let log = b.text("#log").await;
+        for entry in [
+            "bob joined as developer",
+            "bob added to team release",
+            "team release granted read-write on @acme/lib",
+        ] {
+            assert!(log.contains(entry), "{entry:?} in {log}");
+        }
+        b.screenshot("org-page-owner").await;
+        // The revoke link of alice's own token leads to it on the Access Tokens page.
+        b.css(&format!(
+            "#credentials tr[data-token-key='{automation_key}'] td.actions a"
+        ))
+        .await
+        .click()
+        .await
+        .unwrap();
+        b.wait_path("/settings/tokens").await;
+        b.css(&format!("tr#token-{automation_key} summary")).await;
+
+        // Page-load timings, logged for the notes (never asserted).
+        for (label, path) in [
+            ("organizations", "/orgs"),
+            ("organization (owner)", "/org/acme"),
+            ("team", "/org/acme/team/release"),
+            ("package settings + who", "/package/@acme/lib/settings"),
+        ] {
+            timed(&b, label, path).await;
+        }
+
+        // A member (not an owner) sees neither the log nor the credentials.
+        let (bob_session, _) = http_sign_in(&http, &url, "bob", PASSWORD).await;
+        let page = |path: &str, cookie: &str| {
+            let (http, url, path, cookie) = (
+                http.clone(),
+                url.clone(),
+                path.to_owned(),
+                cookie.to_owned(),
+            );
+            async move {
+                let r = http
+                    .get(format!("{url}{path}"))
+                    .header("accept", "text/html")
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (status, body) = page("/org/acme", &bob_session).await;
+        assert_eq!(status, 200);
+        assert!(
+            body.contains("@acme:release") && body.contains("@acme/lib"),
+            "bob sees teams and packages"
+        );
+        for hidden in [
+            "id=\"credentials\"",
+            "id=\"log\"",
+            "Add member",
+            "Create team",
+        ] {
+            assert!(!body.contains(hidden), "a developer does not see {hidden}");
+        }
+        let (status, body) = page("/package/@acme/lib/settings", &bob_session).await;
+        assert_eq!(status, 200, "a read-write team member reaches the settings");
+        assert!(
+            body.contains("Only the package’s maintainers") && !body.contains("data-token-key")
+        );
+
+        // Remove bob (with its confirmation step): his token stops publishing at once.
+        b.goto("/org/acme").await;
+        let row = b.css("#members li[data-member='bob']").await;
+        row.find(Locator::Css("summary"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        row.find(Locator::XPath(
+            ".//button[normalize-space(.)='Yes, remove bob']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        b.wait_text(".alert.ok", "member list").await;
+        assert!(!b.has("#members li[data-member='bob']").await);
+        assert!(b.text("#log").await.contains("bob removed"));
+        let lib3 = package_dir("@acme/lib", "1.0.2", "# lib\n");
+        let (ok, _, err) = npm_b.run_in(Some(lib3.path()), &["publish"]).await;
+        assert!(!ok, "bob's token no longer publishes");
+        assert!(err.contains("E403") || err.contains("E404"), "{err}");
+        let (status, _) = page("/org/acme", &bob_session).await;
+        assert_eq!(status, 404, "nor does bob see the organization");
+        b.close().await;
+    });
+}
+
+/// The organization pages over plain HTTP: a stranger gets the same 404 as for an
+/// organization that does not exist, forms without the CSRF token or from another
+/// site change nothing, a developer cannot grant, and npm still gets the registry.
+#[test]
+fn web_org_pages_refuse_strangers_and_forged_posts() {
+    let server = Server::start();
+    for user in ["alice", "bob", "mallory"] {
+        server.create_user(user, PASSWORD);
+    }
+    let url = server.url.clone();
+    server.rt.block_on(async move {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        // Set up through the npm wire.
+        let alice = login_token(&http, &url, "alice").await;
+        let wire = |method: reqwest::Method, path: &str, body: serde_json::Value| {
+            let r = http
+                .request(method, format!("{url}{path}"))
+                .bearer_auth(&alice)
+                .json(&body);
+            async move { r.send().await.unwrap().status().as_u16() }
+        };
+        assert_eq!(
+            wire(
+                reqwest::Method::POST,
+                "/-/org",
+                serde_json::json!({"name": "acme"})
+            )
+            .await,
+            201
+        );
+        assert_eq!(
+            wire(
+                reqwest::Method::PUT,
+                "/-/org/acme/user",
+                serde_json::json!({"user": "bob"})
+            )
+            .await,
+            200
+        );
+        assert_eq!(
+            wire(
+                reqwest::Method::PUT,
+                "/-/org/acme/team",
+                serde_json::json!({"name": "release"})
+            )
+            .await,
+            201
+        );
+
+        let get = |path: &str, cookie: &str| {
+            let r = http
+                .get(format!("{url}{path}"))
+                .header("accept", "text/html")
+                .header("cookie", cookie.to_owned());
+            async move {
+                let r = r.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let post = |path: &str, cookie: &str, origin: Option<&str>, fields: &[(&str, &str)]| {
+            let mut r = http
+                .post(format!("{url}{path}"))
+                .header("cookie", cookie.to_owned());
+            if let Some(o) = origin {
+                r = r.header("origin", o.to_owned());
+            }
+            let r = r.form_(fields);
+            async move {
+                let r = r.send().await.unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            }
+        };
+        let (alice_s, alice_csrf) = http_sign_in(&http, &url, "alice", PASSWORD).await;
+        let (bob_s, bob_csrf) = http_sign_in(&http, &url, "bob", PASSWORD).await;
+        let (mallory_s, mallory_csrf) = http_sign_in(&http, &url, "mallory", PASSWORD).await;
+
+        // A stranger: 404, exactly as for an organization that does not exist.
+        let (status, acme) = get("/org/acme", &mallory_s).await;
+        assert_eq!(status, 404);
+        let (status, nothing) = get("/org/no-such-org", &mallory_s).await;
+        assert_eq!(status, 404);
+        assert_eq!(acme, nothing, "the stranger's page says nothing about acme");
+        assert_eq!(get("/org/acme/team/release", &mallory_s).await.0, 404);
+        assert_eq!(get("/org/acme/team/developers", &mallory_s).await.0, 404);
+        // Signed out: the sign-in page, coming back afterwards.
+        let r = http
+            .get(format!("{url}/org/acme"))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with("/login?next=%2Forg%2Facme")
+        );
+        // With a valid CSRF token of her own, the stranger still cannot add herself.
+        let (status, _) = post(
+            "/org/acme/members",
+            &mallory_s,
+            None,
+            &[
+                ("csrf", &mallory_csrf),
+                ("user", "mallory"),
+                ("role", "owner"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 404);
+
+        // The owner's forms refuse a missing or wrong token and a foreign origin.
+        let add = [("user", "mallory"), ("role", "owner")];
+        assert_eq!(post("/org/acme/members", &alice_s, None, &add).await.0, 403);
+        let mut wrong = add.to_vec();
+        wrong.push(("csrf", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        assert_eq!(
+            post("/org/acme/members", &alice_s, None, &wrong).await.0,
+            403
+        );
+        let mut right = add.to_vec();
+        right.push(("csrf", alice_csrf.as_str()));
+        assert_eq!(
+            post(
+                "/org/acme/members",
+                &alice_s,
+                Some("https://evil.example"),
+                &right
+            )
+            .await
+            .0,
+            403
+        );
+        assert_eq!(
+            post("/orgs", &alice_s, None, &[("name", "forged")]).await.0,
+            403
+        );
+        assert_eq!(
+            post(
+                "/org/acme/team/release/delete",
+                &alice_s,
+                Some("https://evil.example"),
+                &[("csrf", &alice_csrf)]
+            )
+            .await
+            .0,
+            403
+        );
+        assert_eq!(
+            get("/org/acme", &mallory_s).await.0,
+            404,
+            "mallory was not added"
+        );
+        assert_eq!(
+            get("/org/forged", &alice_s).await.0,
+            404,
+            "no organization was created"
+        );
+        assert_eq!(
+            get("/org/acme/team/release", &alice_s).await.0,
+            200,
+            "the team is still there"
+        );
+
+        // A developer may look but not grant; the page says why.
+        let (status, body) = post(
+            "/org/acme/team/release/members",
+            &bob_s,
+            None,
+            &[("csrf", &bob_csrf), ("user", "bob")],
+        )
+        .await;
+        assert_eq!(status, 403);
+        assert!(body.contains("Only owners and admins of acme"), "{body}");
+        let (_, team) = get("/org/acme/team/release", &alice_s).await;
+        assert!(
+            team.contains("Nobody is in this team yet"),
+            "nothing changed"
+        );
+        // An admin cannot make an owner; the owner can.
+        let (status, _) = post(
+            "/org/acme/members",
+            &alice_s,
+            None,
+            &[("csrf", &alice_csrf), ("user", "bob"), ("role", "admin")],
+        )
+        .await;
+        assert_eq!(status, 303);
+        let (status, body) = post(
+            "/org/acme/members",
+            &bob_s,
+            None,
+            &[("csrf", &bob_csrf), ("user", "mallory"), ("role", "owner")],
+        )
+        .await;
+        assert_eq!(status, 403, "{body}");
+        let (_, page) = get("/org/acme", &bob_s).await;
+        assert!(
+            !page.contains("<option value=\"owner\""),
+            "an admin is not offered the owner role"
+        );
+        assert!(
+            !page.contains("id=\"log\""),
+            "an admin does not see the log"
+        );
+
+        // npm on the same paths still talks to the registry.
+        for path in ["/orgs", "/org/acme"] {
+            let r = http
+                .get(format!("{url}{path}"))
+                .header("accept", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 404, "{path}");
+            assert!(
+                r.headers()["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("application/json"),
+                "{path}"
+            );
+        }
+    });
+}

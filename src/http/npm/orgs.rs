@@ -1,6 +1,7 @@
 //! Organizations and teams on the npm wire (`npm org`, `npm team`, `npm access
-//! grant|revoke|list packages`; npm-protocol §6.7 and §6.14), the organization
-//! creation Tessera adds (`POST /-/org`), and the credentials views.
+//! grant|revoke|list packages`; npm-protocol §6.7 and §6.14), what Tessera adds
+//! where npm has no command (`POST /-/org` creates, `GET /-/org` lists the caller's
+//! organizations, `GET /-/org/<org>/log` reads the log), and the credentials views.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -41,6 +42,46 @@ pub async fn create_org(
     Ok(no_store(
         StatusCode::CREATED,
         json!({"ok": true, "name": name, "scope": format!("@{name}"), "role": "owner"}),
+    ))
+}
+
+/// `GET /-/org`: the caller's organizations and their role in each (`tessera org
+/// list`; npm has no such command).
+pub async fn list_mine(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+) -> ApiResult<Response> {
+    let map: Map<String, Value> = orgs::mine(&app, &caller)
+        .await?
+        .into_iter()
+        .map(|(name, role)| (name, json!(role.as_str())))
+        .collect();
+    Ok(no_store(StatusCode::OK, Value::Object(map)))
+}
+
+/// `GET /-/org/<org>/log`: the organization's log, newest first (owners; `tessera
+/// org log`).
+pub async fn org_log(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    Path(org): Path<String>,
+) -> ApiResult<Response> {
+    let events: Vec<Value> = orgs::events(&app, &caller, &org)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({
+                "time": iso_time(e.created_at),
+                "actor": e.actor,
+                "kind": e.kind,
+                "detail": e.detail,
+                "ip": e.ip,
+            })
+        })
+        .collect();
+    Ok(no_store(
+        StatusCode::OK,
+        json!({"org": org.trim_start_matches('@'), "events": events}),
     ))
 }
 

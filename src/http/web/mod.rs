@@ -10,8 +10,10 @@ mod account;
 mod assets;
 mod cli_login;
 mod identicon;
+mod orgs;
 mod packages;
 mod page;
+mod publishers;
 mod session;
 mod tfa;
 mod tokens;
@@ -66,6 +68,23 @@ pub fn router(app: AppState) -> Router<AppState> {
             get(tokens::new_page).post(tokens::create),
         )
         .route("/settings/tokens/{key}/revoke", post(tokens::revoke))
+        .route("/orgs", get(orgs::list).post(orgs::create))
+        .route("/org/{org}", get(orgs::org_page))
+        .route("/org/{org}/members", post(orgs::set_member))
+        .route("/org/{org}/members/remove", post(orgs::remove_member))
+        .route("/org/{org}/teams", post(orgs::create_team))
+        .route("/org/{org}/team/{team}", get(orgs::team_page))
+        .route(
+            "/org/{org}/team/{team}/members",
+            post(orgs::add_team_member),
+        )
+        .route(
+            "/org/{org}/team/{team}/members/remove",
+            post(orgs::remove_team_member),
+        )
+        .route("/org/{org}/team/{team}/packages", post(orgs::grant))
+        .route("/org/{org}/team/{team}/packages/revoke", post(orgs::revoke))
+        .route("/org/{org}/team/{team}/delete", post(orgs::delete_team))
         .route("/settings/2fa", get(tfa::page))
         .route("/settings/2fa/enable", post(tfa::enable))
         .route("/settings/2fa/confirm", post(tfa::confirm))

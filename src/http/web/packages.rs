@@ -13,8 +13,9 @@ use serde_json::Value;
 
 use super::account::notice;
 use super::page::{self, Layout, PageError, PageResult, fmt_date};
+use super::publishers::{PublisherRow, WriterRow, policy_text, rows, writer_rows};
 use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp};
-use crate::domain::{self, packages};
+use crate::domain::{self, packages, publishers};
 use crate::http::extract::AppState;
 use crate::npm::name::PackageName;
 
@@ -313,6 +314,12 @@ struct SettingsPage {
     me: String,
     needs_otp: bool,
     error: Option<String>,
+    /// "Who can publish this": `None` when the viewer may not see it (a team grant
+    /// lets them write, but only maintainers and organization admins see credentials).
+    policy: Option<&'static str>,
+    writers: Vec<WriterRow>,
+    publishers: Vec<PublisherRow>,
+    show_package: bool,
 }
 
 async fn settings_page(
@@ -328,6 +335,15 @@ async fn settings_page(
     }
     let owners = packages::owners(app, Some(caller), name).await?;
     let settings = packages::settings(app, Some(caller), name).await?;
+    let (policy, writers, publishers) = match publishers::for_package(app, caller, name).await {
+        Ok(view) => (
+            Some(policy_text(view.policy)),
+            writer_rows(&view.writers),
+            rows(&view.publishers, &caller.user.name),
+        ),
+        Err(domain::Error::Forbidden(_)) => (None, Vec::new(), Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
     Ok(page::render(
         status,
         &SettingsPage {
@@ -340,6 +356,10 @@ async fn settings_page(
             me: caller.user.name.clone(),
             needs_otp: tfa_on(caller),
             error,
+            policy,
+            writers,
+            publishers,
+            show_package: false,
         },
     ))
 }

@@ -13,6 +13,7 @@ use super::account::{NextQuery, notice};
 use super::page::{self, Layout, PageResult, fmt_time};
 use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp, writes_need_otp};
 use crate::auth::token::masked;
+use crate::domain::access::Limits;
 use crate::domain::tokens::{self, CreateRequest};
 use crate::http::extract::AppState;
 
@@ -47,9 +48,13 @@ struct TokensPage {
 }
 
 fn describe_limits(row: &crate::store::TokenRow) -> String {
-    let Some(l) = tokens::limits_of(row) else {
-        return String::new();
-    };
+    tokens::limits_of(row)
+        .map(|l| limits_text(&l))
+        .unwrap_or_default()
+}
+
+/// A granular token's limits in one line: `@acme/lib, @tools · read-write · orgs: acme`.
+pub(super) fn limits_text(l: &Limits) -> String {
     let mut parts = Vec::new();
     if l.packages_all {
         parts.push("all packages".to_owned());
