@@ -70,17 +70,32 @@ impl TokenSettings {
     }
 }
 
+/// What to do about a token that no longer works.
+const LOG_IN_AGAIN: &str = "log in again with `npm login` or use another token";
+
+/// A moment as people read it: `2026-11-30 15:04 UTC`.
+fn when(ms: i64) -> String {
+    let iso = crate::npm::packument::iso_time(ms);
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
+
 /// Why a token row may not be used now; a pure function of the row, address and time.
+/// The messages name the token by its visible prefix only, never its secret part.
 pub fn admit(row: &TokenRow, ip: ClientAddr, now: i64) -> Result<TokenSettings> {
-    if row.revoked_at.is_some() {
-        return Err(Error::Unauthenticated(
-            "This token has been revoked.".into(),
-        ));
+    let token = &row.display_prefix;
+    if let Some(at) = row.revoked_at {
+        return Err(Error::TokenRefused(format!(
+            "The token {token}... was revoked on {}; {LOG_IN_AGAIN}.",
+            when(at)
+        )));
     }
-    if row.expires_at.is_some_and(|t| t <= now) {
-        return Err(Error::Unauthenticated("This token has expired.".into()));
+    if let Some(at) = row.expires_at.filter(|t| *t <= now) {
+        return Err(Error::TokenRefused(format!(
+            "The token {token}... expired on {}; {LOG_IN_AGAIN}.",
+            when(at)
+        )));
     }
-    let settings = TokenSettings::of(row).map_err(|m| Error::Unauthenticated(m.into()))?;
+    let settings = TokenSettings::of(row).map_err(|m| Error::TokenRefused(m.into()))?;
     if let Some(list) = &settings.cidr
         && !list.permits(ip)
     {
@@ -101,7 +116,9 @@ pub async fn authenticate_token(app: &App, text: &str, ip: ClientAddr) -> Result
     app.metrics.token_checks.inc();
     let token = PlainToken::parse(text.trim()).map_err(|e| {
         app.metrics.auth_failure("malformed_token");
-        Error::Unauthenticated(format!("Invalid token: {e}."))
+        Error::TokenRefused(format!(
+            "This is not a Tessera token ({e}); {LOG_IN_AGAIN}."
+        ))
     })?;
     let hash = token.hash(&app.keys.token_hash);
     // One indexed read: the token by its keyed hash, joined with its owner. The
@@ -109,7 +126,10 @@ pub async fn authenticate_token(app: &App, text: &str, ip: ClientAddr) -> Result
     // so a revocation still applies to the very next request.
     let Some((row, user)) = app.store.token_and_user_by_hash(hash.as_bytes()).await? else {
         app.metrics.auth_failure("unknown_token");
-        return Err(Error::Unauthenticated("Unknown token.".into()));
+        return Err(Error::TokenRefused(format!(
+            "This registry does not know the token {}...; {LOG_IN_AGAIN}.",
+            token.display_prefix()
+        )));
     };
     let settings = match admit(&row, ip, app.now()) {
         Ok(s) => s,

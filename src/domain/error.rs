@@ -11,6 +11,12 @@ pub enum Error {
     /// No or invalid credentials (401 + `www-authenticate: Bearer`).
     #[error("{0}")]
     Unauthenticated(String),
+    /// A bearer token that cannot be used: malformed, unknown, revoked, expired or
+    /// unreadable (401 + `www-authenticate: Bearer`). The message says which, and goes
+    /// out in an `npm-notice` header too: npm prints that beside its own "your
+    /// authentication token seems to be invalid", and the other clients show the body.
+    #[error("{0}")]
+    TokenRefused(String),
     /// Wrong username or password (401 + `www-authenticate: Basic`).
     #[error("{0}")]
     BadPassword(String),

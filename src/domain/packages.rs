@@ -18,7 +18,9 @@ use super::{Caller, Error, Result, package_facts};
 use crate::app::App;
 use crate::npm::name::PackageName;
 use crate::npm::packument::{self, PackageDoc, VersionDoc, rev_string};
-use crate::store::{MaintainerRow, PackageRow, RevisionWrite, SearchRow};
+use crate::store::{
+    MaintainerRemoval, MaintainerRow, PackageRow, RevisionWrite, SearchQuery, SearchRow,
+};
 
 async fn readable(
     app: &App,
@@ -64,6 +66,7 @@ async fn render(app: &App, grant: &PackageGrant<act::ReadPackage>) -> Result<Arc
             .iter()
             .map(|m| (m.name.clone(), m.email.clone()))
             .collect(),
+        stars: contents.stars,
         versions: contents
             .versions
             .into_iter()
@@ -207,9 +210,13 @@ pub async fn update_document(
 ) -> Result<()> {
     let target = package_facts(app, Some(caller), name).await?;
     let Some(versions) = body.get("versions").and_then(Value::as_object) else {
-        // A star/unstar body: one's own mark, for anyone who may read the package.
-        access::authorize::<act::Star>(app, Some(caller), &target).await?;
-        return Ok(());
+        // A star/unstar body (npm's `{_id, _rev, users}`): one's own mark only.
+        return match own_star(caller, body) {
+            Some(starred) => set_star(app, caller, &target, starred).await,
+            None => Err(Error::Invalid(
+                "body must carry versions (deprecate) or users (star)".into(),
+            )),
+        };
     };
     let grant = access::authorize::<act::Deprecate>(app, Some(caller), &target).await?;
     let expected = match sent_revision(None, body) {
@@ -274,8 +281,14 @@ pub async fn update_revision(
             .map(|v| v.version.clone())
             .collect();
         if removed.is_empty() {
-            // Nothing removed: a star (or a no-op), which needs only read access.
-            return Ok(());
+            // Nothing removed: pnpm's star (the whole document with its `users`
+            // changed), which changes only the caller's own star and needs only read
+            // access; any other change in such a document is ignored. A star does not
+            // depend on the rest of the document, so the revision is not checked.
+            return match own_star(caller, body) {
+                Some(starred) => set_star(app, caller, &target, starred).await,
+                None => Ok(()),
+            };
         }
         let grant = access::authorize::<act::Unpublish>(app, Some(caller), &target).await?;
         let expected = expect_current(name, grant.row(), sent_revision(Some(url_rev), body))?;
@@ -330,6 +343,45 @@ pub async fn update_revision(
     Err(Error::Invalid(
         "body must carry versions (unpublish) or maintainers (owner change)".into(),
     ))
+}
+
+/// The caller's own star in a document's `users` (an object), if it has one: `true`
+/// stars, anything else (or no entry) unstars. `None` when there is no `users` object.
+fn own_star(caller: &Caller, body: &Value) -> Option<bool> {
+    body.get("users")
+        .and_then(Value::as_object)
+        .map(|users| users.get(&caller.user.name) == Some(&Value::Bool(true)))
+}
+
+async fn set_star(app: &App, caller: &Caller, target: &Target, starred: bool) -> Result<()> {
+    let grant = access::authorize::<act::Star>(app, Some(caller), target).await?;
+    app.store.set_star(&grant, starred, app.now()).await?;
+    Ok(())
+}
+
+/// Stars or unstars `name` for the caller (pnpm's `PUT`/`DELETE /-/user/v1/star`).
+pub async fn star(app: &App, caller: &Caller, name: &PackageName, starred: bool) -> Result<()> {
+    let target = package_facts(app, Some(caller), name).await?;
+    set_star(app, caller, &target, starred).await
+}
+
+/// The packages `user` starred that the caller may read (`npm stars`, `pnpm stars`).
+pub async fn starred_by(app: &App, caller: Option<&Caller>, user: &str) -> Result<Vec<String>> {
+    let listing = access::authorize_listing(app, caller).await?;
+    let user = app
+        .store
+        .user_by_name(user)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {user} not found")))?;
+    let mut visible = Vec::new();
+    for package in app.store.starred_by(&listing, user.id).await? {
+        if let Ok(name) = PackageName::parse(&package)
+            && readable(app, caller, &name).await.is_ok()
+        {
+            visible.push(package);
+        }
+    }
+    Ok(visible)
 }
 
 /// The highest version, preferring releases over prereleases.
@@ -507,6 +559,50 @@ pub async fn set_owners(
     Ok(())
 }
 
+/// Adds `user` to the maintainers (pnpm's `PUT /-/package/<name>/owners`). Adding
+/// someone who already maintains it changes nothing.
+pub async fn add_owner(app: &App, caller: &Caller, name: &PackageName, user: &str) -> Result<()> {
+    let target = package_facts(app, Some(caller), name).await?;
+    let grant = access::authorize::<act::ChangeOwners>(app, Some(caller), &target).await?;
+    let user = app
+        .store
+        .user_by_name(user)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("user {user} not found")))?;
+    app.store.add_maintainer(&grant, user.id, app.now()).await?;
+    Ok(())
+}
+
+/// Removes `user` from the maintainers (pnpm's `DELETE /-/package/<name>/owners/<user>`);
+/// the last maintainer stays.
+pub async fn remove_owner(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    user: &str,
+) -> Result<()> {
+    let target = package_facts(app, Some(caller), name).await?;
+    let grant = access::authorize::<act::ChangeOwners>(app, Some(caller), &target).await?;
+    let not_an_owner = || Error::NotFound(format!("{user} is not a maintainer of {name}"));
+    let user = app
+        .store
+        .user_by_name(user)
+        .await?
+        .ok_or_else(not_an_owner)?;
+    match app
+        .store
+        .remove_maintainer(&grant, user.id, app.now())
+        .await?
+    {
+        MaintainerRemoval::Removed => Ok(()),
+        MaintainerRemoval::NotAMaintainer => Err(not_an_owner()),
+        MaintainerRemoval::LastMaintainer => Err(Error::Invalid(format!(
+            "{} is the only maintainer of {name}; add another one first",
+            user.name
+        ))),
+    }
+}
+
 /// The publishing 2FA policy as `npm access` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MfaPolicy {
@@ -601,22 +697,81 @@ pub struct Hit {
     pub publisher: Option<(String, String)>,
 }
 
-/// Searches packages the caller may read: the listing is authorized, then every hit
-/// passes the same read decision as a download.
+impl Hit {
+    /// How well the hit matched, from 1.0 (the exact name) down to 0.2 (only the
+    /// description or part of a keyword); see `SearchRow::rank`.
+    pub fn score(&self) -> f64 {
+        const SCORES: [f64; 6] = [1.0, 0.9, 0.8, 0.6, 0.4, 0.2];
+        SCORES[self.row.rank.clamp(0, 5) as usize]
+    }
+}
+
+/// A page of search hits and how many there are in all.
+#[derive(Debug, Clone)]
+pub struct SearchResults {
+    pub hits: Vec<Hit>,
+    pub total: i64,
+}
+
+/// Most terms a search looks for, and the longest term.
+const MAX_SEARCH_TERMS: usize = 8;
+const MAX_TERM_CHARS: usize = 100;
+
+/// Reads what `npm search` sends (its words joined by spaces): plain words are looked
+/// for in names, descriptions and keywords; `keywords:a,b` asks for those exact
+/// keywords. Lower-cased; at most `MAX_SEARCH_TERMS` words.
+pub fn search_query(text: &str) -> SearchQuery {
+    let mut query = SearchQuery::default();
+    let clip = |w: &str| -> String { w.to_lowercase().chars().take(MAX_TERM_CHARS).collect() };
+    for word in text.split_whitespace().take(MAX_SEARCH_TERMS) {
+        match word.split_once(':') {
+            Some((q, list)) if q.eq_ignore_ascii_case("keywords") => query.keywords.extend(
+                list.split(',')
+                    .map(|k| clip(k.trim()))
+                    .filter(|k| !k.is_empty()),
+            ),
+            _ => query.terms.push(clip(word)),
+        }
+    }
+    query.keywords.truncate(MAX_SEARCH_TERMS);
+    query
+}
+
+/// Searches packages the caller may read: the listing is authorized; the query
+/// counts and pages only public packages and the restricted ones the caller may read
+/// (their read decision, made here); then every hit passes the same read decision as
+/// a download, as a second line.
 pub async fn search(
     app: &App,
     caller: Option<&Caller>,
     text: &str,
     from: i64,
     size: i64,
-) -> Result<Vec<Hit>> {
+) -> Result<SearchResults> {
     let listing = access::authorize_listing(app, caller).await?;
-    let rows = app
+    let restricted: Vec<i64> = app
         .store
-        .search_packages(&listing, text.trim(), from, size.clamp(1, 250))
+        .restricted_maintained(&listing)
+        .await?
+        .into_iter()
+        .filter(|(_, name)| {
+            PackageName::parse(name)
+                .is_ok_and(|n| access::may_read_maintained_restricted(app, caller, &n))
+        })
+        .map(|(id, _)| id)
+        .collect();
+    let page = app
+        .store
+        .search_packages(
+            &listing,
+            &search_query(text),
+            &restricted,
+            from,
+            size.clamp(1, 250),
+        )
         .await?;
-    let mut hits = Vec::with_capacity(rows.len());
-    for row in rows {
+    let mut hits = Vec::with_capacity(page.rows.len());
+    for row in page.rows {
         let Ok(name) = PackageName::parse(&row.name) else {
             continue;
         };
@@ -650,7 +805,10 @@ pub async fn search(
             row,
         });
     }
-    Ok(hits)
+    Ok(SearchResults {
+        hits,
+        total: page.total,
+    })
 }
 
 /// Recently changed packages the viewer may read (home page).

@@ -95,9 +95,10 @@ async fn new_name_rules(app: &App, caller: &Caller, target: &Target) -> Result<(
 
 /// Parses a `PUT /<name>` body off the async runtime; the buffer comes back with it
 /// (a publish's tarball is still inside).
-pub async fn parse_body(buf: Vec<u8>) -> Result<(Vec<u8>, PutBody)> {
+pub async fn parse_body(buf: Vec<u8>, caller: &Caller) -> Result<(Vec<u8>, PutBody)> {
+    let name = caller.user.name.clone();
     let (buf, parsed) = tokio::task::spawn_blocking(move || {
-        let parsed = publish_body::parse(&buf);
+        let parsed = publish_body::parse(&buf, &name);
         (buf, parsed)
     })
     .await

@@ -20,6 +20,9 @@ pub struct ApiError {
     pub message: String,
     pub www_authenticate: Option<&'static str>,
     pub retry_after: Option<u64>,
+    /// Sent as `npm-notice` (npm prints it as `npm notice …`), for refusals whose
+    /// reason npm would otherwise replace with a generic message of its own.
+    pub notice: Option<String>,
 }
 
 impl ApiError {
@@ -29,6 +32,7 @@ impl ApiError {
             message: message.into(),
             www_authenticate: None,
             retry_after: None,
+            notice: None,
         }
     }
 
@@ -45,7 +49,9 @@ impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         let (status, www, retry) = match &e {
             Error::NotFound(_) => (StatusCode::NOT_FOUND, None, None),
-            Error::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, Some("Bearer"), None),
+            Error::Unauthenticated(_) | Error::TokenRefused(_) => {
+                (StatusCode::UNAUTHORIZED, Some("Bearer"), None)
+            }
             Error::BadPassword(_) => (StatusCode::UNAUTHORIZED, Some("Basic"), None),
             Error::Forbidden(_) => (StatusCode::FORBIDDEN, None, None),
             Error::OtpRequired(_) => (StatusCode::UNAUTHORIZED, Some("OTP"), None),
@@ -75,11 +81,21 @@ impl From<Error> for ApiError {
             }
             other => other.to_string(),
         };
+        // npm shows 401s as "your authentication token seems to be invalid" or "Login
+        // is not allowed from your IP address", whatever the body says.
+        let notice = match &e {
+            Error::TokenRefused(_) => Some(message.clone()),
+            Error::IpNotAllowed(ip) => Some(format!(
+                "This token may not be used from {ip}: it is limited to other addresses."
+            )),
+            _ => None,
+        };
         ApiError {
             status,
             message,
             www_authenticate: www,
             retry_after: retry,
+            notice,
         }
     }
 }
@@ -95,8 +111,27 @@ impl IntoResponse for ApiError {
         if let Some(r) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(r));
         }
+        if let Some(value) = self.notice.as_deref().and_then(notice_value) {
+            headers.insert("npm-notice", value);
+        }
         response
     }
+}
+
+/// A header value for an `npm-notice`: npm reads header bytes as Latin-1, so only
+/// printable ASCII goes out (anything else becomes `?`).
+pub fn notice_value(text: &str) -> Option<HeaderValue> {
+    let ascii: String = text
+        .chars()
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    HeaderValue::from_str(&ascii).ok()
 }
 
 /// Result type of API handlers.

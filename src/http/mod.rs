@@ -24,7 +24,7 @@ use tower_http::request_id::{
 };
 
 use extract::AppState;
-use npm::{meta, orgs, packages, profile, tokens, users};
+use npm::{meta, orgs, packages, profile, stars, tokens, users};
 
 /// Builds the whole router for `app`.
 pub fn router(app: AppState) -> Router {
@@ -66,6 +66,12 @@ pub fn router(app: AppState) -> Router {
                 .put(orgs::grant_package)
                 .delete(orgs::revoke_package),
         )
+        .route("/-/user/{id}/stars", get(stars::user_stars))
+        .route(
+            "/-/user/v1/star",
+            get(stars::own_stars).put(stars::star).delete(stars::unstar),
+        )
+        .route("/-/_view/starredByUser", get(stars::starred_by_user_view))
         .route("/-/v1/login", post(users::start_web_login))
         .route("/-/v1/done/{id}", get(users::poll_web_login))
         .route("/-/v1/search", get(meta::search))

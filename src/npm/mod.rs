@@ -1,10 +1,11 @@
 //! Pure npm formats and rules: package names, versions and their identity, dist-tag
-//! names, Node core module names, integrity strings, publish bodies, tarball
+//! names, Node core module names, integrity strings, search keywords, publish bodies, tarball
 //! inspection, the body-versus-tarball manifest comparison and the packument
 //! documents the CLI reads. No I/O, no axum, no sqlx.
 
 pub mod core_modules;
 pub mod integrity;
+pub mod keywords;
 pub mod manifest;
 pub mod name;
 pub mod packument;

@@ -26,6 +26,8 @@ pub struct PackageDoc {
     pub modified_ms: i64,
     pub dist_tags: Vec<(String, String)>,
     pub maintainers: Vec<(String, String)>,
+    /// Names of the users who starred it (rendered as `users`).
+    pub stars: Vec<String>,
     /// Oldest first.
     pub versions: Vec<VersionDoc>,
 }
@@ -114,7 +116,12 @@ pub fn full(doc: &PackageDoc, base: &str) -> Value {
     out.insert("versions".into(), Value::Object(versions));
     out.insert("time".into(), Value::Object(times));
     out.insert("maintainers".into(), Value::Array(maintainers));
-    out.insert("users".into(), json!({}));
+    let users: Map<String, Value> = doc
+        .stars
+        .iter()
+        .map(|name| (name.clone(), Value::Bool(true)))
+        .collect();
+    out.insert("users".into(), Value::Object(users));
     if let Some(l) = latest(doc) {
         for key in [
             "description",
@@ -212,6 +219,7 @@ mod tests {
             modified_ms: 1_700_000_000_123,
             dist_tags: vec![("latest".into(), "1.0.0".into())],
             maintainers: vec![("alice".into(), "a@example.com".into())],
+            stars: vec!["bob".into()],
             versions: vec![VersionDoc {
                 version: "1.0.0".into(),
                 manifest: json!({"name":"@acme/widget","version":"1.0.0","description":"d",
@@ -235,6 +243,7 @@ mod tests {
         assert_eq!(d["description"], "d");
         assert_eq!(d["versions"]["1.0.0"]["deprecated"], "old");
         assert!(d["_rev"].as_str().unwrap().starts_with("2-"));
+        assert_eq!(d["users"], json!({"bob": true}));
     }
 
     #[test]
@@ -243,5 +252,6 @@ mod tests {
         assert!(d["versions"]["1.0.0"].get("scripts").is_none());
         assert_eq!(d["versions"]["1.0.0"]["deprecated"], "old");
         assert_eq!(d["dist-tags"]["latest"], "1.0.0");
+        assert!(d.get("users").is_none());
     }
 }

@@ -102,8 +102,9 @@ pub enum PutBody {
     /// `_rev` (when a string) and `versions` with each version's `deprecated` only
     /// (`versions` is `null` when it
     /// was sent but is not an object). A `deprecated` that is neither a string nor
-    /// null is kept as `false`, which the deprecate rule refuses. `users` is dropped:
-    /// stars change nothing stored.
+    /// null is kept as `false`, which the deprecate rule refuses. Of `users` only the
+    /// caller's own entry is kept (`{"<caller>": true}` when it is `true`, else `{}`):
+    /// a star changes nobody else's.
     Document(Value),
     /// No `_attachments`, `versions` or `users`.
     Unrecognised,
@@ -147,8 +148,8 @@ fn json_error(e: serde_json::Error) -> PublishBodyError {
     PublishBodyError::Json(e.to_string())
 }
 
-/// Parses a `PUT /<name>` body held in `buf`.
-pub fn parse(buf: &[u8]) -> Result<PutBody, PublishBodyError> {
+/// Parses a `PUT /<name>` body held in `buf`, sent by the user named `caller`.
+pub fn parse(buf: &[u8], caller: &str) -> Result<PutBody, PublishBodyError> {
     // serde would also read a struct from an array, by position.
     if buf.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         serde_json::from_slice::<IgnoredAny>(buf).map_err(json_error)?;
@@ -162,7 +163,7 @@ pub fn parse(buf: &[u8]) -> Result<PutBody, PublishBodyError> {
         _ => Vec::new(),
     };
     if attachments.is_empty() {
-        return document(&envelope);
+        return document(&envelope, caller);
     }
     let mut budget = MAX_METADATA_ITEMS;
     let versions = match envelope.versions {
@@ -188,13 +189,25 @@ pub fn parse(buf: &[u8]) -> Result<PutBody, PublishBodyError> {
     }))
 }
 
-fn document(envelope: &Envelope<'_>) -> Result<PutBody, PublishBodyError> {
+fn document(envelope: &Envelope<'_>, caller: &str) -> Result<PutBody, PublishBodyError> {
+    let users = match envelope.users {
+        None => None,
+        Some(raw) if is_object(raw) => {
+            let mut own = Map::new();
+            if own_star(raw, caller)? {
+                own.insert(caller.to_owned(), Value::Bool(true));
+            }
+            Some(Value::Object(own))
+        }
+        Some(_) => return Err(PublishBodyError::NotAnObject("users")),
+    };
     let Some(raw) = envelope.versions else {
-        return Ok(if envelope.users.is_some() {
-            PutBody::Document(Value::Object(Map::new()))
-        } else {
-            PutBody::Unrecognised
-        });
+        let Some(users) = users else {
+            return Ok(PutBody::Unrecognised);
+        };
+        let mut doc = Map::new();
+        doc.insert("users".into(), users);
+        return Ok(PutBody::Document(Value::Object(doc)));
     };
     let versions = if is_object(raw) {
         let entries = parse_entries::<RawVersion<'_>>(raw, MAX_DOCUMENT_VERSIONS, "versions")?;
@@ -216,11 +229,63 @@ fn document(envelope: &Envelope<'_>) -> Result<PutBody, PublishBodyError> {
     };
     let mut doc = Map::new();
     doc.insert("versions".into(), versions);
+    if let Some(users) = users {
+        doc.insert("users".into(), users);
+    }
     // The revision the document was read at: a write against an older one is refused.
     if let Some(Value::String(rev)) = small(envelope.rev, "_rev")? {
         doc.insert("_rev".into(), Value::String(rev));
     }
     Ok(PutBody::Document(Value::Object(doc)))
+}
+
+/// Whether `users` (a JSON object) marks `caller` as starring: their entry is `true`.
+/// Nobody else's entry is read beyond its key, so a long list costs no memory.
+fn own_star(raw: &RawValue, caller: &str) -> Result<bool, PublishBodyError> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    let starred = OwnStar { caller }
+        .deserialize(&mut de)
+        .map_err(json_error)?;
+    de.end().map_err(json_error)?;
+    Ok(starred)
+}
+
+struct OwnStar<'c> {
+    caller: &'c str,
+}
+
+impl<'de> DeserializeSeed<'de> for OwnStar<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OwnStar<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("users as an object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        let mut own: Option<bool> = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key != self.caller {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if own.is_some() {
+                // Last-one-wins would let two parsers disagree about the body.
+                return Err(de::Error::custom(format!(
+                    "users has the key {key:?} twice"
+                )));
+            }
+            own = Some(matches!(map.next_value::<Value>()?, Value::Bool(true)));
+        }
+        Ok(own.unwrap_or(false))
+    }
 }
 
 fn is_object(raw: &RawValue) -> bool {
@@ -463,7 +528,7 @@ mod tests {
 
     fn publish(body: &Value) -> (Vec<u8>, PublishBody) {
         let buf = serde_json::to_vec(body).unwrap();
-        match parse(&buf).unwrap() {
+        match parse(&buf, "bob").unwrap() {
             PutBody::Publish(p) => (buf, p),
             other => panic!("not a publish: {other:?}"),
         }
@@ -490,7 +555,7 @@ mod tests {
         let text =
             format!(r#"{{"versions":{{}},"_attachments":{{"a.tgz":{{"data":"{escaped}"}}}}}}"#);
         let mut buf = text.into_bytes();
-        let PutBody::Publish(p) = parse(&buf).unwrap() else {
+        let PutBody::Publish(p) = parse(&buf, "bob").unwrap() else {
             panic!()
         };
         decode_attachment(&mut buf, p.attachments[0].data.unwrap()).unwrap();
@@ -502,7 +567,7 @@ mod tests {
         for data in ["!!!!", "QQ==QQ==", "QQ", "\\u00e9AAA", "\\nAAA"] {
             let text = format!(r#"{{"_attachments":{{"a":{{"data":"{data}"}}}}}}"#);
             let mut buf = text.into_bytes();
-            let PutBody::Publish(p) = parse(&buf).unwrap() else {
+            let PutBody::Publish(p) = parse(&buf, "bob").unwrap() else {
                 panic!()
             };
             assert!(
@@ -516,7 +581,7 @@ mod tests {
         data.push_str("AAAA");
         let text = format!(r#"{{"_attachments":{{"a":{{"data":"{data}"}}}}}}"#);
         let mut buf = text.into_bytes();
-        let PutBody::Publish(p) = parse(&buf).unwrap() else {
+        let PutBody::Publish(p) = parse(&buf, "bob").unwrap() else {
             panic!()
         };
         assert!(decode_attachment(&mut buf, p.attachments[0].data.unwrap()).is_err());
@@ -527,32 +592,53 @@ mod tests {
         let doc = json!({"_id": "x", "_rev": "1-a", "versions": {"1.0.0": {"name": "x", "deprecated": "old",
             "dependencies": {"a": "1"}}, "1.0.1": {"deprecated": 5}, "1.0.2": {}}, "users": {}});
         let buf = serde_json::to_vec(&doc).unwrap();
-        let PutBody::Document(d) = parse(&buf).unwrap() else {
+        let PutBody::Document(d) = parse(&buf, "bob").unwrap() else {
             panic!()
         };
         assert_eq!(
             d,
-            json!({"_rev": "1-a", "versions": {"1.0.0": {"deprecated": "old"}, "1.0.1": {"deprecated": false}, "1.0.2": {}}})
+            json!({"_rev": "1-a", "versions": {"1.0.0": {"deprecated": "old"}, "1.0.1": {"deprecated": false}, "1.0.2": {}}, "users": {}})
         );
-        let star = serde_json::to_vec(&json!({"_id": "x", "_rev": "1-a", "users": {"bob": true}}))
+        let star = serde_json::to_vec(&json!({"_id": "x", "_rev": "1-a", "users": {"alice": true, "bob": true, "carol": false}}))
             .unwrap();
         assert!(
-            matches!(parse(&star).unwrap(), PutBody::Document(v) if v.get("versions").is_none())
+            matches!(parse(&star, "bob").unwrap(), PutBody::Document(v) if v == json!({"users": {"bob": true}}))
         );
-        let odd = serde_json::to_vec(&json!({"versions": 3})).unwrap();
-        assert!(matches!(parse(&odd).unwrap(), PutBody::Document(v) if v["versions"].is_null()));
-        let empty = serde_json::to_vec(&json!({"_attachments": {}})).unwrap();
-        assert!(matches!(parse(&empty).unwrap(), PutBody::Unrecognised));
+        // Only the caller's own entry counts, and only `true` stars.
+        assert!(
+            matches!(parse(&star, "carol").unwrap(), PutBody::Document(v) if v == json!({"users": {}}))
+        );
+        assert!(
+            matches!(parse(&star, "dave").unwrap(), PutBody::Document(v) if v == json!({"users": {}}))
+        );
+        let twice = br#"{"users": {"bob": false, "bob": true}}"#;
+        assert!(
+            matches!(parse(twice, "bob"), Err(PublishBodyError::Json(m)) if m.contains("twice"))
+        );
+        let not_object = serde_json::to_vec(&json!({"users": ["bob"]})).unwrap();
         assert!(matches!(
-            parse(b" [1,2]"),
+            parse(&not_object, "bob"),
+            Err(PublishBodyError::NotAnObject("users"))
+        ));
+        let odd = serde_json::to_vec(&json!({"versions": 3})).unwrap();
+        assert!(
+            matches!(parse(&odd, "bob").unwrap(), PutBody::Document(v) if v["versions"].is_null())
+        );
+        let empty = serde_json::to_vec(&json!({"_attachments": {}})).unwrap();
+        assert!(matches!(
+            parse(&empty, "bob").unwrap(),
+            PutBody::Unrecognised
+        ));
+        assert!(matches!(
+            parse(b" [1,2]", "bob"),
             Err(PublishBodyError::NotAnObject(_))
         ));
         assert!(matches!(
-            parse(b"{not json"),
+            parse(b"{not json", "bob"),
             Err(PublishBodyError::Json(_))
         ));
         assert!(matches!(
-            parse(b"\"just a string\""),
+            parse(b"\"just a string\"", "bob"),
             Err(PublishBodyError::NotAnObject(_))
         ));
     }
@@ -563,20 +649,22 @@ mod tests {
         let body = json!({"versions": {"1.0.0": {"files": many}}, "_attachments": {"a": {"data": "QQ=="}}});
         let buf = serde_json::to_vec(&body).unwrap();
         assert!(matches!(
-            parse(&buf),
+            parse(&buf, "bob"),
             Err(PublishBodyError::TooManyItems { .. })
         ));
         let attachments: Map<String, Value> = (0..=MAX_ATTACHMENTS)
             .map(|i| (format!("a{i}"), json!({"data": "QQ=="})))
             .collect();
         let buf = serde_json::to_vec(&json!({"_attachments": attachments})).unwrap();
-        assert!(matches!(parse(&buf), Err(PublishBodyError::Json(m)) if m.contains("more than")));
+        assert!(
+            matches!(parse(&buf, "bob"), Err(PublishBodyError::Json(m)) if m.contains("more than"))
+        );
         let long_id = "x".repeat(MAX_SMALL_FIELD);
         let buf =
             serde_json::to_vec(&json!({"_id": long_id, "_attachments": {"a": {"data": "QQ=="}}}))
                 .unwrap();
         assert!(matches!(
-            parse(&buf),
+            parse(&buf, "bob"),
             Err(PublishBodyError::FieldTooLarge("_id"))
         ));
     }
@@ -584,9 +672,9 @@ mod tests {
     #[test]
     fn duplicate_keys_are_refused() {
         let text = r#"{"_attachments":{"a":{"data":"QQ=="},"a":{"data":"Qg=="}}}"#;
-        assert!(parse(text.as_bytes()).is_err());
+        assert!(parse(text.as_bytes(), "bob").is_err());
         let text = r#"{"versions":{},"versions":{},"_attachments":{"a":{"data":"QQ=="}}}"#;
-        assert!(parse(text.as_bytes()).is_err());
+        assert!(parse(text.as_bytes(), "bob").is_err());
     }
 
     #[test]
@@ -597,7 +685,7 @@ mod tests {
             json!({"data": "QQ==", "length": -1}),
         ] {
             let buf = serde_json::to_vec(&json!({"_attachments": {"a": attachment}})).unwrap();
-            assert!(parse(&buf).is_err(), "{attachment}");
+            assert!(parse(&buf, "bob").is_err(), "{attachment}");
         }
     }
 
@@ -621,7 +709,7 @@ mod tests {
                     input.push(m);
                     input.extend_from_slice(&body[cut..]);
                 }
-                if let Ok(PutBody::Publish(p)) = parse(&input) {
+                if let Ok(PutBody::Publish(p)) = parse(&input, "bob") {
                     for a in &p.attachments {
                         if let Some(span) = a.data {
                             let _ = decode_attachment(&mut input.clone(), span);

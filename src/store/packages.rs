@@ -119,6 +119,8 @@ pub struct PackageContents {
     pub versions: Vec<VersionRow>,
     pub tags: Vec<(String, String)>,
     pub maintainers: Vec<MaintainerRow>,
+    /// Names of the users who starred the package.
+    pub stars: Vec<String>,
 }
 
 /// A version to publish.
@@ -179,6 +181,41 @@ macro_rules! bump_rev {
     }};
 }
 
+/// Rewrites the package's search keywords from the version `latest` points to, inside
+/// a write transaction (after anything that moves `latest`). A macro so it
+/// type-checks per backend.
+macro_rules! refresh_keywords {
+    ($tx:expr, $package_id:expr) => {{
+        let package_id: i64 = $package_id;
+        let manifest: Option<String> = sqlx::query_scalar(
+            "SELECT v.manifest FROM dist_tags d JOIN versions v \
+             ON v.package_id = d.package_id AND v.version = d.version \
+             WHERE d.package_id = $1 AND d.tag = 'latest'",
+        )
+        .bind(package_id)
+        .fetch_optional(&mut *$tx)
+        .await?;
+        let keywords = manifest
+            .as_deref()
+            .and_then(crate::npm::keywords::index_text_of_stored);
+        sqlx::query("UPDATE packages SET keywords = $2 WHERE id = $1")
+            .bind(package_id)
+            .bind(keywords)
+            .execute(&mut *$tx)
+            .await
+            .map(|_| ())
+    }};
+}
+
+/// What removing one maintainer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaintainerRemoval {
+    Removed,
+    NotAMaintainer,
+    /// Refused: a package keeps at least one maintainer.
+    LastMaintainer,
+}
+
 /// What remains of a deleted package.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tombstone {
@@ -187,7 +224,7 @@ pub struct Tombstone {
     pub former_maintainers: Vec<i64>,
 }
 
-/// A search hit.
+/// A search hit (or a recently changed package).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SearchRow {
     pub id: i64,
@@ -196,6 +233,26 @@ pub struct SearchRow {
     pub modified_at: i64,
     #[sqlx(try_from = "String")]
     pub access: Stored<PackageAccess>,
+    /// How well a search matched: 0 the exact name, 1 the name after its scope, 2 a
+    /// name starting with the text, 3 an exact keyword, 4 a name containing it, 5 only
+    /// the description or part of a keyword; 0 outside searches.
+    #[sqlx(default)]
+    pub rank: i64,
+}
+
+/// What a search looks for, lower-cased: every term (in the name, description or
+/// keywords) and every keyword (exactly one of the keywords).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SearchQuery {
+    pub terms: Vec<String>,
+    pub keywords: Vec<String>,
+}
+
+/// One page of a search and the number of all matches.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub rows: Vec<SearchRow>,
+    pub total: i64,
 }
 
 impl SearchRow {
@@ -288,6 +345,8 @@ impl Store {
         const TAGS: &str = "SELECT tag, version FROM dist_tags WHERE package_id = $1 ORDER BY tag";
         const MAINTAINERS: &str = "SELECT u.id AS user_id, u.name, u.email FROM maintainers m \
                            JOIN users u ON u.id = m.user_id WHERE m.package_id = $1 ORDER BY u.name";
+        const STARS: &str = "SELECT u.name FROM stars s JOIN users u ON u.id = s.user_id \
+                             WHERE s.package_id = $1 ORDER BY u.name";
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let Some(package) = sqlx::query_as::<_, PackageRow>(PACKAGE_SQL)
@@ -309,12 +368,17 @@ impl Store {
                 .bind(package.id)
                 .fetch_all(&mut *tx)
                 .await?;
+            let stars: Vec<String> = sqlx::query_scalar(STARS)
+                .bind(package.id)
+                .fetch_all(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(Some(PackageContents {
                 package,
                 versions,
                 tags,
                 maintainers,
+                stars,
             }))
         })
     }
@@ -575,6 +639,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                if v.tags.iter().any(|(tag, _)| tag == "latest") {
+                    refresh_keywords!(tx, package_id)?;
+                }
                 outcomes.push(PublishOutcome::Published {
                     created_package: created,
                 });
@@ -654,6 +721,9 @@ impl Store {
                     return Ok(false);
                 }
                 bump_rev!(tx, package_id, None, now)?;
+                if tag == "latest" {
+                    refresh_keywords!(tx, package_id)?;
+                }
                 tx.commit().await?;
                 Ok(true)
             })
@@ -766,6 +836,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                refresh_keywords!(tx, package_id)?;
                 tx.commit().await?;
                 Ok(RevisionWrite::Written)
             })
@@ -941,29 +1012,245 @@ impl Store {
         .await
     }
 
-    /// Packages whose name or description contains `text`, visible to `viewer`
-    /// (public ones, plus restricted ones the viewer maintains), newest first.
-    pub async fn search_packages(
+    /// Stars (`true`) or unstars the package for the grant's user. A change bumps the
+    /// revision (the packument lists who starred it) but not the modification time.
+    /// Returns whether anything changed.
+    pub async fn set_star(
         &self,
-        grant: &ListingGrant,
-        text: &str,
-        offset: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<SearchRow>> {
-        const SQL: &str = "SELECT p.id, p.name, p.description, p.modified_at, p.access FROM packages p \
-            WHERE (LOWER(p.name) LIKE $1 ESCAPE '\\' OR LOWER(COALESCE(p.description, '')) LIKE $1 ESCAPE '\\') \
-            AND (p.access = 'public' OR EXISTS (SELECT 1 FROM maintainers m WHERE m.package_id = p.id AND m.user_id = $2)) \
-            AND EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id) \
-            ORDER BY CASE WHEN p.name = $5 THEN 0 ELSE 1 END, p.modified_at DESC LIMIT $3 OFFSET $4";
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
-        Ok(on_pool!(self, |p| sqlx::query_as::<_, SearchRow>(SQL)
-            .bind(&pattern)
-            .bind(grant.viewer().unwrap_or(-1))
-            .bind(limit)
-            .bind(offset)
-            .bind(text)
+        grant: &PackageGrant<act::Star>,
+        starred: bool,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let package_id = grant.package_id();
+        let Some(user_id) = grant.user_id() else {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a star grant without an account"
+            )));
+        };
+        self.writing(async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let changed = if starred {
+                    sqlx::query(
+                        "INSERT INTO stars (package_id, user_id, created_at) VALUES ($1, $2, $3) \
+                         ON CONFLICT (package_id, user_id) DO NOTHING",
+                    )
+                    .bind(package_id)
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                } else {
+                    sqlx::query("DELETE FROM stars WHERE package_id = $1 AND user_id = $2")
+                        .bind(package_id)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?
+                }
+                .rows_affected()
+                    == 1;
+                if changed {
+                    sqlx::query("UPDATE packages SET rev = rev + 1 WHERE id = $1")
+                        .bind(package_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(changed)
+            })
+        })
+        .await
+    }
+
+    /// Names of the packages `user_id` starred. Candidates only: each is shown after
+    /// its own read decision (who starred what is no secret: packuments list it).
+    pub async fn starred_by(
+        &self,
+        _grant: &ListingGrant,
+        user_id: i64,
+    ) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT p.name FROM stars s JOIN packages p ON p.id = s.package_id \
+                           WHERE s.user_id = $1 ORDER BY p.name";
+        Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(user_id)
             .fetch_all(p)
             .await)?)
+    }
+
+    /// Adds one maintainer (nothing changes if they already are one); bumps the
+    /// revision when the list changed. Returns whether it changed.
+    pub async fn add_maintainer(
+        &self,
+        grant: &PackageGrant<act::ChangeOwners>,
+        user_id: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let package_id = grant.package_id();
+        self.writing(async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let added = sqlx::query(
+                    "INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2) \
+                     ON CONFLICT (package_id, user_id) DO NOTHING",
+                )
+                .bind(package_id)
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if added {
+                    bump_rev!(tx, package_id, None, now)?;
+                }
+                tx.commit().await?;
+                Ok(added)
+            })
+        })
+        .await
+    }
+
+    /// Removes one maintainer, never the last one (checked in the same transaction,
+    /// so two removals at once cannot leave a package without maintainers).
+    pub async fn remove_maintainer(
+        &self,
+        grant: &PackageGrant<act::ChangeOwners>,
+        user_id: i64,
+        now: i64,
+    ) -> StoreResult<MaintainerRemoval> {
+        let package_id = grant.package_id();
+        self.writing(async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                // Takes the package row's lock first (PostgreSQL), so removals serialise.
+                bump_rev!(tx, package_id, None, now)?;
+                let ids: Vec<i64> =
+                    sqlx::query_scalar("SELECT user_id FROM maintainers WHERE package_id = $1")
+                        .bind(package_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                let outcome = if !ids.contains(&user_id) {
+                    MaintainerRemoval::NotAMaintainer
+                } else if ids.len() == 1 {
+                    MaintainerRemoval::LastMaintainer
+                } else {
+                    sqlx::query("DELETE FROM maintainers WHERE package_id = $1 AND user_id = $2")
+                        .bind(package_id)
+                        .bind(user_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    MaintainerRemoval::Removed
+                };
+                if outcome == MaintainerRemoval::Removed {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(outcome)
+            })
+        })
+        .await
+    }
+
+    /// Restricted packages the listing's viewer maintains, `(id, name)`: the only
+    /// restricted packages a search may show, each once the read decision allows it.
+    pub async fn restricted_maintained(
+        &self,
+        grant: &ListingGrant,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let Some(user_id) = grant.viewer() else {
+            return Ok(Vec::new());
+        };
+        const SQL: &str = "SELECT p.id, p.name FROM packages p JOIN maintainers m ON m.package_id = p.id \
+                           WHERE m.user_id = $1 AND p.access <> 'public' ORDER BY p.id";
+        Ok(on_pool!(self, |p| sqlx::query_as(SQL)
+            .bind(user_id)
+            .fetch_all(p)
+            .await)?)
+    }
+
+    /// One page of search results and the number of all of them, counted with the
+    /// same conditions. A package matches when every term is in its name, description
+    /// or keywords, and every keyword qualifier is one of its keywords; it is visible
+    /// when public or listed in `restricted_visible` (restricted packages whose read
+    /// decision the caller passes). Order: the exact name, the name after a scope,
+    /// names starting with the text, an exact keyword, names containing it, the rest;
+    /// newest first within each (`SearchRow::rank`).
+    pub async fn search_packages(
+        &self,
+        _grant: &ListingGrant,
+        query: &SearchQuery,
+        restricted_visible: &[i64],
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<SearchPage> {
+        // Every value is bound as text; `bind` returns its placeholder.
+        fn bind(params: &mut Vec<String>, value: String) -> String {
+            params.push(value);
+            format!("${}", params.len())
+        }
+        let mut params: Vec<String> = Vec::new();
+        let ids: Vec<String> = restricted_visible.iter().map(i64::to_string).collect();
+        let visible = bind(&mut params, ids.join(","));
+        let mut conditions = vec![
+            format!(
+                "(p.access = 'public' OR (',' || {visible} || ',') LIKE ('%,' || CAST(p.id AS TEXT) || ',%'))"
+            ),
+            "EXISTS (SELECT 1 FROM versions v WHERE v.package_id = p.id)".to_owned(),
+        ];
+        for term in &query.terms {
+            let b = bind(&mut params, format!("%{}%", escape_like(term)));
+            conditions.push(format!(
+                "(LOWER(p.name) LIKE {b} ESCAPE '\\' OR LOWER(COALESCE(p.description, '')) LIKE {b} ESCAPE '\\' \
+                 OR COALESCE(p.keywords, '') LIKE {b} ESCAPE '\\')"
+            ));
+        }
+        for keyword in &query.keywords {
+            let b = bind(&mut params, format!("%,{},%", escape_like(keyword)));
+            conditions.push(format!("COALESCE(p.keywords, '') LIKE {b} ESCAPE '\\'"));
+        }
+        let condition_params = params.len();
+        let whole = query.terms.join(" ");
+        let rank = if whole.is_empty() {
+            // Only keyword qualifiers (each an exact keyword), or nothing at all.
+            if query.keywords.is_empty() { "5" } else { "3" }.to_owned()
+        } else {
+            let text = escape_like(&whole);
+            let exact = bind(&mut params, whole.clone());
+            let bare = bind(&mut params, format!("%/{text}"));
+            let prefix = bind(&mut params, format!("{text}%"));
+            let bare_prefix = bind(&mut params, format!("%/{text}%"));
+            let keyword = bind(&mut params, format!("%,{text},%"));
+            let contains = bind(&mut params, format!("%{text}%"));
+            format!(
+                "CASE WHEN LOWER(p.name) = {exact} THEN 0 \
+                 WHEN LOWER(p.name) LIKE {bare} ESCAPE '\\' THEN 1 \
+                 WHEN LOWER(p.name) LIKE {prefix} ESCAPE '\\' OR LOWER(p.name) LIKE {bare_prefix} ESCAPE '\\' THEN 2 \
+                 WHEN COALESCE(p.keywords, '') LIKE {keyword} ESCAPE '\\' THEN 3 \
+                 WHEN LOWER(p.name) LIKE {contains} ESCAPE '\\' THEN 4 ELSE 5 END"
+            )
+        };
+        let filter = conditions.join(" AND ");
+        let count_sql = format!("SELECT COUNT(*) FROM packages p WHERE {filter}");
+        let page_sql = format!(
+            "SELECT p.id, p.name, p.description, p.modified_at, p.access, CAST({rank} AS BIGINT) AS rank \
+             FROM packages p WHERE {filter} ORDER BY rank, p.modified_at DESC, p.name \
+             LIMIT ${} OFFSET ${}",
+            params.len() + 1,
+            params.len() + 2
+        );
+        on_pool!(self, |p| {
+            let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+            for value in &params[..condition_params] {
+                count = count.bind(value.clone());
+            }
+            let total = count.fetch_one(p).await?;
+            let mut page = sqlx::query_as::<_, SearchRow>(sqlx::AssertSqlSafe(page_sql));
+            for value in &params {
+                page = page.bind(value.clone());
+            }
+            let rows = page.bind(limit).bind(offset).fetch_all(p).await?;
+            Ok::<_, StoreError>(SearchPage { rows, total })
+        })
     }
 
     /// Blob keys referenced by any version (for garbage collection).

@@ -75,6 +75,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("description", Text),
             ("created_at", Int),
             ("modified_at", Int),
+            ("keywords", Text),
         ],
     ),
     (
@@ -100,6 +101,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         &[("package_id", Int), ("tag", Text), ("version", Text)],
     ),
     ("maintainers", &[("package_id", Int), ("user_id", Int)]),
+    (
+        "stars",
+        &[("package_id", Int), ("user_id", Int), ("created_at", Int)],
+    ),
     (
         "version_history",
         &[

@@ -769,3 +769,483 @@ pub fn security_log_rows(server: &TestServer, user_id: i64) -> Vec<(String, i64)
         }
     })
 }
+
+// ---- Other package managers: pnpm, yarn 4 and bun ----------------------------------
+
+/// The package managers the client tests drive, npm included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Client {
+    Npm,
+    Pnpm,
+    Yarn,
+    Bun,
+}
+
+impl Client {
+    pub const ALL: [Client; 4] = [Client::Npm, Client::Pnpm, Client::Yarn, Client::Bun];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Npm => "npm",
+            Client::Pnpm => "pnpm",
+            Client::Yarn => "yarn",
+            Client::Bun => "bun",
+        }
+    }
+
+    /// The version `scripts/install-test-tools` installs.
+    fn pinned_version(self) -> &'static str {
+        match self {
+            Client::Npm => "",
+            Client::Pnpm => "12.4.2",
+            Client::Yarn => "4.18.1",
+            Client::Bun => "1.4.5",
+        }
+    }
+
+    /// The program: npm from `PATH`, the others where `scripts/install-test-tools`
+    /// puts them (`$TESSERA_TOOLS_DIR/node_modules/.bin`, default
+    /// `/opt/tessera-tools`). `None` (after saying so) when one is missing outside CI;
+    /// under `CI=true` a missing tool fails the test.
+    pub fn program(self) -> Option<PathBuf> {
+        if self == Client::Npm {
+            return Some(PathBuf::from("npm"));
+        }
+        let dir = std::env::var("TESSERA_TOOLS_DIR")
+            .ok()
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| "/opt/tessera-tools".to_owned());
+        let path = Path::new(&dir).join("node_modules/.bin").join(self.name());
+        if path.exists() {
+            // Their behaviour differs between versions (pnpm 10 hands `owner` and
+            // `whoami` to npm, pnpm 12 speaks for itself): only the pinned ones count.
+            let version = Command::new(&path)
+                .arg("--version")
+                .env("HOME", std::env::temp_dir())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                .unwrap_or_default();
+            assert_eq!(
+                version,
+                self.pinned_version(),
+                "{} at {} is not the pinned version: run scripts/install-test-tools",
+                self.name(),
+                path.display()
+            );
+            return Some(path);
+        }
+        if std::env::var("CI").is_ok() {
+            panic!(
+                "{} is not installed at {}: CI runs scripts/install-test-tools",
+                self.name(),
+                path.display()
+            );
+        }
+        eprintln!(
+            "skipping the {} part: not installed at {} (run scripts/install-test-tools)",
+            self.name(),
+            path.display()
+        );
+        None
+    }
+}
+
+/// One package manager with its own HOME, configuration and caches (all inside its
+/// temporary folder), pointed at a test server.
+pub struct ClientRunner {
+    pub client: Client,
+    pub dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT/`.
+    pub registry: String,
+    program: PathBuf,
+}
+
+impl ClientRunner {
+    /// A runner for `client` with `token` saved the way that client keeps one (or
+    /// none); `None` when the client is not installed (outside CI).
+    pub fn new(client: Client, server_url: &str, token: Option<&str>) -> Option<ClientRunner> {
+        let program = client.program()?;
+        let dir = tempfile::tempdir().unwrap();
+        for sub in [
+            "home",
+            "work",
+            "cache",
+            "xdg/config",
+            "xdg/data",
+            "xdg/state",
+        ] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        let runner = ClientRunner {
+            client,
+            dir,
+            registry: format!("{}/", server_url.trim_end_matches('/')),
+            program,
+        };
+        runner.set_token(token);
+        Some(runner)
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Rewrites the client's configuration with `token` (or without any).
+    pub fn set_token(&self, token: Option<&str>) {
+        let origin = self.registry.trim_end_matches('/');
+        let nerf = tessera_nerf(&self.registry);
+        match self.client {
+            Client::Npm | Client::Pnpm | Client::Bun => {
+                let mut text = format!(
+                    "registry={}\naudit=false\nfund=false\nupdate-notifier=false\n",
+                    self.registry
+                );
+                if let Some(t) = token {
+                    text.push_str(&format!("{nerf}:_authToken={t}\n"));
+                }
+                std::fs::write(self.home().join(".npmrc"), text).unwrap();
+            }
+            Client::Yarn => {
+                let mut text = format!(
+                    "npmRegistryServer: \"{origin}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\n\
+                     enableTelemetry: false\nnpmMinimalAgeGate: 0\nnodeLinker: node-modules\n\
+                     enableGlobalCache: false\ncacheFolder: \"{}\"\n",
+                    self.cache().join("yarn").display()
+                );
+                if let Some(t) = token {
+                    text.push_str(&format!("npmAuthToken: \"{t}\"\n"));
+                }
+                std::fs::write(self.home().join(".yarnrc.yml"), text).unwrap();
+            }
+        }
+    }
+
+    /// The client's command in `cwd`, with a clean environment that points every
+    /// folder it writes into this runner.
+    pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args)
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.home())
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg/config"))
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg/data"))
+            .env("XDG_STATE_HOME", self.dir.path().join("xdg/state"))
+            .env("XDG_CACHE_HOME", self.cache().join("xdg"))
+            .env("NO_COLOR", "1")
+            .env("FORCE_COLOR", "0")
+            .env("DO_NOT_TRACK", "1")
+            .stdin(std::process::Stdio::null());
+        match self.client {
+            Client::Npm => {
+                cmd.env("npm_config_userconfig", self.home().join(".npmrc"))
+                    .env("npm_config_cache", self.cache().join("npm"))
+                    .env("npm_config_update_notifier", "false");
+            }
+            Client::Pnpm => {
+                cmd.env("npm_config_cache", self.cache().join("npm"));
+            }
+            Client::Yarn => {
+                cmd.env("YARN_GLOBAL_FOLDER", self.cache().join("yarn-global"))
+                    .env("YARN_ENABLE_TELEMETRY", "0")
+                    .env("YARN_ENABLE_PROGRESS_BARS", "0");
+            }
+            Client::Bun => {
+                cmd.env("BUN_INSTALL_CACHE_DIR", self.cache().join("bun"));
+            }
+        }
+        cmd
+    }
+
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+        let command = format!(
+            "{} {} (in {})",
+            self.client.name(),
+            args.join(" "),
+            cwd.display()
+        );
+        let output = self.command(cwd, args).output().expect("client runs");
+        to_run(command, output)
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_in(&self.dir.path().join("work"), args)
+    }
+
+    /// Empties every cache the client keeps (tarballs, metadata, pnpm's store).
+    pub fn forget_cache(&self) {
+        let _ = std::fs::remove_dir_all(self.cache());
+        let _ = std::fs::remove_dir_all(self.dir.path().join("xdg/data"));
+        std::fs::create_dir_all(self.cache()).unwrap();
+        std::fs::create_dir_all(self.dir.path().join("xdg/data")).unwrap();
+    }
+
+    /// A folder holding `package.json` (`manifest`) and an `index.js`.
+    pub fn project(&self, folder: &str, manifest: Value) -> PathBuf {
+        let dir = self.dir.path().join("projects").join(folder);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("package.json"),
+            serde_json::to_string_pretty(&manifest).unwrap(),
+        )
+        .unwrap();
+        let text = format!("module.exports = {:?};\n", format!("{folder}"));
+        std::fs::write(dir.join("index.js"), text).unwrap();
+        dir
+    }
+
+    /// Who the saved credentials belong to.
+    pub fn whoami(&self) -> Run {
+        match self.client {
+            Client::Npm | Client::Pnpm => self.run(&["whoami"]),
+            Client::Yarn => self.run(&["npm", "whoami"]),
+            Client::Bun => self.run(&["pm", "whoami"]),
+        }
+    }
+
+    /// Publishes the package in `dir`.
+    pub fn publish(&self, dir: &Path) -> Run {
+        match self.client {
+            Client::Npm | Client::Bun => self.run_in(dir, &["publish"]),
+            Client::Pnpm => self.run_in(dir, &["publish", "--no-git-checks"]),
+            Client::Yarn => {
+                // Yarn publishes only a project it has installed.
+                self.run_in(dir, &["install"]).ok();
+                self.run_in(dir, &["npm", "publish"])
+            }
+        }
+    }
+
+    /// Installs the dependencies of the project in `dir`.
+    pub fn install(&self, dir: &Path) -> Run {
+        self.run_in(dir, &["install"])
+    }
+
+    /// Installs exactly what the lockfile says, failing if it would change.
+    pub fn frozen_install(&self, dir: &Path) -> Run {
+        match self.client {
+            Client::Npm => self.run_in(dir, &["ci"]),
+            Client::Pnpm | Client::Bun => self.run_in(dir, &["install", "--frozen-lockfile"]),
+            Client::Yarn => self.run_in(dir, &["install", "--immutable"]),
+        }
+    }
+
+    /// The lockfile an install of `dir` writes.
+    pub fn lockfile(&self, dir: &Path) -> PathBuf {
+        dir.join(match self.client {
+            Client::Npm => "package-lock.json",
+            Client::Pnpm => "pnpm-lock.yaml",
+            Client::Yarn => "yarn.lock",
+            Client::Bun => "bun.lock",
+        })
+    }
+
+    /// Logs in as `user` the way the client does it, ending with its own credentials
+    /// saved: npm and pnpm through the browser flow (approved on the website here),
+    /// yarn with its username and password prompts (on a pseudo-terminal). Bun has no
+    /// login command: its token lives in `.npmrc`, so this writes one from the
+    /// CouchDB login. Returns what the client printed.
+    pub fn login(&self, server: &TestServer, user: &str) -> String {
+        match self.client {
+            Client::Npm | Client::Pnpm => self.browser_login(server, user),
+            Client::Yarn => {
+                let (status, out) = run_on_pty(
+                    &self.command(&self.dir.path().join("work"), &["npm", "login"]),
+                    &[("Username", user), ("Password", &password_of(user))],
+                );
+                assert_eq!(status, 0, "yarn npm login: {out}");
+                out
+            }
+            Client::Bun => {
+                let r = http()
+                    .put(format!("{}/-/user/org.couchdb.user:{user}", server.url))
+                    .json(&json!({"name": user, "password": password_of(user), "type": "user", "roles": []}))
+                    .send()
+                    .unwrap();
+                assert_eq!(r.status(), 201, "login of {user}");
+                let token = r.json::<Value>().unwrap()["token"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                self.set_token(Some(&token));
+                String::from("(bun has no login command; token saved in ~/.npmrc)")
+            }
+        }
+    }
+
+    fn browser_login(&self, server: &TestServer, user: &str) -> String {
+        use std::io::BufRead;
+        let mut child = self
+            .command(&self.dir.path().join("work"), &["login"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let readers: Vec<_> = [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ]
+        .into_iter()
+        .map(|stream| {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    let _ = tx.send(line);
+                }
+            })
+        })
+        .collect();
+        drop(tx);
+        let mut printed = String::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let url = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    printed.push_str(&line);
+                    printed.push('\n');
+                    if let Some(at) = line.find("/login/cli/") {
+                        let start = line[..at].rfind("http").unwrap_or(0);
+                        break line[start..].trim().to_owned();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "{} login printed no login URL:\n{printed}",
+                        self.client.name()
+                    );
+                }
+            }
+        };
+        let path = &url[server.url.len()..];
+        let web = http_session(server, user);
+        let csrf = web.csrf(path);
+        assert_eq!(web.post(path, &[("csrf", &csrf)]).status(), 200, "approved");
+        for line in rx.iter() {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+        for r in readers {
+            r.join().unwrap();
+        }
+        let status = child.wait().unwrap();
+        assert!(
+            status.success(),
+            "{} login failed:\n{printed}",
+            self.client.name()
+        );
+        printed
+    }
+}
+
+/// Runs `cmd` (its program, arguments, folder and environment) on a pseudo-terminal,
+/// answering prompts: each `(pattern, reply)` waits for the regex `pattern` in the
+/// output, then types `reply` and Enter. Returns the exit status and everything printed.
+pub fn run_on_pty(cmd: &Command, dialogue: &[(&str, &str)]) -> (i32, String) {
+    const DRIVER: &str = r#"
+import os, pty, sys, time, re, select, json
+spec = json.loads(sys.stdin.read())
+pid, fd = pty.fork()
+if pid == 0:
+    os.chdir(spec["cwd"])
+    os.execve(spec["program"], [spec["program"]] + spec["args"], spec["env"])
+out = b""
+def read_some(timeout):
+    global out
+    r, _, _ = select.select([fd], [], [], timeout)
+    if not r:
+        return True
+    try:
+        chunk = os.read(fd, 65536)
+    except OSError:
+        return False
+    if not chunk:
+        return False
+    out += chunk
+    return True
+pos = 0
+for pattern, reply in spec["dialogue"]:
+    end = time.time() + 60
+    while True:
+        m = re.compile(pattern.encode()).search(out, pos)
+        if m:
+            pos = m.end()
+            break
+        if time.time() > end or not read_some(0.5):
+            sys.stdout.write(out.decode(errors="replace"))
+            sys.stdout.write("\n[driver] no match for %r\n" % pattern)
+            os.kill(pid, 9)
+            sys.exit(90)
+    # Prompts draw themselves after printing their label: let them finish.
+    time.sleep(0.2)
+    os.write(fd, reply.encode() + b"\r")
+while read_some(5):
+    pass
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+    use std::io::Write;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let program = if program.contains('/') {
+        program
+    } else {
+        String::from_utf8_lossy(
+            &Command::new("sh")
+                .args(["-c", &format!("command -v {program}")])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    };
+    let env: serde_json::Map<String, Value> = cmd
+        .get_envs()
+        .filter_map(|(k, v)| {
+            Some((
+                k.to_string_lossy().into_owned(),
+                Value::String(v?.to_string_lossy().into_owned()),
+            ))
+        })
+        .collect();
+    let spec = json!({
+        "program": program,
+        "args": cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        "cwd": cmd.get_current_dir().map(|d| d.to_string_lossy().into_owned()).unwrap_or_else(|| ".".into()),
+        "env": env,
+        "dialogue": dialogue,
+    });
+    let mut child = Command::new("python3")
+        .args(["-c", DRIVER])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(spec.to_string().as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}

@@ -6,8 +6,12 @@ mod harness;
 
 /// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
 mod binary;
+/// npm, pnpm, yarn and bun: the same round with each, and each client's own commands.
+mod clients;
 /// Data safety: kill -9 during publishes, gc beside publishes, a full disk, backup and restore.
 mod data_safety;
+/// Stars and search: who may change and see what, keywords and ranking.
+mod discovery;
 /// The authorization matrix: credential × action × 2FA mode × package policy, live.
 mod matrix;
 /// Operations: SIGTERM drains, connection limits, bounded metrics, pruning, start-up checks.

@@ -40,7 +40,7 @@ fn tgz(files: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 /// A tarball whose `package.json` is `manifest`, plus `extra` files.
-fn manifest_tgz(manifest: &Value, extra: &[(&str, &[u8])]) -> Vec<u8> {
+pub(crate) fn manifest_tgz(manifest: &Value, extra: &[(&str, &[u8])]) -> Vec<u8> {
     let text = serde_json::to_vec_pretty(manifest).unwrap();
     let mut files: Vec<(&str, &[u8])> = vec![("package.json", &text)];
     files.extend_from_slice(extra);
@@ -49,7 +49,7 @@ fn manifest_tgz(manifest: &Value, extra: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// A publish body shaped like npm's, with `manifest` as the version manifest and
 /// `tgz` as the tarball.
-fn body_with(manifest: &Value, tgz: &[u8]) -> Value {
+pub(crate) fn body_with(manifest: &Value, tgz: &[u8]) -> Value {
     let name = manifest["name"].as_str().unwrap();
     let version = manifest["version"].as_str().unwrap();
     let digests = tessera::npm::integrity::digest(tgz);

@@ -593,3 +593,190 @@ fn login_tokens_are_publish_tokens_named_after_the_client() {
         "same message for an unknown user and a wrong password"
     );
 }
+
+/// The `npm-notice` a refusal carries (npm prints it as `npm notice …`).
+fn notice_of(r: &reqwest::blocking::Response) -> String {
+    r.headers()
+        .get("npm-notice")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_refused_token_says_why_in_a_notice_npm_prints() {
+    let server = TestServer::start();
+    let login = server.signup("alice");
+    let day = |ms: i64| {
+        let iso = tessera::npm::packument::iso_time(ms);
+        format!("{} {} UTC", &iso[..10], &iso[11..16])
+    };
+
+    // Revoked: the notice names the token by its visible prefix and says when.
+    let revoked = token_of(&server.create_token(&login, "alice", json!({})));
+    let r = server
+        .request(
+            Method::DELETE,
+            &format!("/-/npm/v1/tokens/token/{revoked}"),
+            Some(&login),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let revoked_at = day(tessera::clock::Clock::now_ms(&*server.clock));
+    let r = server.get("/-/whoami", Some(&revoked));
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let notice = notice_of(&r);
+    assert_eq!(
+        notice,
+        format!(
+            "The token {}... was revoked on {revoked_at}; log in again with `npm login` or use another token.",
+            &revoked[..8]
+        )
+    );
+    assert!(!notice.contains(&revoked), "the secret never goes back");
+    assert_eq!(r.json::<Value>().unwrap()["error"], notice.as_str());
+    let npm = server.npm(Some(&revoked));
+    let out = npm.run(&["whoami"]).fails_with("E401");
+    assert!(
+        out.stderr.contains(&format!(
+            "npm notice The token {}... was revoked on {revoked_at}",
+            &revoked[..8]
+        )),
+        "{}",
+        out.stderr
+    );
+    // The same on an install: the reason comes before npm's own words.
+    let out = npm.run(&["install", "anything-t"]).fails_with("E401");
+    assert!(out.stderr.contains("was revoked on"), "{}", out.stderr);
+
+    // Expired.
+    let expiring = token_of(&server.create_token(&login, "alice", json!({"expires": 1})));
+    let expires_at = day(tessera::clock::Clock::now_ms(&*server.clock) + 86_400_000);
+    server.clock.advance_ms(2 * 86_400_000);
+    let r = server.get("/-/whoami", Some(&expiring));
+    assert_eq!(r.status(), 401);
+    assert!(
+        notice_of(&r).contains(&format!("expired on {expires_at}")),
+        "{}",
+        notice_of(&r)
+    );
+    server
+        .npm(Some(&expiring))
+        .run(&["whoami"])
+        .fails_with("expired on");
+
+    // From an address outside its ranges: npm's EAUTHIP, and where the call came from.
+    let fresh = server.signup("alice");
+    let ranged =
+        token_of(&server.create_token(&fresh, "alice", json!({"cidr_whitelist": ["10.0.0.0/8"]})));
+    let r = server.get("/-/whoami", Some(&ranged));
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        notice_of(&r),
+        "This token may not be used from 127.0.0.1: it is limited to other addresses."
+    );
+    assert!(
+        !notice_of(&r).contains("10.0.0.0"),
+        "the ranges stay private"
+    );
+    let out = server
+        .npm(Some(&ranged))
+        .run(&["whoami"])
+        .fails_with("EAUTHIP");
+    assert!(
+        out.stderr.contains("may not be used from 127.0.0.1"),
+        "{}",
+        out.stderr
+    );
+
+    // Unknown, and not a token at all.
+    let unknown = tessera::auth::token::PlainToken::generate()
+        .expose()
+        .to_owned();
+    let r = server.get("/-/whoami", Some(&unknown));
+    assert!(
+        notice_of(&r).starts_with("This registry does not know the token tsr_"),
+        "{}",
+        notice_of(&r)
+    );
+    let r = server.get("/-/whoami", Some("npm_abcdef"));
+    assert!(
+        notice_of(&r).starts_with("This is not a Tessera token"),
+        "{}",
+        notice_of(&r)
+    );
+    // Logging in again is never blocked by the stale token.
+    let r = http()
+        .post(format!("{}/-/v1/login", server.url))
+        .bearer_auth(&revoked)
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn npm_token_create_says_when_the_new_token_can_publish() {
+    let server = TestServer::start();
+    let login = server.signup("alice");
+    let npm = server.npm(Some(&login));
+    let password = password_of("alice");
+    let created_with = |args: &[&str]| -> (String, String) {
+        let mut all = vec!["token", "create", "--password", password.as_str()];
+        all.extend_from_slice(args);
+        let out = npm.run(&all).ok();
+        let token = out
+            .stdout
+            .split_whitespace()
+            .find(|w| w.starts_with("tsr_"))
+            .expect("the new token is printed")
+            .to_owned();
+        (token, out.stderr)
+    };
+    let expected = format!(
+        "npm notice This new token can read and publish. npm 11 does not pass --read-only on to the registry; \
+         for a token that can only read, run `npm token create --packages-all \
+         --packages-and-scopes-permission=read-only` or `tessera token create --read-only`, \
+         or create it at {}/settings/tokens",
+        server.url
+    );
+    // `--read-only` reaches the registry as nothing: the token can publish, and npm says so.
+    for args in [&[][..], &["--read-only"][..]] {
+        let (token, stderr) = created_with(args);
+        assert!(stderr.contains(&expected), "{args:?}: {stderr}");
+        server
+            .npm(Some(&token))
+            .publish(&format!("pub-{}-t", args.len()), "1.0.0", &[])
+            .ok();
+    }
+    // What the notice recommends makes a token that only reads, and says nothing.
+    let (token, stderr) = created_with(&[
+        "--packages-all",
+        "--packages-and-scopes-permission=read-only",
+    ]);
+    assert!(!stderr.contains("npm notice"), "{stderr}");
+    let reader = server.npm(Some(&token));
+    reader.run(&["view", "pub-0-t", "version"]).ok();
+    reader.publish("ro-t", "1.0.0", &[]).fails_with("read-only");
+    // Other explicit types say nothing either.
+    let (_, stderr) = created_with(&[
+        "--packages-all",
+        "--packages-and-scopes-permission=read-write",
+    ]);
+    assert!(!stderr.contains("npm notice"), "{stderr}");
+    // On a terminal, as people run it (npm asks for the password).
+    let (status, out) = npm_on_pty(
+        &npm,
+        &["token", "create", "--read-only"],
+        &[("password", &password)],
+    );
+    assert_eq!(status, 0, "{out}");
+    assert!(
+        out.replace("\r\n", " ")
+            .replace('\n', " ")
+            .contains("This new token can read and publish"),
+        "{out}"
+    );
+    assert!(out.contains("Created token tsr_"), "{out}");
+}

@@ -303,6 +303,30 @@ pub async fn authorize_listing(app: &App, caller: Option<&Caller>) -> Result<Lis
     Ok(ListingGrant::new(caller.map(|c| c.user.id)))
 }
 
+/// Whether `caller` may read a restricted package they maintain: the read decision
+/// for facts a listing query has already established (restricted, exists, maintained
+/// by the caller). Search uses it to count and page only what the caller may see; each
+/// hit still passes `authorize` on its own.
+pub fn may_read_maintained_restricted(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+) -> bool {
+    let facts = PackageFacts {
+        exists: true,
+        public: false,
+        is_maintainer: caller.is_some(),
+        ..PackageFacts::default()
+    };
+    decide(
+        caller.map(|c| &c.principal),
+        Action::ReadPackage,
+        Some((name, &facts)),
+        app.config.anonymous_read,
+    )
+    .allows()
+}
+
 /// A credential may always revoke itself (`npm logout`), whatever its type.
 pub fn authorize_logout(caller: &Caller) -> Option<LogoutGrant> {
     caller

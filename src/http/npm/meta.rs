@@ -1,11 +1,12 @@
-//! `/-/package/<name>/…` (dist-tags, access, visibility, collaborators), search,
+//! `/-/package/<name>/…` (dist-tags, access, visibility, collaborators, owners), search,
 //! ping, audit, and the operational endpoints (health, readiness, metrics).
 
 use axum::extract::{Query, State};
-use axum::http::{Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 
 use super::users::no_store;
 use crate::domain::access::PackagePermission;
@@ -90,12 +91,27 @@ fn split_package(uri: &Uri) -> Result<(PackageName, Vec<String>), ApiError> {
     Ok((name, rest))
 }
 
+/// Whether the client is pnpm 12 or later, whose `access list collaborators` reads a
+/// list of `{user, email, permissions}` where npm (and pnpm up to 11) read an object
+/// of `user: read|write`. Both send the same path, so only the user agent tells.
+fn wants_collaborator_list(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.strip_prefix("pnpm/"))
+        .and_then(|rest| rest.split('.').next())
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 12)
+}
+
 /// Every `/-/package/<name>/…` endpoint.
 pub async fn package_endpoint(
     State(app): State<AppState>,
     Auth(caller): Auth,
     method: Method,
     uri: Uri,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let (name, rest) = split_package(&uri)?;
@@ -196,18 +212,58 @@ pub async fn package_endpoint(
         }
         ("GET", ["collaborators"]) => {
             let collaborators = packages::collaborators(&app, caller.as_ref(), &name).await?;
-            let map: Map<String, Value> = collaborators
+            let wanted = query.get("user");
+            let collaborators = collaborators
                 .into_iter()
-                .map(|(user, p)| {
-                    let level = if p == PackagePermission::ReadWrite {
-                        "write"
-                    } else {
-                        "read"
-                    };
-                    (user, json!(level))
-                })
+                .filter(|(user, _)| wanted.is_none_or(|u| u == user));
+            let body = if wants_collaborator_list(&headers) {
+                collaborators
+                    .map(|(user, p)| {
+                        let permissions = if p == PackagePermission::ReadWrite {
+                            "read-write"
+                        } else {
+                            "read-only"
+                        };
+                        json!({"user": user, "permissions": permissions})
+                    })
+                    .collect::<Vec<_>>()
+                    .into()
+            } else {
+                Value::Object(
+                    collaborators
+                        .map(|(user, p)| {
+                            let level = if p == PackagePermission::ReadWrite {
+                                "write"
+                            } else {
+                                "read"
+                            };
+                            (user, json!(level))
+                        })
+                        .collect(),
+                )
+            };
+            Ok(no_store(StatusCode::OK, body))
+        }
+        // pnpm's `owner ls|add|rm` (npm reads and rewrites the packument instead).
+        ("GET", ["owners"]) => {
+            let owners = packages::owners(&app, caller.as_ref(), &name).await?;
+            let list: Vec<Value> = owners
+                .into_iter()
+                .map(|m| json!({"username": m.name, "email": m.email}))
                 .collect();
-            Ok(no_store(StatusCode::OK, Value::Object(map)))
+            Ok(no_store(StatusCode::OK, Value::Array(list)))
+        }
+        ("PUT" | "POST", ["owners"]) => {
+            let body = json_body()?;
+            let user = body.get("user").and_then(Value::as_str).ok_or_else(|| {
+                ApiError::bad_request("the body must name the new owner: {\"user\": \"name\"}")
+            })?;
+            packages::add_owner(&app, &need(&caller)?, &name, user).await?;
+            Ok(no_store(StatusCode::OK, json!({"ok": true})))
+        }
+        ("DELETE", ["owners", user]) => {
+            packages::remove_owner(&app, &need(&caller)?, &name, user).await?;
+            Ok(no_store(StatusCode::OK, json!({"ok": true})))
         }
         _ => Err(ApiError::not_found("no such endpoint")),
     }
@@ -250,7 +306,7 @@ pub async fn search(
     Query(q): Query<SearchQuery>,
 ) -> ApiResult<Response> {
     let text = q.text.unwrap_or_default();
-    let hits = packages::search(
+    let results = packages::search(
         &app,
         caller.as_ref(),
         &text,
@@ -258,7 +314,8 @@ pub async fn search(
         q.size.unwrap_or(20),
     )
     .await?;
-    let objects: Vec<Value> = hits
+    let objects: Vec<Value> = results
+        .hits
         .iter()
         .map(|h| {
             let maintainers: Vec<Value> =
@@ -276,10 +333,12 @@ pub async fn search(
             if let Some((name, email)) = &h.publisher {
                 package["publisher"] = json!({"username": name, "email": email});
             }
-            json!({"package": package, "score": {"final": 1.0, "detail": {"quality": 1.0, "popularity": 1.0, "maintenance": 1.0}}, "searchScore": 1.0})
+            // Only how well the text matched is known: no popularity or quality data.
+            let score = h.score();
+            json!({"package": package, "score": {"final": score, "detail": {"quality": score, "popularity": score, "maintenance": score}}, "searchScore": score})
         })
         .collect();
-    let total = objects.len();
+    let total = results.total;
     Ok((
         StatusCode::OK,
         [(header::CACHE_CONTROL, "private, no-cache")],

@@ -366,7 +366,7 @@ async fn put_document(
             )));
         }
     };
-    match publish::parse_body(bytes).await? {
+    match publish::parse_body(bytes, caller).await? {
         (buf, PutBody::Publish(body)) => {
             let published = publish::publish(app, caller, pkg, buf, body).await?;
             Ok(ok_body(

@@ -129,12 +129,18 @@ pub struct CreateBody {
     kind: Option<String>,
 }
 
-/// What npm 11's `npm token create --read-only` prints nothing about: it no longer
-/// sends the flag, so the registry cannot know. Said in an `npm-notice` header (npm
-/// prints it) whenever a request names no type at all.
-const READ_ONLY_NOTICE: &str = "This token can read and publish. npm 11 no longer sends --read-only; \
-    for a read-only token run `npm token create --packages-all --packages-and-scopes-permission=read-only`, \
-    `tessera token create --read-only`, or use the Access Tokens page.";
+/// Said whenever a creation request names no type at all, which is what npm 11's
+/// `npm token create --read-only` sends: npm 11 no longer passes the flag on, so the
+/// registry cannot tell, and the token it asked for would silently be able to publish.
+/// Sent as an `npm-notice` header, which npm prints as `npm notice …`.
+fn read_only_notice(public_url: &str) -> String {
+    format!(
+        "This new token can read and publish. npm 11 does not pass --read-only on to the registry; \
+         for a token that can only read, run `npm token create --packages-all \
+         --packages-and-scopes-permission=read-only` or `tessera token create --read-only`, \
+         or create it at {public_url}/settings/tokens"
+    )
+}
 
 /// `POST /-/npm/v1/tokens`.
 pub async fn create_token(
@@ -181,11 +187,11 @@ pub async fn create_token(
         obj.remove("expires");
     }
     let mut response = no_store(StatusCode::CREATED, view);
-    if type_unsaid && created.row.limits.is_none() {
-        response.headers_mut().insert(
-            "npm-notice",
-            axum::http::HeaderValue::from_static(READ_ONLY_NOTICE),
-        );
+    if type_unsaid
+        && created.row.limits.is_none()
+        && let Some(value) = crate::http::error::notice_value(&read_only_notice(&app.public_url))
+    {
+        response.headers_mut().insert("npm-notice", value);
     }
     Ok(response)
 }

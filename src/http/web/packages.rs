@@ -77,7 +77,7 @@ pub async fn search(
 ) -> PageResult {
     let text = q.q.trim().chars().take(200).collect::<String>();
     let hits = match packages::search(&app, viewer.caller(), &text, 0, 50).await {
-        Ok(h) => h,
+        Ok(results) => results.hits,
         Err(domain::Error::Unauthenticated(_)) => {
             return Err(super::session::sign_in_redirect("/search"));
         }
