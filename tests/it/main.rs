@@ -35,6 +35,8 @@ mod scale;
 mod store;
 /// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).
 mod tokens;
+/// The Access Tokens pages: our own words for the types, a list that fits, keyboard revoke.
+mod token_pages;
 /// The trust core under attack: credential paths, throttles, limits, hiding, revisions.
 mod trust;
 /// Two-factor authentication.

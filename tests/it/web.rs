@@ -15,7 +15,7 @@ use crate::web_harness::{Browser, Npm, Server, browser_missing, package_dir};
 const PASSWORD: &str = "correct horse battery";
 
 /// Form posts without reqwest's `form` feature.
-trait FormExt {
+pub(crate) trait FormExt {
     fn form_(self, fields: &[(&str, &str)]) -> Self;
 }
 
@@ -975,7 +975,7 @@ async fn server_user(url: &str, http: &reqwest::Client, session: &str) -> usize 
 }
 
 /// Signs in over plain HTTP; returns (session cookie, CSRF token of the session).
-async fn http_sign_in(
+pub(crate) async fn http_sign_in(
     http: &reqwest::Client,
     url: &str,
     user: &str,
@@ -1015,7 +1015,7 @@ async fn http_sign_in(
     (session, csrf_field(&body))
 }
 
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -1024,7 +1024,7 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(|v| v.split(';').next().unwrap().to_owned())
 }
 
-fn csrf_field(body: &str) -> String {
+pub(crate) fn csrf_field(body: &str) -> String {
     let i = body.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
     body[i..i + body[i..].find('"').unwrap()].to_owned()
 }
