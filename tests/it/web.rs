@@ -259,7 +259,7 @@ fn web_tokens_in_browser_and_with_npm() {
             .find(Locator::XPath("//tr[.//span[@class='token-name' and text()='read-only from the browser']]"))
             .await
             .unwrap();
-        row.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+        row.find(Locator::Css("td.actions button")).await.unwrap().click().await.unwrap();
         b.screenshot("token-revoke-confirm").await;
         row.find(Locator::XPath(".//button[normalize-space(.)='Yes, revoke this token']"))
             .await
@@ -1338,7 +1338,7 @@ fn web_organizations_teams_and_who_can_publish() {
         .await
         .unwrap();
         b.wait_path("/settings/tokens").await;
-        b.css(&format!("tr#token-{automation_key} summary")).await;
+        b.css(&format!("tr#token-{automation_key} td.actions button")).await;
 
         // Page-load timings, logged for the notes (never asserted).
         for (label, path) in [
