@@ -8,6 +8,7 @@ mod client;
 mod npmrc;
 mod operator;
 mod orgs;
+mod output;
 mod user;
 
 use clap::{Args, Parser, Subcommand};
@@ -103,6 +104,8 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read the output stopped reading (`| head`): nothing to report.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

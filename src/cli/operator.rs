@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::output::outln;
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat, RawConfig};
@@ -153,14 +154,15 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let (listener, app) = crate::server::bind(config, Arc::new(SystemClock)).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %app.public_url, database = ?app.store.dialect(), "tessera is serving");
-    println!("Tessera listening on http://{addr}");
+    // The server keeps running when nobody reads its standard output.
+    let _ = outln!("Tessera listening on http://{addr}");
     crate::server::serve(listener, app, crate::server::shutdown_signal()).await
 }
 
 /// `tessera migrate`.
 pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     let app = open(&args).await?;
-    println!("database is up to date ({:?})", app.store.dialect());
+    outln!("database is up to date ({:?})", app.store.dialect())?;
     app.shutdown().await;
     Ok(())
 }
@@ -192,7 +194,7 @@ pub async fn gc(args: GcArgs) -> anyhow::Result<()> {
     let result = collect_garbage(&app, args.grace_period).await;
     app.shutdown().await;
     let report = result?;
-    println!(
+    outln!(
         "removed {} unreferenced blob(s); {} in use; {} unreferenced but younger than {} kept; \
          {} temporary file(s) removed",
         report.removed,
@@ -200,7 +202,7 @@ pub async fn gc(args: GcArgs) -> anyhow::Result<()> {
         report.young,
         humantime::format_duration(args.grace_period),
         report.temporary
-    );
+    )?;
     Ok(())
 }
 
@@ -294,7 +296,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 crate::domain::users::create_user(&app, &name, &email, &password.into()).await;
             app.shutdown().await;
             let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {}", user.name);
+            outln!("created user {}", user.name)?;
             Ok(())
         }
     }
@@ -516,7 +518,7 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
         ),
     ];
     for (key, value, from) in rows {
-        println!("{key:<27} = {value}  ({from})");
+        outln!("{key:<27} = {value}  ({from})")?;
     }
     Ok(())
 }
@@ -544,7 +546,7 @@ pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
     let target = crate::store::Store::connect(&args.to_database_url).await?;
     let report = source.store.copy_into(&target).await?;
     for (table, rows) in &report {
-        println!("{table:<16} {rows} row(s)");
+        outln!("{table:<16} {rows} row(s)")?;
     }
     if let Some(blob_target) = &args.to_blob_store {
         let mut raw = args.source.file()?.merge(args.source.raw());
@@ -560,11 +562,11 @@ pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
             to.put(&key, bytes).await?;
             copied += 1;
         }
-        println!("blobs            {copied} copied");
+        outln!("blobs            {copied} copied")?;
     }
     target.close().await;
     source.shutdown().await;
-    println!("done: point --database-url at the new database");
+    outln!("done: point --database-url at the new database")?;
     Ok(())
 }
 
@@ -587,10 +589,11 @@ pub async fn adopt_scope(args: &ServerArgs, scope: &str, owner: &str) -> anyhow:
         now: app.now(),
     };
     let org = app.store.adopt_scope_as_org(scope, user.id, actor).await?;
-    println!(
+    outln!(
         "@{} is now an organization owned by {}; maintainers of its packages are developers.",
-        org.name, user.name
-    );
+        org.name,
+        user.name
+    )?;
     app.shutdown().await;
     Ok(())
 }

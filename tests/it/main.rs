@@ -6,6 +6,8 @@ mod harness;
 
 /// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
 mod binary;
+/// What the binary prints: aligned tables, and a quiet end when the reader goes away.
+mod cli_output;
 /// npm, pnpm, yarn and bun: the same round with each, and each client's own commands.
 mod clients;
 /// Data safety: kill -9 during publishes, gc beside publishes, a full disk, backup and restore.
@@ -33,10 +35,10 @@ mod rules;
 mod scale;
 /// Store-level behaviour on SQLite and PostgreSQL.
 mod store;
-/// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).
-mod tokens;
 /// The Access Tokens pages: our own words for the types, a list that fits, keyboard revoke.
 mod token_pages;
+/// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).
+mod tokens;
 /// The trust core under attack: credential paths, throttles, limits, hiding, revisions.
 mod trust;
 /// Two-factor authentication.

@@ -83,7 +83,9 @@ async fn create_token(
     let status = r.status();
     let body = r.text().await.unwrap();
     assert_eq!(status, 201, "token created: {}", words(&body).join(" "));
-    let start = body.find("id=\"new-token-value\"").expect("new token shown");
+    let start = body
+        .find("id=\"new-token-value\"")
+        .expect("new token shown");
     let start = start + body[start..].find('>').unwrap() + 1;
     body[start..start + body[start..].find('<').unwrap()].to_owned()
 }
@@ -194,8 +196,7 @@ fn token_list_fits_a_desktop_window_and_revokes_from_the_keyboard() {
             &[("name", "laptop"), ("kind", "publish"), ("expires", "30")],
         )
         .await;
-        let plain =
-            create_token(&http, &url, &session, &[("kind", "read-only")]).await;
+        let plain = create_token(&http, &url, &session, &[("kind", "read-only")]).await;
         for token in [&wide, &expiring, &plain] {
             assert_eq!(whoami_status(&http, &url, token).await, 200, "token works");
         }
@@ -225,7 +226,10 @@ fn token_list_fits_a_desktop_window_and_revokes_from_the_keyboard() {
             .unwrap();
         let n = |i: usize| m[i].as_f64().unwrap();
         assert!(n(0) >= 1200.0, "a desktop-sized window: {m}");
-        assert!(n(2) <= n(3), "the table fits without scrolling sideways: {m}");
+        assert!(
+            n(2) <= n(3),
+            "the table fits without scrolling sideways: {m}"
+        );
         assert!(n(4) <= n(5), "the page does not scroll sideways: {m}");
         let buttons = m[6].as_array().unwrap();
         assert_eq!(buttons.len(), 3, "one Revoke button per token: {m}");
@@ -249,7 +253,9 @@ fn token_list_fits_a_desktop_window_and_revokes_from_the_keyboard() {
             .expect("Revoke names its confirmation");
         let row_key = key.trim_start_matches("revoke-").to_owned();
         let revoke = b
-            .css(&format!("tr[data-token-key='{row_key}'] td.actions > button"))
+            .css(&format!(
+                "tr[data-token-key='{row_key}'] td.actions > button"
+            ))
             .await;
         assert_eq!(
             revoke.attr("type").await.unwrap().as_deref(),
@@ -283,7 +289,10 @@ fn token_list_fits_a_desktop_window_and_revokes_from_the_keyboard() {
             )
         };
         b.client
-            .execute("arguments[0].focus()", vec![serde_json::to_value(&revoke).unwrap()])
+            .execute(
+                "arguments[0].focus()",
+                vec![serde_json::to_value(&revoke).unwrap()],
+            )
             .await
             .unwrap();
         assert!(!is_open().await, "the confirmation starts closed");
@@ -336,7 +345,11 @@ fn token_list_fits_a_desktop_window_and_revokes_from_the_keyboard() {
                 .await
                 .unwrap();
         }
-        assert!(reached, "Tab reaches the confirm button: {:?}", active_text().await);
+        assert!(
+            reached,
+            "Tab reaches the confirm button: {:?}",
+            active_text().await
+        );
         b.client
             .active_element()
             .await

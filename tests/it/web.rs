@@ -1338,7 +1338,8 @@ fn web_organizations_teams_and_who_can_publish() {
         .await
         .unwrap();
         b.wait_path("/settings/tokens").await;
-        b.css(&format!("tr#token-{automation_key} td.actions button")).await;
+        b.css(&format!("tr#token-{automation_key} td.actions button"))
+            .await;
 
         // Page-load timings, logged for the notes (never asserted).
         for (label, path) in [
