@@ -11,7 +11,7 @@ mod orgs;
 mod output;
 mod user;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Tessera: a self-hosted npm registry with first-class access tokens.
@@ -74,7 +74,8 @@ pub struct ClientArgs {
 
 /// Parses arguments, runs the command and maps errors to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -94,7 +95,14 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::MigrateStore(args) => operator::migrate_store(args).await,
-            Command::Config(cmd) => operator::config(cmd).await,
+            Command::Config(cmd) => {
+                let show = matches
+                    .subcommand_matches("config")
+                    .and_then(|m| m.subcommand_matches("show"))
+                    .cloned()
+                    .unwrap_or_default();
+                operator::config(cmd, &show).await
+            }
             Command::Token(cmd) => user::token(cmd).await,
             Command::Login(args) => user::login(args).await,
             Command::Whoami(args) => user::whoami(args).await,

@@ -10,6 +10,8 @@ mod binary;
 mod cli_output;
 /// npm, pnpm, yarn and bun: the same round with each, and each client's own commands.
 mod clients;
+/// `tessera config show`: each setting's source, and the README's table of settings.
+mod config_show;
 /// Data safety: kill -9 during publishes, gc beside publishes, a full disk, backup and restore.
 mod data_safety;
 /// Stars and search: who may change and see what, keywords and ranking.
