@@ -82,11 +82,29 @@ pub struct ServerArgs {
     /// Days the security log is kept (0: for ever) [default: 365].
     #[arg(long, env = "TESSERA_SECURITY_LOG_RETENTION_DAYS")]
     security_log_retention_days: Option<u32>,
+    /// An upstream registry to proxy, NAME=URL (repeatable; the variable takes a
+    /// comma-separated list). Replaces the file's [[uplinks]].
+    #[arg(long = "uplink", env = "TESSERA_UPLINKS", value_delimiter = ',')]
+    uplinks: Option<Vec<String>>,
+    /// Hold back proxied versions younger than this, e.g. 3d or 12h (0: off) [default: 0].
+    #[arg(long, env = "TESSERA_MIN_RELEASE_AGE")]
+    min_release_age: Option<String>,
 }
 
 impl ServerArgs {
-    fn raw(&self) -> RawConfig {
-        RawConfig {
+    fn raw(&self) -> anyhow::Result<RawConfig> {
+        let uplinks = self
+            .uplinks
+            .as_ref()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|i| !i.trim().is_empty())
+                    .map(|i| crate::config::RawUplink::from_flag(i))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .transpose()?;
+        Ok(RawConfig {
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
@@ -111,7 +129,10 @@ impl ServerArgs {
             body_read_timeout: self.body_read_timeout.clone(),
             min_body_rate: self.min_body_rate,
             security_log_retention_days: self.security_log_retention_days,
-        }
+            uplinks,
+            routes: None,
+            min_release_age: self.min_release_age.clone(),
+        })
     }
 
     fn file(&self) -> anyhow::Result<RawConfig> {
@@ -123,7 +144,7 @@ impl ServerArgs {
 
     /// Defaults < file < environment < flags.
     pub fn resolve(&self) -> anyhow::Result<Config> {
-        Config::from_raw(self.file()?.merge(self.raw()))
+        Config::from_raw(self.file()?.merge(self.raw()?))
     }
 }
 
@@ -310,7 +331,7 @@ pub enum ConfigCommand {
 pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     let ConfigCommand::Show(args) = cmd;
     let file = args.file()?;
-    let flags = args.raw();
+    let flags = args.raw()?;
     let config = args.resolve()?;
     let source = |env: &str, from_flags: bool, from_file: bool| {
         if std::env::var_os(env).is_some() {
@@ -518,6 +539,60 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
     for (key, value, from) in rows {
         println!("{key:<27} = {value}  ({from})");
     }
+    let u = &config.uplinks;
+    println!(
+        "{:<27} = {}  ({})",
+        "min_release_age",
+        if u.min_release_age.is_zero() {
+            "0 (off)".to_owned()
+        } else {
+            show_duration(u.min_release_age)
+        },
+        source(
+            "TESSERA_MIN_RELEASE_AGE",
+            flags.min_release_age.is_some(),
+            file.min_release_age.is_some()
+        )
+    );
+    let uplinks_from = source(
+        "TESSERA_UPLINKS",
+        flags.uplinks.is_some(),
+        file.uplinks.is_some(),
+    );
+    if u.uplinks.is_empty() {
+        println!("{:<27} = (none)  ({uplinks_from})", "uplinks");
+    }
+    for up in &u.uplinks {
+        println!(
+            "uplink {:<20} = {} timeout={} max_age={} cache_tarballs={} token={}  ({uplinks_from})",
+            up.name,
+            up.url,
+            show_duration(up.timeout),
+            show_duration(up.max_age),
+            up.cache_tarballs,
+            if up.token.is_some() {
+                "(set)"
+            } else {
+                "(none)"
+            },
+        );
+    }
+    for r in &u.routes {
+        println!(
+            "route {:<21} = uplink={} min_release_age={} allow_shadowing={}  (file)",
+            r.pattern.as_str(),
+            match r.target {
+                crate::config::RouteTarget::Uplink(i) => u.uplinks[i].name.as_str(),
+                crate::config::RouteTarget::None => "none",
+            },
+            r.min_release_age
+                .map_or_else(|| "(global)".to_owned(), show_duration),
+            r.allow_shadowing
+        );
+    }
+    if !u.uplinks.is_empty() {
+        println!("{:<27} = {}", "unrouted names go to", u.uplinks[0].name);
+    }
     Ok(())
 }
 
@@ -547,7 +622,7 @@ pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
         println!("{table:<16} {rows} row(s)");
     }
     if let Some(blob_target) = &args.to_blob_store {
-        let mut raw = args.source.file()?.merge(args.source.raw());
+        let mut raw = args.source.file()?.merge(args.source.raw()?);
         raw.blob_store = Some(blob_target.clone());
         let to = crate::blob::Blobs::open(&Config::from_raw(raw)?.blobs)?;
         let mut copied = 0;
