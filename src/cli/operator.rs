@@ -160,6 +160,11 @@ fn init_logging(format: LogFormat) {
     };
 }
 
+/// Opens the app for an operator command (store, blobs, keys).
+pub async fn open_app(args: &ServerArgs) -> anyhow::Result<Arc<App>> {
+    open(args).await
+}
+
 async fn open(args: &ServerArgs) -> anyhow::Result<Arc<App>> {
     let config = args.resolve()?;
     let url = format!("http://{}", config.listen);

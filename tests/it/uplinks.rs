@@ -23,6 +23,10 @@ fn settings(toml_text: &str) -> tessera::config::UplinkSettings {
 
 /// A proxy in front of `upstream_url` with extra TOML (routes, cooldown).
 fn proxy_of(upstream_url: &str, extra: &str) -> TestServer {
+    proxy_with(upstream_url, extra, false)
+}
+
+fn proxy_with(upstream_url: &str, extra: &str, postgres: bool) -> TestServer {
     // Top-level keys of `extra` go before the tables.
     let (top, tables) = match extra.find("[[") {
         Some(i) => extra.split_at(i),
@@ -32,7 +36,12 @@ fn proxy_of(upstream_url: &str, extra: &str) -> TestServer {
         "{top}\n[[uplinks]]\nname = \"up\"\nurl = \"{upstream_url}\"\ntimeout = \"2s\"\n{tables}"
     );
     let s = settings(&text);
-    TestServer::builder().config(move |c| c.uplinks = s).start()
+    let builder = TestServer::builder().config(move |c| c.uplinks = s);
+    if postgres {
+        builder.postgres().start()
+    } else {
+        builder.start()
+    }
 }
 
 fn publish_with(npm: &Npm, name: &str, version: &str, extra: Value) {
@@ -119,6 +128,15 @@ fn npm_installs_local_and_proxied_packages_and_the_cache_outlives_the_uplink() {
     );
     let local = npm.run(&["view", "local-lib", "_tessera", "--json"]).ok();
     assert!(local.stdout.contains("\"local\""), "{}", local.all());
+    // And the package page.
+    let page = http()
+        .get(format!("{}/package/pub-a", proxy.url))
+        .header("accept", "text/html")
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(page.contains("proxied from uplink up"), "{page}");
 
     // ETag/304 like local packages, full and abbreviated.
     for accept in ["application/json", "application/vnd.npm.install-v1+json"] {
@@ -709,4 +727,123 @@ fn uplink_settings_are_validated_and_shown_without_the_token() {
         all.extend(args);
         tessera(&all, None, &[]).fails_with(needle);
     }
+}
+
+#[test]
+fn a_warmed_cache_serves_a_lockfile_with_the_uplink_gone() {
+    let upstream = TestServer::start();
+    let up_token = upstream.signup("upper");
+    let up_npm = upstream.npm(Some(&up_token));
+    publish_with(&up_npm, "warm-b", "1.0.0", json!({}));
+    publish_with(
+        &up_npm,
+        "warm-a",
+        "1.0.0",
+        json!({"dependencies": {"warm-b": "^1.0.0"}}),
+    );
+    // The lockfile as a team has it (made against the upstream itself).
+    let maker = upstream.npm(None);
+    let dir = project(&maker, "app", json!({"warm-a": "^1.0.0"}));
+    maker.run_in(&dir, &["install", "--package-lock-only"]).ok();
+    let lockfile = dir.join("package-lock.json");
+
+    let proxy = proxy_of(&upstream.url, "");
+    let warmed = tessera(
+        &[
+            "cache",
+            "warm",
+            lockfile.to_str().unwrap(),
+            "--registry",
+            &proxy.url,
+            "--userconfig",
+            maker.userconfig.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    assert!(
+        warmed
+            .stdout
+            .contains("warmed 2 packument(s) and 2 tarball(s)"),
+        "{}",
+        warmed.all()
+    );
+    let status = tessera(
+        &[
+            "uplink",
+            "status",
+            "--url",
+            &proxy.url,
+            "--data-dir",
+            proxy.dir.path().to_str().unwrap(),
+            "--uplink",
+            &format!("up={}", upstream.url),
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    assert!(status.stdout.contains("uplink up"), "{}", status.all());
+    assert!(
+        status.stdout.contains("2 packument(s), 2 tarball(s)"),
+        "{}",
+        status.all()
+    );
+    assert!(status.stdout.contains("misses"), "{}", status.all());
+
+    // Air-gapped: the uplink is gone, the documents are stale, a fresh npm installs.
+    drop(upstream);
+    proxy.clock.advance_ms(60 * 60 * 1000);
+    let offline = proxy.npm(None);
+    let dir2 = offline.dir.path().join("offline-app");
+    std::fs::create_dir_all(&dir2).unwrap();
+    std::fs::copy(dir.join("package.json"), dir2.join("package.json")).unwrap();
+    std::fs::copy(&lockfile, dir2.join("package-lock.json")).unwrap();
+    offline
+        .run_in(&dir2, &["ci", "--replace-registry-host=always"])
+        .ok();
+    assert_eq!(installed_version(&dir2, "warm-b"), "1.0.0");
+}
+
+#[test]
+fn the_cache_and_the_shield_work_on_postgres() {
+    if postgres_url().is_none() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must set TESSERA_TEST_DATABASE_URL"
+        );
+        return;
+    }
+    let upstream = TestServer::start();
+    let up_token = upstream.signup("upper");
+    let up_npm = upstream.npm(Some(&up_token));
+    publish_with(&up_npm, "pg-b", "1.0.0", json!({}));
+    publish_with(
+        &up_npm,
+        "pg-a",
+        "1.0.0",
+        json!({"dependencies": {"pg-b": "1.0.0"}}),
+    );
+    let proxy = proxy_with(&upstream.url, "", true);
+    let token = proxy.signup("alice");
+    let alice = proxy.npm(Some(&token));
+    alice
+        .publish("pg-b", "2.0.0", &[])
+        .fails_with("already exists on uplink up");
+    publish_with(&alice, "pg-local", "1.0.0", json!({}));
+    let npm = proxy.npm(None);
+    let dir = project(&npm, "app", json!({"pg-a": "1.0.0", "pg-local": "1.0.0"}));
+    npm.run_in(&dir, &["install"]).ok();
+    assert_eq!(installed_version(&dir, "pg-b"), "1.0.0");
+    let counts = proxy
+        .block_on(proxy.app.store.uplink_cache_counts())
+        .unwrap();
+    assert_eq!(counts.len(), 1);
+    assert_eq!((counts[0].packuments, counts[0].tarballs), (2, 2));
+    drop(upstream);
+    proxy.clock.advance_ms(10 * 60 * 1000);
+    let again = proxy.npm(None);
+    let dir2 = project(&again, "app2", json!({"pg-a": "1.0.0"}));
+    again.run_in(&dir2, &["install"]).ok();
 }
