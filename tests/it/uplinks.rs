@@ -791,6 +791,20 @@ fn a_warmed_cache_serves_a_lockfile_with_the_uplink_gone() {
         status.all()
     );
     assert!(status.stdout.contains("misses"), "{}", status.all());
+    // gc keeps cached tarballs: they are referenced by the cache.
+    let gc = tessera(
+        &[
+            "gc",
+            "--grace-period",
+            "0s",
+            "--data-dir",
+            proxy.dir.path().to_str().unwrap(),
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    assert!(gc.stdout.contains("removed 0 unreferenced"), "{}", gc.all());
 
     // Air-gapped: the uplink is gone, the documents are stale, a fresh npm installs.
     drop(upstream);
