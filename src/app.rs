@@ -37,6 +37,8 @@ pub struct App {
     /// Base URL of tarball links and login URLs, without trailing slash.
     pub public_url: String,
     pub packuments: PackumentCache,
+    /// Uplink clients and the rendered proxied packuments.
+    pub proxy: crate::domain::proxy::Proxy,
     pub usage: UsageRecorder,
     pub metrics: crate::metrics::Metrics,
     /// Bounded Argon2 work for password checks.
@@ -135,6 +137,8 @@ impl App {
         let public_url = config.public_url.clone().unwrap_or(public_url);
         let usage = UsageRecorder::start(store.clone());
         let config_publishes = config.max_concurrent_publishes;
+        let metrics = crate::metrics::Metrics::default();
+        let proxy = crate::domain::proxy::Proxy::new(&config, &metrics)?;
         Ok(Arc::new(App {
             config: Arc::new(config),
             store,
@@ -143,8 +147,9 @@ impl App {
             keys,
             public_url,
             packuments: PackumentCache::default(),
+            proxy,
             usage,
-            metrics: crate::metrics::Metrics::default(),
+            metrics,
             hashing: crate::domain::credentials::Hashing::for_this_machine(),
             publish_slots: tokio::sync::Semaphore::new(config_publishes),
             serve_lock: std::sync::OnceLock::new(),

@@ -102,6 +102,58 @@ pub struct RawConfig {
     /// `security_log_retention_days` / `TESSERA_SECURITY_LOG_RETENTION_DAYS`:
     /// security-log entries older than this are deleted (0: kept for ever). Default 365.
     pub security_log_retention_days: Option<u32>,
+    /// `[[uplinks]]` tables; `--uplink NAME=URL` / `TESSERA_UPLINKS` (comma-separated
+    /// `NAME=URL` items) replace them. Default: none.
+    pub uplinks: Option<Vec<RawUplink>>,
+    /// `[[routes]]` tables (file only): which uplink serves which names.
+    pub routes: Option<Vec<RawRoute>>,
+    /// `min_release_age` / `TESSERA_MIN_RELEASE_AGE` / `--min-release-age`: proxied
+    /// versions younger than this are held back (`3d`, `12h`; `0` = off, the default).
+    pub min_release_age: Option<String>,
+}
+
+/// One `[[uplinks]]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUplink {
+    pub name: String,
+    pub url: String,
+    /// Bearer token sent to the upstream (a secret: never shown or logged).
+    pub token: Option<SecretString>,
+    /// Default 30s.
+    pub timeout: Option<String>,
+    /// How long a cached packument is fresh. Default 2m.
+    pub max_age: Option<String>,
+    /// Default true.
+    pub cache_tarballs: Option<bool>,
+}
+
+/// One `[[routes]]` table.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    pub pattern: String,
+    /// An uplink name or `"none"`.
+    pub uplink: String,
+    pub min_release_age: Option<String>,
+    pub allow_shadowing: Option<bool>,
+}
+
+impl RawUplink {
+    /// Parses a `NAME=URL` item of `--uplink` / `TESSERA_UPLINKS`.
+    pub fn from_flag(item: &str) -> anyhow::Result<RawUplink> {
+        let (name, url) = item.trim().split_once('=').ok_or_else(|| {
+            anyhow::anyhow!(
+                "invalid uplinks (--uplink, TESSERA_UPLINKS): {item:?} must look like NAME=URL, \
+                 e.g. npmjs=https://registry.npmjs.org"
+            )
+        })?;
+        Ok(RawUplink {
+            name: name.trim().to_owned(),
+            url: url.trim().to_owned(),
+            ..RawUplink::default()
+        })
+    }
 }
 
 impl RawConfig {
@@ -144,6 +196,9 @@ impl RawConfig {
             security_log_retention_days: over
                 .security_log_retention_days
                 .or(self.security_log_retention_days),
+            uplinks: over.uplinks.or(self.uplinks),
+            routes: over.routes.or(self.routes),
+            min_release_age: over.min_release_age.or(self.min_release_age),
         }
     }
 }
@@ -292,6 +347,281 @@ pub struct Config {
     pub limits: ConnectionLimits,
     /// 0: security-log entries are kept for ever.
     pub security_log_retention_days: u32,
+    /// Upstream registries and the routes that choose between them.
+    pub uplinks: UplinkSettings,
+}
+
+/// One upstream registry.
+#[derive(Debug, Clone)]
+pub struct Uplink {
+    pub name: String,
+    /// Without trailing slash.
+    pub url: String,
+    pub token: Option<SecretString>,
+    pub timeout: Duration,
+    pub max_age: Duration,
+    pub cache_tarballs: bool,
+}
+
+/// Where a route sends the names it matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteTarget {
+    /// Index into `UplinkSettings::uplinks`.
+    Uplink(usize),
+    /// Local only: never proxied.
+    None,
+}
+
+/// A package-name pattern: `*` matches within one segment (not `/`), `**` anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern(String);
+
+impl NamePattern {
+    pub fn parse(text: &str) -> Result<NamePattern, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Err("the pattern is empty".into());
+        }
+        if t.len() > 214 {
+            return Err("the pattern is longer than a package name can be".into());
+        }
+        let ok = t.chars().all(|c| {
+            c.is_ascii_lowercase()
+                || c.is_ascii_digit()
+                || matches!(c, '-' | '.' | '_' | '~' | '@' | '/' | '*')
+        });
+        if !ok {
+            return Err(format!(
+                "{t:?} may hold only lower-case package-name characters, `@`, `/` and `*`"
+            ));
+        }
+        if t.contains("***") {
+            return Err(format!("{t:?}: write `*` or `**`, not `***`"));
+        }
+        Ok(NamePattern(t.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether `name` matches the whole pattern.
+    pub fn matches(&self, name: &str) -> bool {
+        glob(self.0.as_bytes(), name.as_bytes())
+    }
+}
+
+fn glob(p: &[u8], s: &[u8]) -> bool {
+    match p {
+        [] => s.is_empty(),
+        [b'*', b'*', rest @ ..] => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+        [b'*', rest @ ..] => {
+            let seg = s.iter().position(|&c| c == b'/').unwrap_or(s.len());
+            (0..=seg).any(|i| glob(rest, &s[i..]))
+        }
+        [c, rest @ ..] => s.first() == Some(c) && glob(rest, &s[1..]),
+    }
+}
+
+/// One validated `[[routes]]` table.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub pattern: NamePattern,
+    pub target: RouteTarget,
+    /// Overrides the global `min_release_age` for the names it matches.
+    pub min_release_age: Option<Duration>,
+    pub allow_shadowing: bool,
+}
+
+/// What the routes decide for one name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteChoice {
+    /// `None`: the name is local only.
+    pub uplink: Option<usize>,
+    /// Zero: no cooldown.
+    pub min_release_age: Duration,
+    pub allow_shadowing: bool,
+    /// The matching route's pattern, if a route matched.
+    pub pattern: Option<String>,
+}
+
+/// Uplinks, routes and the release cooldown.
+#[derive(Debug, Clone, Default)]
+pub struct UplinkSettings {
+    pub uplinks: Vec<Uplink>,
+    pub routes: Vec<Route>,
+    /// Zero: off.
+    pub min_release_age: Duration,
+}
+
+impl UplinkSettings {
+    pub fn is_empty(&self) -> bool {
+        self.uplinks.is_empty()
+    }
+
+    /// First matching route wins; no match sends the name to the first uplink.
+    pub fn route(&self, name: &str) -> RouteChoice {
+        match self.routes.iter().find(|r| r.pattern.matches(name)) {
+            Some(r) => RouteChoice {
+                uplink: match r.target {
+                    RouteTarget::Uplink(i) => Some(i),
+                    RouteTarget::None => None,
+                },
+                min_release_age: r.min_release_age.unwrap_or(self.min_release_age),
+                allow_shadowing: r.allow_shadowing,
+                pattern: Some(r.pattern.as_str().to_owned()),
+            },
+            None => RouteChoice {
+                uplink: (!self.uplinks.is_empty()).then_some(0),
+                min_release_age: self.min_release_age,
+                allow_shadowing: false,
+                pattern: None,
+            },
+        }
+    }
+}
+
+/// Parses a release age: `0` (off), `3d`, `12h`, `90m`; at most a year.
+fn release_age(key: &str, text: &str) -> anyhow::Result<Duration> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let d = humantime::parse_duration(t).map_err(|e| {
+        invalid(
+            key,
+            format!("{text:?} is not a duration ({e}); write for example 3d, 12h or 0 (off)"),
+        )
+    })?;
+    if d > Duration::from_secs(366 * 24 * 3600) {
+        return Err(invalid(key, format!("{text:?} is longer than a year")));
+    }
+    Ok(d)
+}
+
+/// Checks an uplink URL: http(s) with a host, no query; returned without trailing `/`.
+fn check_uplink_url(name: &str, url: &str) -> anyhow::Result<String> {
+    let bad = |why: &str| {
+        anyhow::anyhow!(
+            "invalid uplinks: uplink {name:?} has url {:?}: {why}",
+            redact_url(url)
+        )
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(bad("it must start with http:// or https://"));
+    };
+    if !matches!(scheme, "http" | "https") {
+        return Err(bad("it must start with http:// or https://"));
+    }
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if host.is_empty() || host.contains('@') || rest.contains(['?', '#', ' ']) {
+        return Err(bad(
+            "it must be a base URL with a host and no credentials (put a credential in token)",
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn uplink_settings(raw: &RawConfig) -> anyhow::Result<UplinkSettings> {
+    let min_release_age = match &raw.min_release_age {
+        Some(t) => release_age("min_release_age", t)?,
+        None => Duration::ZERO,
+    };
+    let mut uplinks: Vec<Uplink> = Vec::new();
+    for u in raw.uplinks.iter().flatten() {
+        let name = u.name.trim();
+        let ok = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            anyhow::bail!(
+                "invalid uplinks: {name:?} is not an uplink name (letters, digits, `-`, `_`, `.`)"
+            );
+        }
+        if name == "none" {
+            anyhow::bail!("invalid uplinks: \"none\" is reserved (a route to no uplink)");
+        }
+        if uplinks.iter().any(|x| x.name == name) {
+            anyhow::bail!("invalid uplinks: the name {name:?} is used twice");
+        }
+        let url = check_uplink_url(name, u.url.trim())?;
+        let field = |key: &str, value: Option<&str>, default: Duration| match value {
+            None => Ok(default),
+            Some(t) => match humantime::parse_duration(t.trim()) {
+                Ok(d) if d >= Duration::from_secs(1) && d <= Duration::from_secs(7 * 86400) => {
+                    Ok(d)
+                }
+                Ok(_) => Err(anyhow::anyhow!(
+                    "invalid uplinks: uplink {name:?} has {key} {t:?}, outside 1s to 7days"
+                )),
+                Err(e) => Err(anyhow::anyhow!(
+                    "invalid uplinks: uplink {name:?} has {key} {t:?}, not a duration ({e}); \
+                     write for example 30s, 2m or 1h"
+                )),
+            },
+        };
+        let timeout = field("timeout", u.timeout.as_deref(), Duration::from_secs(30))?;
+        let max_age = field("max_age", u.max_age.as_deref(), Duration::from_secs(120))?;
+        if let Some(token) = &u.token
+            && (token.expose_secret().trim().is_empty()
+                || token.expose_secret().chars().any(char::is_control))
+        {
+            anyhow::bail!("invalid uplinks: uplink {name:?} has an empty or unprintable token");
+        }
+        uplinks.push(Uplink {
+            name: name.to_owned(),
+            url,
+            token: u.token.clone(),
+            timeout,
+            max_age,
+            cache_tarballs: u.cache_tarballs.unwrap_or(true),
+        });
+    }
+    let mut routes = Vec::new();
+    for r in raw.routes.iter().flatten() {
+        let pattern = NamePattern::parse(&r.pattern)
+            .map_err(|e| anyhow::anyhow!("invalid routes: pattern {:?}: {e}", r.pattern))?;
+        let target = match r.uplink.trim() {
+            "none" => RouteTarget::None,
+            name => RouteTarget::Uplink(uplinks.iter().position(|u| u.name == name).ok_or_else(
+                || {
+                    anyhow::anyhow!(
+                        "invalid routes: the route for {:?} names uplink {name:?}, which is \
+                             not configured (uplinks: {}; or \"none\")",
+                        r.pattern,
+                        if uplinks.is_empty() {
+                            "none configured".to_owned()
+                        } else {
+                            uplinks
+                                .iter()
+                                .map(|u| u.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        }
+                    )
+                },
+            )?),
+        };
+        let min_release_age = r
+            .min_release_age
+            .as_deref()
+            .map(|t| release_age("min_release_age", t))
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("route {:?}: {e}", r.pattern))?;
+        routes.push(Route {
+            pattern,
+            target,
+            min_release_age,
+            allow_shadowing: r.allow_shadowing.unwrap_or(false),
+        });
+    }
+    Ok(UplinkSettings {
+        uplinks,
+        routes,
+        min_release_age,
+    })
 }
 
 /// Largest accepted `max_body_bytes`: a publish body is held in memory (base64 JSON).
@@ -395,6 +725,7 @@ impl Config {
     /// Validates every setting; an error names the setting (its TOML key, flag and
     /// environment variable) and the value that was refused.
     pub fn from_raw(raw: RawConfig) -> anyhow::Result<Config> {
+        let uplinks = uplink_settings(&raw)?;
         let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
         let listen: SocketAddr = listen_text.trim().parse().map_err(|e| {
             invalid(
@@ -572,6 +903,7 @@ impl Config {
             log_format,
             limits,
             security_log_retention_days,
+            uplinks,
         })
     }
 
@@ -652,6 +984,88 @@ mod tests {
             |r| r.body_read_timeout = Some("soon".into()),
             "not a duration",
         );
+    }
+
+    #[test]
+    fn uplinks_routes_and_cooldown() {
+        let file: RawConfig = toml::from_str(
+            r#"
+            min_release_age = "3d"
+            [[uplinks]]
+            name = "npmjs"
+            url = "https://registry.npmjs.org/"
+            token = "s3cret"
+            [[uplinks]]
+            name = "mirror"
+            url = "http://127.0.0.1:9/"
+            timeout = "5s"
+            max_age = "10m"
+            cache_tarballs = false
+            [[routes]]
+            pattern = "@acme/*"
+            uplink = "none"
+            [[routes]]
+            pattern = "internal-*"
+            uplink = "mirror"
+            min_release_age = "0"
+            allow_shadowing = true
+            "#,
+        )
+        .unwrap();
+        let mut raw = file;
+        raw.data_dir = Some("/tmp/x".into());
+        let c = Config::from_raw(raw).unwrap();
+        let u = &c.uplinks;
+        assert_eq!(u.uplinks[0].url, "https://registry.npmjs.org");
+        assert_eq!(u.uplinks[0].timeout, Duration::from_secs(30));
+        assert_eq!(u.uplinks[0].max_age, Duration::from_secs(120));
+        assert!(u.uplinks[0].cache_tarballs && !u.uplinks[1].cache_tarballs);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(u.route("@acme/x").uplink, None);
+        let internal = u.route("internal-lib");
+        assert_eq!(internal.uplink, Some(1));
+        assert_eq!(internal.min_release_age, Duration::ZERO);
+        assert!(internal.allow_shadowing);
+        let other = u.route("lodash");
+        assert_eq!(other.uplink, Some(0));
+        assert_eq!(other.min_release_age, Duration::from_secs(3 * 86400));
+        assert!(!other.allow_shadowing);
+        refused(
+            |r| {
+                r.uplinks = Some(vec![RawUplink::from_flag("a=ftp://x").unwrap()]);
+            },
+            "http://",
+        );
+        refused(
+            |r| {
+                r.uplinks = Some(vec![RawUplink::from_flag("a=http://x").unwrap()]);
+                r.routes = Some(vec![RawRoute {
+                    pattern: "**".into(),
+                    uplink: "b".into(),
+                    ..Default::default()
+                }]);
+            },
+            "not configured",
+        );
+        refused(
+            |r| r.min_release_age = Some("soon".into()),
+            "min_release_age",
+        );
+        assert!(RawUplink::from_flag("nourl").is_err());
+    }
+
+    #[test]
+    fn name_patterns() {
+        let p = |s: &str| NamePattern::parse(s).unwrap();
+        assert!(p("@acme/*").matches("@acme/x"));
+        assert!(!p("@acme/*").matches("@acmex/x"));
+        assert!(!p("@acme/*").matches("acme"));
+        assert!(p("internal-*").matches("internal-lib"));
+        assert!(!p("internal-*").matches("@s/internal-lib"));
+        assert!(p("**").matches("@s/x") && p("**").matches("x"));
+        assert!(p("*").matches("x") && !p("*").matches("@s/x"));
+        assert!(NamePattern::parse("").is_err());
+        assert!(NamePattern::parse("A*").is_err());
     }
 
     #[test]

@@ -14,3 +14,4 @@ pub mod metrics;
 pub mod npm;
 pub mod server;
 pub mod store;
+pub mod uplink;

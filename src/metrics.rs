@@ -97,10 +97,64 @@ impl ConnectionClosed {
     }
 }
 
+/// What happened to one request to an uplink (the `result` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UplinkResult {
+    Ok,
+    NotModified,
+    NotFound,
+    /// Timeout, refused connection, dropped connection, 5xx or any other failure.
+    Error,
+}
+
+impl UplinkResult {
+    const ALL: [UplinkResult; 4] = [
+        UplinkResult::Ok,
+        UplinkResult::NotModified,
+        UplinkResult::NotFound,
+        UplinkResult::Error,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            UplinkResult::Ok => "ok",
+            UplinkResult::NotModified => "not_modified",
+            UplinkResult::NotFound => "not_found",
+            UplinkResult::Error => "error",
+        }
+    }
+}
+
+/// Counters of one uplink (names come from the configuration, a fixed set).
+#[derive(Debug, Default)]
+pub struct UplinkStats {
+    requests: [AtomicU64; UplinkResult::ALL.len()],
+    latency_us: AtomicU64,
+    pub hits: Counter,
+    pub misses: Counter,
+    pub stale_serves: Counter,
+    pub integrity_refused: Counter,
+    pub held_back: Counter,
+}
+
+impl UplinkStats {
+    pub fn request(&self, result: UplinkResult, elapsed: Duration) {
+        self.requests[result as usize].fetch_add(1, Ordering::Relaxed);
+        self.latency_us
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn requests(&self, result: UplinkResult) -> u64 {
+        self.requests[result as usize].load(Ordering::Relaxed)
+    }
+}
+
 /// All metrics of one process.
 #[derive(Debug, Default)]
 pub struct Metrics {
     pub token_checks: Counter,
+    /// Per configured uplink, in configuration order.
+    uplinks: RwLock<Vec<(String, Arc<UplinkStats>)>>,
     auth_failures: Mutex<BTreeMap<&'static str, u64>>,
     routes: RwLock<RouteTable>,
     open_connections: AtomicU64,
@@ -108,6 +162,91 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// The counters of uplink `name` (registered on first use; names come from the
+    /// configuration only).
+    pub fn uplink(&self, name: &str) -> Arc<UplinkStats> {
+        if let Some((_, s)) = self
+            .uplinks
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(n, _)| n == name)
+        {
+            return s.clone();
+        }
+        let mut all = self.uplinks.write().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, s)) = all.iter().find(|(n, _)| n == name) {
+            return s.clone();
+        }
+        let s = Arc::new(UplinkStats::default());
+        all.push((name.to_owned(), s.clone()));
+        s
+    }
+
+    fn render_uplinks(&self, out: &mut String) {
+        let all = self.uplinks.read().unwrap_or_else(|p| p.into_inner());
+        if all.is_empty() {
+            return;
+        }
+        let _ = writeln!(out, "# TYPE tessera_uplink_requests_total counter");
+        for (name, s) in all.iter() {
+            for r in UplinkResult::ALL {
+                let _ = writeln!(
+                    out,
+                    "tessera_uplink_requests_total{{uplink=\"{name}\",result=\"{}\"}} {}",
+                    r.label(),
+                    s.requests(r)
+                );
+            }
+        }
+        let _ = writeln!(out, "# TYPE tessera_uplink_request_seconds summary");
+        for (name, s) in all.iter() {
+            let count: u64 = UplinkResult::ALL.iter().map(|r| s.requests(*r)).sum();
+            let _ = writeln!(
+                out,
+                "tessera_uplink_request_seconds_sum{{uplink=\"{name}\"}} {}",
+                s.latency_us.load(Ordering::Relaxed) as f64 / 1_000_000.0
+            );
+            let _ = writeln!(
+                out,
+                "tessera_uplink_request_seconds_count{{uplink=\"{name}\"}} {count}"
+            );
+        }
+        let _ = writeln!(out, "# TYPE tessera_uplink_cache_total counter");
+        for (name, s) in all.iter() {
+            for (label, c) in [
+                ("hit", &s.hits),
+                ("miss", &s.misses),
+                ("stale", &s.stale_serves),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "tessera_uplink_cache_total{{uplink=\"{name}\",result=\"{label}\"}} {}",
+                    c.get()
+                );
+            }
+        }
+        let _ = writeln!(out, "# TYPE tessera_uplink_integrity_refused_total counter");
+        for (name, s) in all.iter() {
+            let _ = writeln!(
+                out,
+                "tessera_uplink_integrity_refused_total{{uplink=\"{name}\"}} {}",
+                s.integrity_refused.get()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE tessera_uplink_held_back_versions_total counter"
+        );
+        for (name, s) in all.iter() {
+            let _ = writeln!(
+                out,
+                "tessera_uplink_held_back_versions_total{{uplink=\"{name}\"}} {}",
+                s.held_back.get()
+            );
+        }
+    }
+
     pub fn auth_failure(&self, reason: &'static str) {
         *self
             .auth_failures
@@ -252,6 +391,7 @@ impl Metrics {
                 "tessera_request_duration_seconds_count{{{labels}}} {count}"
             );
         }
+        self.render_uplinks(&mut out);
         out
     }
 }

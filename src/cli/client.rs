@@ -60,6 +60,24 @@ impl Registry {
         })
     }
 
+    /// GETs `path` and reads the whole answer; the status and its size in bytes.
+    pub async fn fetch(&self, path: &str, accept: &str) -> anyhow::Result<(StatusCode, usize)> {
+        let mut request = self
+            .http
+            .get(self.url(path))
+            .header(reqwest::header::ACCEPT, accept);
+        if let Some(t) = &self.token {
+            request = request.bearer_auth(t);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach {}: {e}", self.base))?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        Ok((status, body.len()))
+    }
+
     pub fn has_token(&self) -> bool {
         self.token.is_some()
     }

@@ -9,6 +9,7 @@ mod npmrc;
 mod operator;
 mod orgs;
 mod output;
+mod uplinks;
 mod user;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -56,6 +57,12 @@ enum Command {
     /// Packages: who can publish one, and with which tokens.
     #[command(subcommand)]
     Package(orgs::PackageCommand),
+    /// Uplinks: the configured upstream registries, their cache and counters (operator).
+    #[command(subcommand)]
+    Uplink(uplinks::UplinkCommand),
+    /// The uplink cache: warm it from a lockfile through a registry.
+    #[command(subcommand)]
+    Cache(uplinks::CacheCommand),
 }
 
 /// Where the user commands find the registry and their credentials.
@@ -108,6 +115,8 @@ pub fn main() -> ExitCode {
             Command::Whoami(args) => user::whoami(args).await,
             Command::Org(cmd) => orgs::org(cmd).await,
             Command::Package(cmd) => orgs::package(cmd).await,
+            Command::Uplink(uplinks::UplinkCommand::Status(args)) => uplinks::status(args).await,
+            Command::Cache(uplinks::CacheCommand::Warm(args)) => uplinks::warm(args).await,
         }
     });
     match result {

@@ -94,11 +94,29 @@ pub struct ServerArgs {
     /// Days the security log is kept (0: for ever) [default: 365].
     #[arg(long, env = "TESSERA_SECURITY_LOG_RETENTION_DAYS")]
     security_log_retention_days: Option<u32>,
+    /// An upstream registry to proxy, NAME=URL (repeatable; the variable takes a
+    /// comma-separated list). Replaces the file's [[uplinks]].
+    #[arg(long = "uplink", env = "TESSERA_UPLINKS", value_delimiter = ',')]
+    uplinks: Option<Vec<String>>,
+    /// Hold back proxied versions younger than this, e.g. 3d or 12h (0: off) [default: 0].
+    #[arg(long, env = "TESSERA_MIN_RELEASE_AGE")]
+    min_release_age: Option<String>,
 }
 
 impl ServerArgs {
-    fn raw(&self) -> RawConfig {
-        RawConfig {
+    fn raw(&self) -> anyhow::Result<RawConfig> {
+        let uplinks = self
+            .uplinks
+            .as_ref()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|i| !i.trim().is_empty())
+                    .map(|i| crate::config::RawUplink::from_flag(i))
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .transpose()?;
+        Ok(RawConfig {
             listen: self.listen.clone(),
             data_dir: self.data_dir.clone(),
             database_url: self.database_url.clone(),
@@ -123,7 +141,10 @@ impl ServerArgs {
             body_read_timeout: self.body_read_timeout.clone(),
             min_body_rate: self.min_body_rate,
             security_log_retention_days: self.security_log_retention_days,
-        }
+            uplinks,
+            routes: None,
+            min_release_age: self.min_release_age.clone(),
+        })
     }
 
     fn file(&self) -> anyhow::Result<RawConfig> {
@@ -135,7 +156,7 @@ impl ServerArgs {
 
     /// Defaults < file < environment < flags.
     pub fn resolve(&self) -> anyhow::Result<Config> {
-        Config::from_raw(self.file()?.merge(self.raw()))
+        Config::from_raw(self.file()?.merge(self.raw()?))
     }
 }
 
@@ -160,6 +181,11 @@ fn init_logging(format: LogFormat) {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+}
+
+/// Opens the app for an operator command (store, blobs, keys).
+pub async fn open_app(args: &ServerArgs) -> anyhow::Result<Arc<App>> {
+    open(args).await
 }
 
 async fn open(args: &ServerArgs) -> anyhow::Result<Arc<App>> {
@@ -448,6 +474,48 @@ pub async fn config(cmd: ConfigCommand, matches: &clap::ArgMatches) -> anyhow::R
     for (key, value) in rows {
         outln!("{key:<width$} = {value}  ({})", source(key))?;
     }
+    let u = &config.uplinks;
+    let min_release_age = if u.min_release_age.is_zero() {
+        "0 (off)".to_owned()
+    } else {
+        show_duration(u.min_release_age)
+    };
+    outln!(
+        "{:<width$} = {min_release_age}  ({})",
+        "min_release_age",
+        source("min_release_age")
+    )?;
+    let uplinks_from = source("uplinks");
+    if u.uplinks.is_empty() {
+        outln!("{:<width$} = (none)  ({uplinks_from})", "uplinks")?;
+    }
+    for up in &u.uplinks {
+        outln!(
+            "uplink {} = {} timeout={} max_age={} cache_tarballs={} token={}  ({uplinks_from})",
+            up.name,
+            up.url,
+            show_duration(up.timeout),
+            show_duration(up.max_age),
+            up.cache_tarballs,
+            if up.token.is_some() { "(set)" } else { "(none)" },
+        )?;
+    }
+    for r in &u.routes {
+        outln!(
+            "route {} = uplink={} min_release_age={} allow_shadowing={}  (file)",
+            r.pattern.as_str(),
+            match r.target {
+                crate::config::RouteTarget::Uplink(i) => u.uplinks[i].name.as_str(),
+                crate::config::RouteTarget::None => "none",
+            },
+            r.min_release_age
+                .map_or_else(|| "(global)".to_owned(), show_duration),
+            r.allow_shadowing
+        )?;
+    }
+    if let Some(first) = u.uplinks.first() {
+        outln!("{:<width$} = {}", "unrouted names go to", first.name)?;
+    }
     Ok(())
 }
 
@@ -477,7 +545,7 @@ pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
         outln!("{table:<16} {rows} row(s)")?;
     }
     if let Some(blob_target) = &args.to_blob_store {
-        let mut raw = args.source.file()?.merge(args.source.raw());
+        let mut raw = args.source.file()?.merge(args.source.raw()?);
         raw.blob_store = Some(blob_target.clone());
         let to = crate::blob::Blobs::open(&Config::from_raw(raw)?.blobs)?;
         let mut copied = 0;

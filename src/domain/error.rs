@@ -44,6 +44,10 @@ pub enum Error {
     TooLarge(String),
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// An uplink failed or sent something refused, and nothing cached can stand in
+    /// (502). The message names the uplink and is shown to the client.
+    #[error("{0}")]
+    Upstream(String),
     /// The database's or the blob folder's disk is full (507); the cause is logged,
     /// the client reads a fixed message.
     #[error("storage full: {0}")]

@@ -12,6 +12,7 @@ pub mod maintenance;
 pub mod orgs;
 pub mod packages;
 pub mod packument_cache;
+pub mod proxy;
 pub mod publish;
 pub mod publishers;
 pub mod security_log;

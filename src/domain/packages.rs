@@ -41,7 +41,10 @@ pub async fn packument(
     render(app, &grant).await
 }
 
-async fn render(app: &App, grant: &PackageGrant<act::ReadPackage>) -> Result<Arc<CachedDoc>> {
+pub(super) async fn render(
+    app: &App,
+    grant: &PackageGrant<act::ReadPackage>,
+) -> Result<Arc<CachedDoc>> {
     let name = grant.name();
     if let Some(doc) = app.packuments.get(name.as_str(), grant.row().rev) {
         return Ok(doc);
@@ -106,9 +109,21 @@ pub async fn tarball(
     name: &PackageName,
     file: &str,
 ) -> Result<(u64, crate::blob::BlobStream)> {
+    let target = package_facts(app, caller, name).await?;
+    tarball_of_target(app, caller, &target, file).await
+}
+
+/// The tarball named `file` of an already loaded local target, streamed.
+pub(super) async fn tarball_of_target(
+    app: &App,
+    caller: Option<&Caller>,
+    target: &Target,
+    file: &str,
+) -> Result<(u64, crate::blob::BlobStream)> {
+    let name = target.name();
     let version = version_of_file(name, file)
         .ok_or_else(|| Error::NotFound(format!("tarball {file} not found")))?;
-    let grant = readable(app, caller, name).await?;
+    let grant = access::authorize::<act::ReadPackage>(app, caller, target).await?;
     let (key, _) = app
         .store
         .tarball_of(&grant, version)

@@ -90,7 +90,7 @@ async fn new_name_rules(app: &App, caller: &Caller, target: &Target) -> Result<(
             )));
         }
     }
-    Ok(())
+    super::proxy::shield_new_name(app, caller, name).await
 }
 
 /// Parses a `PUT /<name>` body off the async runtime; the buffer comes back with it

@@ -63,6 +63,7 @@ impl From<Error> for ApiError {
             Error::Conflict(_) => (StatusCode::CONFLICT, None, None),
             Error::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, None, None),
             Error::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, None, None),
+            Error::Upstream(_) => (StatusCode::BAD_GATEWAY, None, None),
             Error::StorageFull(_) => (StatusCode::INSUFFICIENT_STORAGE, None, None),
             Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None, None),
         };

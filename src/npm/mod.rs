@@ -9,6 +9,7 @@ pub mod keywords;
 pub mod manifest;
 pub mod name;
 pub mod packument;
+pub mod proxied;
 pub mod publish_body;
 pub mod tag;
 pub mod tarball;

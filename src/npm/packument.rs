@@ -122,6 +122,9 @@ pub fn full(doc: &PackageDoc, base: &str) -> Value {
         .map(|name| (name.clone(), Value::Bool(true)))
         .collect();
     out.insert("users".into(), Value::Object(users));
+    // Where the package comes from (`npm view NAME _tessera`); proxied documents
+    // carry the uplink's name here (`npm::proxied`).
+    out.insert("_tessera".into(), json!({"source": "local"}));
     if let Some(l) = latest(doc) {
         for key in [
             "description",
@@ -145,7 +148,7 @@ pub fn full(doc: &PackageDoc, base: &str) -> Value {
 }
 
 /// Fields of a version manifest kept in the abbreviated document.
-const ABBREVIATED_FIELDS: &[&str] = &[
+pub const ABBREVIATED_FIELDS: &[&str] = &[
     "name",
     "version",
     "dependencies",

@@ -674,7 +674,8 @@ impl Store {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
-        const IN_USE: &str = "SELECT COUNT(*) FROM versions WHERE blob_key = $1";
+        const IN_USE: &str = "SELECT (SELECT COUNT(*) FROM versions WHERE blob_key = $1) \
+                              + (SELECT COUNT(*) FROM uplink_tarballs WHERE blob_key = $1)";
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             if let Some(lock) = blob_lock_sql(self.dialect()) {
@@ -1255,7 +1256,8 @@ impl Store {
 
     /// Blob keys referenced by any version (for garbage collection).
     pub async fn referenced_blob_keys(&self) -> StoreResult<Vec<String>> {
-        const SQL: &str = "SELECT DISTINCT blob_key FROM versions";
+        const SQL: &str = "SELECT blob_key FROM versions \
+                           UNION SELECT blob_key FROM uplink_tarballs";
         Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
             .fetch_all(p)
             .await)?)
@@ -1288,7 +1290,7 @@ impl Store {
 /// The statement that takes a blob's lock for the rest of the transaction.
 /// DIALECT: SQLite write transactions (`BEGIN IMMEDIATE`) already exclude each other,
 /// so none is needed there; PostgreSQL takes a transaction-scoped advisory lock.
-fn blob_lock_sql(dialect: super::Dialect) -> Option<&'static str> {
+pub(super) fn blob_lock_sql(dialect: super::Dialect) -> Option<&'static str> {
     match dialect {
         super::Dialect::Sqlite => None,
         super::Dialect::Postgres => Some("SELECT pg_advisory_xact_lock($1)"),
@@ -1297,7 +1299,7 @@ fn blob_lock_sql(dialect: super::Dialect) -> Option<&'static str> {
 
 /// The advisory lock id of a blob: the first 64 bits of its (hex sha512) key. Two
 /// keys sharing an id only serialise a little more.
-fn blob_lock_id(key: &str) -> i64 {
+pub(super) fn blob_lock_id(key: &str) -> i64 {
     key.get(..16)
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .map_or(0, |n| n as i64)

@@ -45,6 +45,9 @@ mod tokens;
 mod trust;
 /// Two-factor authentication.
 mod two_factor;
+/// Uplinks: proxied packages, the dependency-confusion shield, the release cooldown,
+/// stale serving, integrity refusals and audit forwarding.
+mod uplinks;
 /// The website in headless Chromium: sign-in, Access Tokens, 2FA, browser login for npm.
 mod web;
 /// Chromium, chromedriver and an async server for the website tests.

@@ -59,9 +59,41 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `POST /-/npm/v1/security/advisories/bulk`: no advisory database; nothing found.
-pub async fn audit() -> Response {
-    no_store(StatusCode::OK, json!({}))
+/// `POST /-/npm/v1/security/advisories/bulk`: forwarded, for the proxied packages
+/// in it, to the uplinks that serve them. Without an uplink (or when none has an
+/// audit service) the answer is 404, which npm reports as "audit unavailable"
+/// rather than as "0 vulnerabilities". The body arrives decompressed (the request
+/// decompression layer) and is compressed again for each uplink.
+pub async fn audit(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    use crate::domain::proxy::{self, AuditAnswer};
+    let unavailable = || {
+        no_store(
+            StatusCode::NOT_FOUND,
+            json!({"error": "this registry has no audit service for these packages"}),
+        )
+    };
+    if app.config.uplinks.is_empty() {
+        return Ok(unavailable());
+    }
+    let request: Map<String, Value> = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("audit body must be a JSON object: {e}")))?;
+    Ok(match proxy::audit(&app, caller.as_ref(), &request).await? {
+        AuditAnswer::Unavailable => unavailable(),
+        AuditAnswer::Advisories(m) => no_store(StatusCode::OK, Value::Object(m)),
+    })
+}
+
+/// `POST /-/npm/v1/security/audits/quick` (npm 10 and older): no longer used by
+/// npm 11; answered 404 so older clients report audit as unavailable.
+pub async fn audit_quick() -> Response {
+    no_store(
+        StatusCode::NOT_FOUND,
+        json!({"error": "this registry has no audit service; use npm 11 or later"}),
+    )
 }
 
 /// Splits `/-/package/<name>/<rest…>` into a package name and the rest.

@@ -71,6 +71,27 @@ pub fn parse_path(path: &str) -> Result<PackagePath, ApiError> {
     })
 }
 
+/// Whether a read serves a write: `?write=true`, or a write command's own reads
+/// (npm sends its command in `npm-command`; publish reads the document first).
+fn for_write(uri: &Uri, headers: &HeaderMap) -> bool {
+    const WRITES: [&str; 8] = [
+        "publish",
+        "unpublish",
+        "deprecate",
+        "undeprecate",
+        "dist-tag",
+        "owner",
+        "access",
+        "star",
+    ];
+    uri.query()
+        .is_some_and(|q| q.split('&').any(|p| p == "write=true"))
+        || headers
+            .get("npm-command")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|c| WRITES.contains(&c))
+}
+
 fn wants_abbreviated(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
@@ -114,9 +135,11 @@ async fn get_packument(
     app: &AppState,
     caller: Option<&domain::Caller>,
     pkg: &PackageName,
+    uri: &Uri,
     headers: &HeaderMap,
 ) -> ApiResult<Response> {
-    let doc = packages::packument(app, caller, pkg).await?;
+    let served = crate::domain::proxy::packument(app, caller, pkg, for_write(uri, headers)).await?;
+    let doc = &served.doc;
     let (rendition, content_type) = if wants_abbreviated(headers) {
         (&doc.abbreviated, "application/vnd.npm.install-v1+json")
     } else {
@@ -135,6 +158,12 @@ async fn get_packument(
         .header(header::CACHE_CONTROL, "private, no-cache")
         .header(header::VARY, "accept, accept-encoding, authorization")
         .header(header::LAST_MODIFIED, doc.modified_http.as_str());
+    if let Some(uplink) = &served.uplink {
+        builder = builder.header("x-tessera-source", format!("uplink {uplink}"));
+    }
+    if served.stale_from.is_some() {
+        builder = builder.header(header::WARNING, "110 - \"Response is Stale\"");
+    }
     if etag_matches(headers, &[&rendition.etag, &rendition.etag_gzip]) {
         builder = builder.status(StatusCode::NOT_MODIFIED);
         return Ok(builder.body(Body::empty()).expect("valid response"));
@@ -159,10 +188,18 @@ pub async fn get_package_path(
 ) -> ApiResult<Response> {
     match parse_path(request.uri().path())? {
         PackagePath::Document(pkg) | PackagePath::Revision(pkg, _) => {
-            get_packument(&app, caller.as_ref(), &pkg, request.headers()).await
+            get_packument(
+                &app,
+                caller.as_ref(),
+                &pkg,
+                request.uri(),
+                request.headers(),
+            )
+            .await
         }
         PackagePath::Tarball(pkg, file) => {
-            let (size, stream) = packages::tarball(&app, caller.as_ref(), &pkg, &file).await?;
+            let (size, stream) =
+                crate::domain::proxy::tarball(&app, caller.as_ref(), &pkg, &file).await?;
             Ok(Response::builder()
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_LENGTH, size)
@@ -174,7 +211,10 @@ pub async fn get_package_path(
                 .expect("valid response"))
         }
         PackagePath::Version(pkg, spec) => {
-            let doc = packages::packument(&app, caller.as_ref(), &pkg).await?;
+            let local_only = for_write(request.uri(), request.headers());
+            let doc = crate::domain::proxy::packument(&app, caller.as_ref(), &pkg, local_only)
+                .await?
+                .doc;
             let full: Value = serde_json::from_slice(&doc.full.body)
                 .map_err(|e| domain::Error::Internal(e.into()))?;
             let version = full["dist-tags"][&spec]

@@ -154,6 +154,8 @@ struct PackagePage {
     modified: String,
     can_manage: bool,
     install: String,
+    /// Where the package comes from: published here, or proxied from an uplink.
+    source: String,
     notice: Option<&'static str>,
 }
 
@@ -200,7 +202,7 @@ async fn package_page(
     notice_code: Option<&str>,
 ) -> PageResult {
     let caller = viewer.caller();
-    let doc = match packages::packument(app, caller, name).await {
+    let served = match crate::domain::proxy::packument(app, caller, name, false).await {
         Ok(d) => d,
         Err(domain::Error::Unauthenticated(_)) if caller.is_none() => {
             return Err(super::session::sign_in_redirect(&format!(
@@ -212,6 +214,7 @@ async fn package_page(
         }
         Err(e) => return Err(e.into()),
     };
+    let doc = &served.doc;
     let full: Value =
         serde_json::from_slice(&doc.full.body).map_err(|e| domain::Error::Internal(e.into()))?;
     let latest = full["dist-tags"]["latest"]
@@ -266,7 +269,25 @@ async fn package_page(
                 .collect()
         })
         .unwrap_or_default();
-    let settings = packages::settings(app, caller, name).await?;
+    // A proxied package is public and has no settings here.
+    let (public, mfa, can_manage) = match &served.uplink {
+        Some(_) => (true, "none", false),
+        None => {
+            let settings = packages::settings(app, caller, name).await?;
+            (
+                settings.public,
+                settings.mfa.as_str(),
+                packages::may_change_settings(app, caller, name).await?,
+            )
+        }
+    };
+    let source = match &served.uplink {
+        Some(u) if served.stale_from.is_some() => {
+            format!("proxied from uplink {u} (cached copy: the uplink is not answering)")
+        }
+        Some(u) => format!("proxied from uplink {u}"),
+        None => "published here".to_owned(),
+    };
     let readme = full["readme"].as_str().unwrap_or("");
     Ok(page::ok(&PackagePage {
         layout: Layout::new(app, viewer, name.as_str()),
@@ -293,10 +314,11 @@ async fn package_page(
         versions: versions.into_iter().map(|(_, v)| v).collect(),
         tags,
         maintainers,
-        public: settings.public,
-        mfa: settings.mfa.as_str(),
+        public,
+        mfa,
         modified: fmt_date(doc.modified_ms),
-        can_manage: packages::may_change_settings(app, caller, name).await?,
+        can_manage,
+        source,
         install: format!("npm install {name}"),
         notice: notice(notice_code),
     }))
