@@ -497,7 +497,11 @@ pub async fn config(cmd: ConfigCommand, matches: &clap::ArgMatches) -> anyhow::R
             show_duration(up.timeout),
             show_duration(up.max_age),
             up.cache_tarballs,
-            if up.token.is_some() { "(set)" } else { "(none)" },
+            if up.token.is_some() {
+                "(set)"
+            } else {
+                "(none)"
+            },
         )?;
     }
     for r in &u.routes {
