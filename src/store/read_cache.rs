@@ -1,27 +1,29 @@
-//! The read cache of the embedded (SQLite) store: the three reads every authenticated
-//! download makes (token + owner by hash, package + maintainer flag, tarball key),
-//! kept in memory and dropped wholesale whenever anything is written.
+//! The read cache: the three reads every authenticated download makes (token + owner
+//! by hash, package + the caller's rights, tarball key), kept in memory under a tag
+//! and dropped wholesale when the tag moves.
 //!
-//! Why it is safe: with SQLite, one `tessera serve` process owns the database (it
-//! holds the serve lock), so every write that could change what these reads return
-//! goes through this `Store`. Each write runs inside `Store::writing`, which advances
-//! the write generation when the write has finished; an entry is only used while the
-//! generation it was read under is current. So a revocation, a 2FA change or an
-//! owner change is seen by the very next request, exactly as without the cache.
+//! The tag moves on every write through this `Store` (`Store::writing`, when the
+//! write has finished), and an answer read across a move is never kept. Where the
+//! tickets come from depends on the database:
 //!
-//! A write whose future is dropped before it finishes (a client hanging up mid
-//! request) may still be committed by the database afterwards. Then the cache is
-//! switched off for `SETTLE` (longer than any statement can wait for the lock), so
-//! no read can cache the state from before that late commit.
-//!
-//! PostgreSQL deployments run several instances on one database: there a write on
-//! one instance is invisible to the others' memory, so the cache is never enabled.
+//! - Embedded SQLite: one `tessera serve` process owns the database (it holds the
+//!   serve lock), so every write goes through this `Store` and the local tag is the
+//!   whole truth (`ticket`). A write whose future is dropped before it finishes (a
+//!   client hanging up) may still be committed afterwards; then the cache is off for
+//!   `SETTLE` (longer than any statement can wait for the lock).
+//! - PostgreSQL (several instances): a request's ticket comes from a generation value
+//!   read after it arrived (`store::generation`, `ticket_at`). A value other than the
+//!   one the current tag was taken under moves the tag; the local moves on local
+//!   writes still apply (a request sees its own writes at once). A write that commits
+//!   after its client gave up advanced the database's generation in its own
+//!   transaction, so the next generation read sees it: no settling needed.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use super::generation::Generation;
 use super::{PackageRow, TokenRow, UserRow};
 
 /// How long the cache stays off after an interrupted write. The SQLite busy timeout
@@ -47,6 +49,8 @@ type TarballTable = HashMap<i64, HashMap<String, (String, i64)>>;
 #[derive(Debug, Default)]
 pub struct ReadCache {
     generation: AtomicU64,
+    /// PostgreSQL: the database generation the current tag was taken under.
+    adopted: Mutex<Option<Generation>>,
     /// Fast check for `off_until`, so the common path takes no lock.
     off: AtomicBool,
     off_until: Mutex<Option<Instant>>,
@@ -118,6 +122,18 @@ impl ReadCache {
             }
             None => Some(ReadTicket(generation)),
         }
+    }
+
+    /// The ticket for a request that read `seen` from the shared database after it
+    /// arrived: the current tag if it was taken under that very value, else a new
+    /// tag (everything cached before is dropped on its first use).
+    pub fn ticket_at(&self, seen: Generation) -> ReadTicket {
+        let mut adopted = self.adopted.lock().unwrap_or_else(|p| p.into_inner());
+        if *adopted != Some(seen) {
+            *adopted = Some(seen);
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        ReadTicket(self.generation.load(Ordering::SeqCst))
     }
 
     /// A write has finished (committed or failed): everything cached may be stale.
