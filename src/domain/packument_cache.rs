@@ -2,8 +2,7 @@
 //! every request (one indexed read), so a write through any instance is seen at once.
 
 use bytes::Bytes;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// Both renderings of one revision of a packument, each also gzip-compressed once
 /// here so a request never compresses a packument.
@@ -49,32 +48,54 @@ pub fn http_date(ms: i64) -> String {
     t.format(&f).unwrap_or_default()
 }
 
-/// Name → latest rendered revision.
-#[derive(Debug, Default)]
+/// Name → latest rendered revision, bounded by the bytes it holds (quick_cache:
+/// when full, the least useful documents go, not everything at once).
+#[derive(Debug)]
 pub struct PackumentCache {
-    docs: RwLock<HashMap<String, Arc<CachedDoc>>>,
+    docs: quick_cache::sync::Cache<String, Arc<CachedDoc>, DocWeight>,
+    /// Serialises `put`'s compare-and-insert, so an older revision never replaces a
+    /// newer one.
+    put: std::sync::Mutex<()>,
 }
 
-/// Upper bound on cached packages; the cache is cleared when it is reached.
-const MAX_ENTRIES: usize = 20_000;
+/// Bytes held by the cached renderings.
+const CAPACITY_BYTES: u64 = 256 << 20;
+
+impl Default for PackumentCache {
+    fn default() -> Self {
+        PackumentCache {
+            docs: quick_cache::sync::Cache::with_weighter(4096, CAPACITY_BYTES, DocWeight),
+            put: std::sync::Mutex::default(),
+        }
+    }
+}
+
+/// A document weighs its four bodies plus its name and headers.
+#[derive(Debug, Clone, Copy)]
+struct DocWeight;
+
+impl quick_cache::Weighter<String, Arc<CachedDoc>> for DocWeight {
+    fn weight(&self, name: &String, d: &Arc<CachedDoc>) -> u64 {
+        (name.len()
+            + d.full.body.len()
+            + d.full.gzip.len()
+            + d.abbreviated.body.len()
+            + d.abbreviated.gzip.len()
+            + 512) as u64
+    }
+}
 
 impl PackumentCache {
     /// The cached document if it is exactly revision `rev`.
     pub fn get(&self, name: &str, rev: i64) -> Option<Arc<CachedDoc>> {
-        let docs = self.docs.read().unwrap_or_else(|p| p.into_inner());
-        docs.get(name).filter(|d| d.rev == rev).cloned()
+        self.docs.get(name).filter(|d| d.rev == rev)
     }
 
     pub fn put(&self, name: &str, doc: Arc<CachedDoc>) {
-        let mut docs = self.docs.write().unwrap_or_else(|p| p.into_inner());
-        if docs.len() >= MAX_ENTRIES {
-            docs.clear();
-        }
-        match docs.get(name) {
+        let _one = self.put.lock().unwrap_or_else(|p| p.into_inner());
+        match self.docs.get(name) {
             Some(existing) if existing.rev > doc.rev => {}
-            _ => {
-                docs.insert(name.to_owned(), doc);
-            }
+            _ => self.docs.insert(name.to_owned(), doc),
         }
     }
 }

@@ -160,7 +160,8 @@ async fn observe(State(app): State<AppState>, request: Request, next: Next) -> R
             .to_owned();
         (request_id, redact_path(request.uri().path()))
     });
-    let mut response = next.run(request).await;
+    // One read-cache ticket per request (the generation rule: `store::generation`).
+    let mut response = crate::store::one_request(next.run(request)).await;
     if slow_body.is_some_and(|s| s.is_marked()) {
         response = error::ApiError::new(
             axum::http::StatusCode::REQUEST_TIMEOUT,

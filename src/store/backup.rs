@@ -105,6 +105,7 @@ impl Store {
         Ok(Store {
             pool: Pool::Sqlite(pool),
             reads: None,
+            feed: None,
             bypass_cache: true,
             file: None,
             last_full: Default::default(),

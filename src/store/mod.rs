@@ -14,6 +14,7 @@
 
 mod backup;
 mod columns;
+pub mod generation;
 mod orgs;
 mod packages;
 mod read_cache;
@@ -42,6 +43,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use generation::GenerationFeed;
 use read_cache::{ReadCache, ReadTicket, WriteGuard};
 
 /// Errors from the store, already classified for callers.
@@ -98,6 +100,17 @@ pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
     (!path.is_empty() && path != ":memory:").then(|| std::path::PathBuf::from(path))
 }
 
+tokio::task_local! {
+    /// The read-cache ticket of the request being served (see `one_request`).
+    static REQUEST: Arc<tokio::sync::OnceCell<Option<ReadTicket>>>;
+}
+
+/// Runs one request: its cached reads share one ticket, taken at the first of them
+/// (after the request arrived, which is all the generation rule asks).
+pub async fn one_request<F: std::future::Future>(request: F) -> F::Output {
+    REQUEST.scope(Arc::default(), request).await
+}
+
 /// Which database backs the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
@@ -115,8 +128,10 @@ pub(crate) enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
-    /// Only for the embedded SQLite store (see `read_cache`).
+    /// The read cache (see `read_cache`), shared by the requests of this instance.
     reads: Option<Arc<ReadCache>>,
+    /// PostgreSQL: where the tickets of the read cache come from.
+    feed: Option<Arc<GenerationFeed>>,
     /// Reads skip the cache (writes still advance its generation).
     bypass_cache: bool,
     /// The database file (embedded SQLite only), for the free-space probe.
@@ -149,6 +164,59 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// A write transaction. Its only way to commit first advances the authority
+/// generation in the same transaction (so every instance's next request sees that
+/// something changed), then commits; dropped, it rolls back. The store's writes get
+/// their transaction only from `BeginWrite::begin_write`.
+pub(crate) struct WriteTx<DB: sqlx::Database> {
+    tx: sqlx::Transaction<'static, DB>,
+}
+
+/// Advances the generation; the row lock also serialises writers, so generations
+/// follow commit order.
+const ADVANCE_GENERATION: &str = "UPDATE authority SET generation = generation + 1 WHERE id = 1";
+
+impl<DB: sqlx::Database> std::ops::Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+    fn deref(&self) -> &DB::Connection {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut DB::Connection {
+        &mut self.tx
+    }
+}
+
+/// One `commit` per backend (the bodies are the same text, checked per dialect).
+macro_rules! write_tx_commit {
+    ($db:ty) => {
+        impl WriteTx<$db> {
+            pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+                let advanced = sqlx::query(ADVANCE_GENERATION)
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected();
+                if advanced != 1 {
+                    // Without the row no instance could notice this write: refuse it.
+                    return Err(sqlx::Error::Protocol(
+                        "the authority row is missing; run `tessera migrate`".into(),
+                    ));
+                }
+                self.tx.commit().await
+            }
+
+            /// Gives up: nothing of this transaction is kept, the generation included.
+            pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+                self.tx.rollback().await
+            }
+        }
+    };
+}
+write_tx_commit!(sqlx::Sqlite);
+write_tx_commit!(sqlx::Postgres);
+
 /// Starts a write transaction. DIALECT: SQLite takes the write lock up front
 /// (`BEGIN IMMEDIATE`) so read-then-write transactions never fail to upgrade; on
 /// PostgreSQL row locks (`UPDATE … RETURNING` first) serialise writers instead.
@@ -156,31 +224,40 @@ pub(crate) trait BeginWrite {
     type Db: sqlx::Database;
     fn begin_write(
         &self,
-    ) -> impl std::future::Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>>
-    + Send;
+    ) -> impl std::future::Future<Output = Result<WriteTx<Self::Db>, sqlx::Error>> + Send;
 }
 
 impl BeginWrite for sqlx::SqlitePool {
     type Db = sqlx::Sqlite;
-    fn begin_write(
-        &self,
-    ) -> impl std::future::Future<
-        Output = Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error>,
-    > + Send {
-        self.begin_with("BEGIN IMMEDIATE")
+    async fn begin_write(&self) -> Result<WriteTx<sqlx::Sqlite>, sqlx::Error> {
+        Ok(WriteTx {
+            tx: self.begin_with("BEGIN IMMEDIATE").await?,
+        })
     }
 }
 
 impl BeginWrite for sqlx::PgPool {
     type Db = sqlx::Postgres;
-    fn begin_write(
-        &self,
-    ) -> impl std::future::Future<
-        Output = Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error>,
-    > + Send {
-        self.begin()
+    async fn begin_write(&self) -> Result<WriteTx<sqlx::Postgres>, sqlx::Error> {
+        Ok(WriteTx {
+            tx: self.begin().await?,
+        })
     }
 }
+
+/// One write statement in its own `WriteTx`; gives the rows it affected.
+macro_rules! execute_write {
+    ($store:expr, $query:expr) => {
+        $crate::store::on_pool!($store, |p| async {
+            let mut tx = $crate::store::BeginWrite::begin_write(p).await?;
+            let n = $query.execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(n)
+        }
+        .await)
+    };
+}
+pub(crate) use execute_write;
 
 /// Whether a released SQLite connection may go back to the pool. When a `COMMIT`
 /// fails (a full disk), SQLite rolls the transaction back itself, the `ROLLBACK`
@@ -222,6 +299,7 @@ impl Store {
             Store {
                 pool: Pool::Sqlite(pool),
                 reads: Some(Arc::default()),
+                feed: None,
                 bypass_cache: false,
                 file: sqlite_file(url),
                 last_full: Arc::default(),
@@ -235,8 +313,9 @@ impl Store {
                 .await?;
             POSTGRES_MIGRATIONS.run(&pool).await?;
             Store {
+                feed: Some(Arc::new(GenerationFeed::start(pool.clone()))),
                 pool: Pool::Postgres(pool),
-                reads: None,
+                reads: Some(Arc::default()),
                 bypass_cache: false,
                 file: None,
                 last_full: Arc::default(),
@@ -319,7 +398,10 @@ impl Store {
         keep: impl FnOnce(&ReadCache, ReadTicket, &T),
     ) -> StoreResult<Option<T>> {
         let cache = self.read_cache();
-        let ticket = cache.and_then(ReadCache::ticket);
+        let ticket = match cache {
+            Some(c) => self.request_ticket(c).await,
+            None => None,
+        };
         if let (Some(c), Some(t)) = (cache, ticket)
             && let Some(found) = hit(c, t)
         {
@@ -330,6 +412,24 @@ impl Store {
             keep(c, t, answer);
         }
         Ok(found)
+    }
+
+    /// The ticket of the current request (taken once, at its first cached read,
+    /// inside `one_request`), or a fresh one outside a request. `None`: uncached.
+    async fn request_ticket(&self, cache: &ReadCache) -> Option<ReadTicket> {
+        match REQUEST.try_with(Arc::clone) {
+            Ok(scope) => *scope.get_or_init(|| self.fresh_ticket(cache)).await,
+            Err(_) => self.fresh_ticket(cache).await,
+        }
+    }
+
+    /// SQLite: the local tag. PostgreSQL: a tag for a generation read that starts
+    /// after this call (see `generation`).
+    async fn fresh_ticket(&self, cache: &ReadCache) -> Option<ReadTicket> {
+        match &self.feed {
+            None => cache.ticket(),
+            Some(feed) => feed.fresh().await.map(|g| cache.ticket_at(g)),
+        }
     }
 
     /// The same database whose reads skip the read cache (for measuring what a
@@ -353,8 +453,170 @@ impl Store {
         Ok(())
     }
 
+    /// The authority generation as committed (tests and diagnostics).
+    pub async fn authority_generation(&self) -> StoreResult<i64> {
+        Ok(on_pool!(self, |p| sqlx::query_scalar(
+            "SELECT generation FROM authority WHERE id = 1"
+        )
+        .fetch_one(p)
+        .await)?)
+    }
+
     /// Closes the pool, waiting for in-flight statements (clean shutdown).
     pub async fn close(&self) {
         on_pool!(self, |p| p.close().await);
+    }
+}
+
+/// Every write of the store goes through a `WriteTx` (which advances the authority
+/// generation before it commits) and `Store::writing` (which moves the local cache
+/// tag), except the bookkeeping writes listed here: their tables are read from the
+/// database on every use and feed no cached answer.
+#[cfg(test)]
+mod every_write_advances_the_generation {
+    /// Writes that need not tell other instances: (file, method, why).
+    const BOOKKEEPING: &[(&str, &str, &str)] = &[
+        (
+            "security.rs",
+            "add_security_event",
+            "the security log is append-only and read uncached",
+        ),
+        (
+            "security.rs",
+            "record_auth_failure",
+            "failure counters are read uncached",
+        ),
+        (
+            "security.rs",
+            "clear_auth_failures",
+            "failure counters are read uncached",
+        ),
+        (
+            "security.rs",
+            "delete_in_batches",
+            "pruning of counters, log rows and expired logins",
+        ),
+        ("security.rs", "prune_security_events", "pruning"),
+        ("security.rs", "prune_auth_failures", "pruning"),
+        (
+            "sessions.rs",
+            "insert_session",
+            "sessions are read uncached on every request",
+        ),
+        (
+            "sessions.rs",
+            "touch_session",
+            "sessions are read uncached on every request",
+        ),
+        (
+            "sessions.rs",
+            "complete_session_otp",
+            "sessions are read uncached on every request",
+        ),
+        (
+            "sessions.rs",
+            "delete_session",
+            "sessions are read uncached on every request",
+        ),
+        (
+            "sessions.rs",
+            "delete_other_sessions",
+            "sessions are read uncached on every request",
+        ),
+        (
+            "sessions.rs",
+            "insert_web_login",
+            "browser logins are read uncached",
+        ),
+        (
+            "sessions.rs",
+            "approve_web_login",
+            "browser logins are read uncached",
+        ),
+        (
+            "sessions.rs",
+            "consume_web_login",
+            "browser logins are read uncached",
+        ),
+        ("sessions.rs", "delete_expired_web_logins", "pruning"),
+        ("sessions.rs", "prune_sessions", "pruning"),
+        (
+            "tokens.rs",
+            "record_token_uses",
+            "last-used time and address decide nothing",
+        ),
+    ];
+
+    /// Sources of the store, split into (file, method name, body).
+    fn methods() -> Vec<(&'static str, String, String)> {
+        let files: &[(&str, &str)] = &[
+            ("orgs.rs", include_str!("orgs.rs")),
+            ("packages.rs", include_str!("packages.rs")),
+            ("security.rs", include_str!("security.rs")),
+            ("sessions.rs", include_str!("sessions.rs")),
+            ("tokens.rs", include_str!("tokens.rs")),
+            ("users.rs", include_str!("users.rs")),
+        ];
+        let mut out = Vec::new();
+        for (file, text) in files {
+            let text = text.split("#[cfg(test)]").next().unwrap_or(text);
+            let mut starts: Vec<usize> = text.match_indices(" async fn ").map(|(i, _)| i).collect();
+            starts.push(text.len());
+            for w in starts.windows(2) {
+                let body = &text[w[0]..w[1]];
+                let name = body[" async fn ".len()..]
+                    .split(|c: char| !c.is_alphanumeric() && c != '_')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                out.push((*file, name, body.to_owned()));
+            }
+        }
+        out
+    }
+
+    fn writes(body: &str) -> bool {
+        ["\"INSERT ", "\"UPDATE ", "\"DELETE ", "\"WITH "]
+            .iter()
+            .any(|k| body.contains(k))
+            || body.contains("write_rows")
+    }
+
+    #[test]
+    fn writes_use_write_transactions_and_the_write_guard() {
+        let methods = methods();
+        assert!(methods.len() > 60, "found the store's methods");
+        let mut checked = 0;
+        for (file, name, body) in &methods {
+            if !writes(body) {
+                continue;
+            }
+            if BOOKKEEPING.iter().any(|(f, n, _)| f == file && n == name) {
+                continue;
+            }
+            checked += 1;
+            assert!(
+                body.contains("begin_write") || body.contains("execute_write!"),
+                "{file}: {name} writes outside a WriteTx (use `begin_write` or `execute_write!`)"
+            );
+            assert!(
+                !body.contains(".execute(p)") && !body.contains(".begin()"),
+                "{file}: {name} writes on the pool beside its WriteTx"
+            );
+            assert!(
+                body.contains("self.writing(") || name == "delete_blob_if_unreferenced",
+                "{file}: {name} does not run inside `Store::writing`"
+            );
+        }
+        assert!(checked > 30, "found the writes ({checked})");
+        for (file, name, _) in BOOKKEEPING {
+            assert!(
+                methods
+                    .iter()
+                    .any(|(f, n, b)| f == file && n == name && writes(b)
+                        || f == file && n == name && b.contains("delete_in_batches")),
+                "{file}: {name} is listed as bookkeeping but is not a write"
+            );
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Packages, versions, dist-tags, maintainers and scopes. Every write bumps the
 //! package's `rev`, which versions the cached packument across instances.
 
-use super::{BeginWrite, Store, StoreError, StoreResult, Stored, on_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, Stored, execute_write, on_pool};
 use crate::domain::access::{
     ListingGrant, OrgRole, PackageAccess, PackageGrant, PackagePermission, PublishGrant, act,
 };
@@ -939,13 +939,13 @@ impl Store {
         self.writing(async {
             const SQL: &str =
                 "UPDATE packages SET access = $2, rev = rev + 1, modified_at = $3 WHERE id = $1";
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(package_id)
-                .bind(access.as_str())
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            execute_write!(
+                self,
+                sqlx::query(SQL)
+                    .bind(package_id)
+                    .bind(access.as_str())
+                    .bind(now)
+            )?;
             Ok(())
         })
         .await
@@ -962,14 +962,11 @@ impl Store {
         self.writing(async {
         const SQL: &str = "UPDATE packages SET publish_requires_tfa = $2, automation_overrides_tfa = $3, \
                            rev = rev + 1, modified_at = $4 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
+        execute_write!(self, sqlx::query(SQL)
             .bind(package_id)
             .bind(i64::from(requires_tfa))
             .bind(i64::from(automation_overrides))
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .bind(now))?;
         Ok(())
         }).await
     }

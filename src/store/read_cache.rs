@@ -1,35 +1,43 @@
-//! The read cache of the embedded (SQLite) store: the three reads every authenticated
-//! download makes (token + owner by hash, package + maintainer flag, tarball key),
-//! kept in memory and dropped wholesale whenever anything is written.
+//! The read cache: the three reads every authenticated download makes (token + owner
+//! by hash, package + the caller's rights, tarball key), kept in memory in bounded
+//! maps (quick_cache, weighed in approximate bytes), each entry under the tag it was
+//! read in; an entry under an older tag is never used.
 //!
-//! Why it is safe: with SQLite, one `tessera serve` process owns the database (it
-//! holds the serve lock), so every write that could change what these reads return
-//! goes through this `Store`. Each write runs inside `Store::writing`, which advances
-//! the write generation when the write has finished; an entry is only used while the
-//! generation it was read under is current. So a revocation, a 2FA change or an
-//! owner change is seen by the very next request, exactly as without the cache.
+//! The tag moves on every write through this `Store` (`Store::writing`, when the
+//! write has finished), and an answer read across a move is never kept. Where the
+//! tickets come from depends on the database:
 //!
-//! A write whose future is dropped before it finishes (a client hanging up mid
-//! request) may still be committed by the database afterwards. Then the cache is
-//! switched off for `SETTLE` (longer than any statement can wait for the lock), so
-//! no read can cache the state from before that late commit.
-//!
-//! PostgreSQL deployments run several instances on one database: there a write on
-//! one instance is invisible to the others' memory, so the cache is never enabled.
+//! - Embedded SQLite: one `tessera serve` process owns the database (it holds the
+//!   serve lock), so every write goes through this `Store` and the local tag is the
+//!   whole truth (`ticket`). A write whose future is dropped before it finishes (a
+//!   client hanging up) may still be committed afterwards; then the cache is off for
+//!   `SETTLE` (longer than any statement can wait for the lock).
+//! - PostgreSQL (several instances): a request's ticket comes from a generation value
+//!   read after it arrived (`store::generation`, `ticket_at`). A value other than the
+//!   one the current tag was taken under moves the tag; the local moves on local
+//!   writes still apply (a request sees its own writes at once). A write that commits
+//!   after its client gave up advanced the database's generation in its own
+//!   transaction, so the next generation read sees it: no settling needed.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use quick_cache::Equivalent;
+use quick_cache::sync::Cache;
+
+use super::generation::Generation;
 use super::{PackageRow, TokenRow, UserRow};
 
 /// How long the cache stays off after an interrupted write. The SQLite busy timeout
 /// (10 s) bounds how long a queued statement can still take effect.
 const SETTLE: Duration = Duration::from_secs(30);
 
-/// Entries per map before it is emptied (a crude bound on memory).
-const MAX_ENTRIES: usize = 50_000;
+/// Memory bounds per map, in approximate bytes (`Weigh`): when full, the least
+/// useful entries go (quick_cache's CLOCK-Pro), not everything at once.
+const TOKEN_BYTES: u64 = 64 << 20;
+const PACKAGE_BYTES: u64 = 32 << 20;
+const TARBALL_BYTES: u64 = 32 << 20;
 
 /// A cached token with its owner.
 pub type TokenAndUser = (Arc<TokenRow>, Arc<UserRow>);
@@ -37,66 +45,96 @@ pub type TokenAndUser = (Arc<TokenRow>, Arc<UserRow>);
 /// A package row and one user's rights on it.
 pub type PackageForUser = (Arc<PackageRow>, super::CallerRights);
 
-/// name → (user id, answer) for the users that asked.
-type PackageTable = HashMap<String, Vec<(Option<i64>, PackageForUser)>>;
+/// A cached answer with the tag it was read under.
+type Tagged<T> = (u64, T);
 
-/// package id → version → (blob key, size).
-type TarballTable = HashMap<i64, HashMap<String, (String, i64)>>;
-
-/// The cached reads and the write generation that validates them.
-#[derive(Debug, Default)]
+/// The cached reads and the tag that validates them.
+#[derive(Debug)]
 pub struct ReadCache {
     generation: AtomicU64,
+    /// PostgreSQL: the database generation the current tag was taken under.
+    adopted: Mutex<Option<Generation>>,
     /// Fast check for `off_until`, so the common path takes no lock.
     off: AtomicBool,
     off_until: Mutex<Option<Instant>>,
-    tokens: Generational<HashMap<Vec<u8>, TokenAndUser>>,
-    packages: Generational<PackageTable>,
-    tarballs: Generational<TarballTable>,
+    tokens: Cache<Vec<u8>, Tagged<TokenAndUser>, Weigh>,
+    packages: Cache<(String, Option<i64>), Tagged<PackageForUser>, Weigh>,
+    tarballs: Cache<(i64, String), Tagged<(String, i64)>, Weigh>,
 }
 
-/// One map, tagged with the generation its entries were read under.
-#[derive(Debug, Default)]
-struct Generational<M> {
-    inner: RwLock<(u64, M)>,
+impl Default for ReadCache {
+    fn default() -> Self {
+        ReadCache {
+            generation: AtomicU64::default(),
+            adopted: Mutex::default(),
+            off: AtomicBool::default(),
+            off_until: Mutex::default(),
+            tokens: Cache::with_weighter(16_384, TOKEN_BYTES, Weigh),
+            packages: Cache::with_weighter(16_384, PACKAGE_BYTES, Weigh),
+            tarballs: Cache::with_weighter(16_384, TARBALL_BYTES, Weigh),
+        }
+    }
+}
+
+/// Approximate bytes of an entry: its key and value with their heap parts.
+#[derive(Debug, Clone, Copy)]
+struct Weigh;
+
+impl quick_cache::Weighter<Vec<u8>, Tagged<TokenAndUser>> for Weigh {
+    fn weight(&self, key: &Vec<u8>, (_, (t, u)): &Tagged<TokenAndUser>) -> u64 {
+        let strings = t.name.as_ref().map_or(0, String::len)
+            + t.description.as_ref().map_or(0, String::len)
+            + t.limits.as_ref().map_or(0, String::len)
+            + t.cidr.as_ref().map_or(0, String::len)
+            + u.name.len()
+            + u.email.len()
+            + u.password_hash.len();
+        (key.len() + strings + 1024) as u64
+    }
+}
+
+impl quick_cache::Weighter<(String, Option<i64>), Tagged<PackageForUser>> for Weigh {
+    fn weight(
+        &self,
+        (name, _): &(String, Option<i64>),
+        (_, (p, _)): &Tagged<PackageForUser>,
+    ) -> u64 {
+        (2 * name.len() + p.description.as_ref().map_or(0, String::len) + 256) as u64
+    }
+}
+
+impl quick_cache::Weighter<(i64, String), Tagged<(String, i64)>> for Weigh {
+    fn weight(&self, (_, version): &(i64, String), (_, (key, _)): &Tagged<(String, i64)>) -> u64 {
+        (version.len() + key.len() + 128) as u64
+    }
+}
+
+/// Looks a package entry up without allocating its key (hashes like the tuple).
+#[derive(Hash)]
+struct PackageKey<'a>(&'a str, Option<i64>);
+
+impl Equivalent<(String, Option<i64>)> for PackageKey<'_> {
+    fn equivalent(&self, key: &(String, Option<i64>)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
+#[derive(Hash)]
+struct TarballKey<'a>(i64, &'a str);
+
+impl Equivalent<(i64, String)> for TarballKey<'_> {
+    fn equivalent(&self, key: &(i64, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
 }
 
 /// A point in the write history: reads started here may be cached under it.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadTicket(u64);
 
-impl<M: Default + Len> Generational<M> {
-    fn read<T>(&self, ticket: ReadTicket, f: impl FnOnce(&M) -> Option<T>) -> Option<T> {
-        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        if guard.0 != ticket.0 {
-            return None;
-        }
-        f(&guard.1)
-    }
-
-    /// Stores an answer read under `ticket`, unless a write has happened since.
-    fn write(&self, ticket: ReadTicket, current: &AtomicU64, f: impl FnOnce(&mut M)) {
-        let mut guard = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        // Checked under the lock: a write that finished after the read began makes
-        // the answer possibly stale, so it is not kept.
-        if current.load(Ordering::SeqCst) != ticket.0 {
-            return;
-        }
-        if guard.0 != ticket.0 || guard.1.len() >= MAX_ENTRIES {
-            *guard = (ticket.0, M::default());
-        }
-        f(&mut guard.1);
-    }
-}
-
-trait Len {
-    fn len(&self) -> usize;
-}
-
-impl<K, V> Len for HashMap<K, V> {
-    fn len(&self) -> usize {
-        HashMap::len(self)
-    }
+/// The answer of an entry if it was read under `ticket`.
+fn under<T: Clone>(ticket: ReadTicket, entry: Option<Tagged<T>>) -> Option<T> {
+    entry.filter(|(tag, _)| *tag == ticket.0).map(|(_, v)| v)
 }
 
 impl ReadCache {
@@ -120,6 +158,18 @@ impl ReadCache {
         }
     }
 
+    /// The ticket for a request that read `seen` from the shared database after it
+    /// arrived: the current tag if it was taken under that very value, else a new
+    /// tag (everything cached before is dropped on its first use).
+    pub fn ticket_at(&self, seen: Generation) -> ReadTicket {
+        let mut adopted = self.adopted.lock().unwrap_or_else(|p| p.into_inner());
+        if *adopted != Some(seen) {
+            *adopted = Some(seen);
+            self.generation.fetch_add(1, Ordering::SeqCst);
+        }
+        ReadTicket(self.generation.load(Ordering::SeqCst))
+    }
+
     /// A write has finished (committed or failed): everything cached may be stale.
     pub fn written(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
@@ -132,14 +182,21 @@ impl ReadCache {
         self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
+    /// Whether an answer read under `ticket` may still be kept: no write has moved
+    /// the tag since the read began. (A tag move after this check leaves the entry
+    /// under the old tag, which later tickets do not match.)
+    fn current(&self, ticket: ReadTicket) -> bool {
+        self.generation.load(Ordering::SeqCst) == ticket.0
+    }
+
     pub fn token(&self, ticket: ReadTicket, hash: &[u8]) -> Option<TokenAndUser> {
-        self.tokens.read(ticket, |m| m.get(hash).cloned())
+        under(ticket, self.tokens.get(hash))
     }
 
     pub fn put_token(&self, ticket: ReadTicket, hash: &[u8], value: TokenAndUser) {
-        self.tokens.write(ticket, &self.generation, |m| {
-            m.insert(hash.to_vec(), value);
-        });
+        if self.current(ticket) {
+            self.tokens.insert(hash.to_vec(), (ticket.0, value));
+        }
     }
 
     pub fn package(
@@ -148,12 +205,7 @@ impl ReadCache {
         name: &str,
         user: Option<i64>,
     ) -> Option<PackageForUser> {
-        self.packages.read(ticket, |m| {
-            m.get(name)?
-                .iter()
-                .find(|(u, _)| *u == user)
-                .map(|(_, v)| v.clone())
-        })
+        under(ticket, self.packages.get(&PackageKey(name, user)))
     }
 
     pub fn put_package(
@@ -163,14 +215,10 @@ impl ReadCache {
         user: Option<i64>,
         value: PackageForUser,
     ) {
-        self.packages.write(ticket, &self.generation, |m| {
-            let users = m.entry(name.to_owned()).or_default();
-            if users.len() >= 64 {
-                users.clear();
-            }
-            users.retain(|(u, _)| *u != user);
-            users.push((user, value));
-        });
+        if self.current(ticket) {
+            self.packages
+                .insert((name.to_owned(), user), (ticket.0, value));
+        }
     }
 
     pub fn tarball(
@@ -179,8 +227,7 @@ impl ReadCache {
         package: i64,
         version: &str,
     ) -> Option<(String, i64)> {
-        self.tarballs
-            .read(ticket, |m| m.get(&package)?.get(version).cloned())
+        under(ticket, self.tarballs.get(&TarballKey(package, version)))
     }
 
     pub fn put_tarball(
@@ -190,11 +237,10 @@ impl ReadCache {
         version: &str,
         value: (String, i64),
     ) {
-        self.tarballs.write(ticket, &self.generation, |m| {
-            m.entry(package)
-                .or_default()
-                .insert(version.to_owned(), value);
-        });
+        if self.current(ticket) {
+            self.tarballs
+                .insert((package, version.to_owned()), (ticket.0, value));
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{BeginWrite, Store, StoreError, StoreResult, UserRow, on_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, UserRow, execute_write, on_pool};
 use crate::domain::access::{AccountGrant, IssuesTokens, TokenKind, act};
 use crate::store::Stored;
 
@@ -222,7 +222,7 @@ impl Store {
             name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14)";
         on_pool!(self, |p| {
-            let mut tx = p.begin().await?;
+            let mut tx = p.begin_write().await?;
             for t in tokens {
                 sqlx::query(SQL)
                     .bind(t.key)
@@ -347,13 +347,7 @@ impl Store {
         self.writing(async {
             const SQL: &str = "UPDATE tokens SET revoked_at = $2, updated_at = $2 \
             WHERE id = $1 AND user_id = $3 AND revoked_at IS NULL";
-            let done = on_pool!(self, |p| sqlx::query(SQL)
-                .bind(id)
-                .bind(now)
-                .bind(user_id)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let done = execute_write!(self, sqlx::query(SQL).bind(id).bind(now).bind(user_id))?;
             Ok(done == 1)
         })
         .await

@@ -1,6 +1,6 @@
 //! Users and their two-factor state.
 
-use super::{BeginWrite, Store, StoreResult, on_pool};
+use super::{BeginWrite, Store, StoreResult, execute_write, on_pool};
 use crate::domain::access::{AccountGrant, TfaMode, act};
 
 /// A user row. `password_hash` and `tfa_secret` are never logged: `Debug` skips them.
@@ -131,24 +131,24 @@ impl Store {
             updated_at = $14 WHERE id = $1";
             let flag = |o: bool| if o { 1i64 } else { 0 };
             let opt = |o: &Option<Option<String>>| o.clone().flatten();
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(id)
-                .bind(flag(u.email.is_some()))
-                .bind(u.email.clone().unwrap_or_default())
-                .bind(flag(u.fullname.is_some()))
-                .bind(opt(&u.fullname))
-                .bind(flag(u.homepage.is_some()))
-                .bind(opt(&u.homepage))
-                .bind(flag(u.twitter.is_some()))
-                .bind(opt(&u.twitter))
-                .bind(flag(u.github.is_some()))
-                .bind(opt(&u.github))
-                .bind(flag(u.freenode.is_some()))
-                .bind(opt(&u.freenode))
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            execute_write!(
+                self,
+                sqlx::query(SQL)
+                    .bind(id)
+                    .bind(flag(u.email.is_some()))
+                    .bind(u.email.clone().unwrap_or_default())
+                    .bind(flag(u.fullname.is_some()))
+                    .bind(opt(&u.fullname))
+                    .bind(flag(u.homepage.is_some()))
+                    .bind(opt(&u.homepage))
+                    .bind(flag(u.twitter.is_some()))
+                    .bind(opt(&u.twitter))
+                    .bind(flag(u.github.is_some()))
+                    .bind(opt(&u.github))
+                    .bind(flag(u.freenode.is_some()))
+                    .bind(opt(&u.freenode))
+                    .bind(now)
+            )?;
             Ok(())
         })
         .await
@@ -163,13 +163,7 @@ impl Store {
         let id = grant.user_id();
         self.writing(async {
             const SQL: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(id)
-                .bind(hash)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            execute_write!(self, sqlx::query(SQL).bind(id).bind(hash).bind(now))?;
             Ok(())
         })
         .await
@@ -189,15 +183,15 @@ impl Store {
         self.writing(async {
             const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_pending = $3, tfa_secret = $4, \
                            tfa_last_step = NULL, updated_at = $5 WHERE id = $1";
-            on_pool!(self, |p| sqlx::query(SQL)
-                .bind(id)
-                .bind(mode)
-                .bind(i64::from(pending))
-                .bind(sealed_secret)
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            execute_write!(
+                self,
+                sqlx::query(SQL)
+                    .bind(id)
+                    .bind(mode)
+                    .bind(i64::from(pending))
+                    .bind(sealed_secret)
+                    .bind(now)
+            )?;
             Ok(())
         })
         .await
@@ -210,12 +204,7 @@ impl Store {
         self.writing(async {
             const SQL: &str = "UPDATE users SET tfa_last_step = $2 \
                            WHERE id = $1 AND (tfa_last_step IS NULL OR tfa_last_step < $2)";
-            let done = on_pool!(self, |p| sqlx::query(SQL)
-                .bind(id)
-                .bind(step)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let done = execute_write!(self, sqlx::query(SQL).bind(id).bind(step))?;
             Ok(done == 1)
         })
         .await
@@ -259,13 +248,10 @@ impl Store {
         self.writing(async {
             const SQL: &str = "UPDATE recovery_codes SET used_at = $3 \
                            WHERE user_id = $1 AND code_hash = $2 AND used_at IS NULL";
-            let done = on_pool!(self, |p| sqlx::query(SQL)
-                .bind(id)
-                .bind(hash.to_vec())
-                .bind(now)
-                .execute(p)
-                .await
-                .map(|r| r.rows_affected()))?;
+            let done = execute_write!(
+                self,
+                sqlx::query(SQL).bind(id).bind(hash.to_vec()).bind(now)
+            )?;
             Ok(done == 1)
         })
         .await
@@ -293,14 +279,11 @@ impl Store {
         let mode = mode.as_str();
         self.writing(async {
         const SQL: &str = "UPDATE users SET tfa_mode = $2, tfa_secret = COALESCE($3, tfa_secret), updated_at = $4 WHERE id = $1";
-        on_pool!(self, |p| sqlx::query(SQL)
+        execute_write!(self, sqlx::query(SQL)
             .bind(id)
             .bind(mode)
             .bind(sealed_secret)
-            .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            .bind(now))?;
         Ok(())
         }).await
     }

@@ -27,7 +27,7 @@ mod orgs;
 /// manifest confusion, server-owned fields, and bodies and memory before and during
 /// a publish.
 mod publish_rules;
-/// The embedded store's read cache: every write is seen by the next request.
+/// The read cache on both databases: every write is seen by the next request.
 mod read_cache;
 /// Packages with the npm CLI: publish, install, view, dist-tags, deprecate, unpublish, owners, access, search.
 mod registry;
@@ -35,6 +35,8 @@ mod registry;
 mod rules;
 /// Several instances, PostgreSQL and S3, failures, migrate-store.
 mod scale;
+/// The read cache shared across instances on PostgreSQL: the generation rule.
+mod shared_cache;
 /// Store-level behaviour on SQLite and PostgreSQL.
 mod store;
 /// The Access Tokens pages: our own words for the types, a list that fits, keyboard revoke.

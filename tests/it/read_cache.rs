@@ -1,6 +1,6 @@
-//! The embedded store answers token, package and tarball reads from memory. These
-//! tests warm that cache and then prove every kind of write is seen by the very next
-//! request, as if there were no cache.
+//! The store answers token, package and tarball reads from memory (on SQLite and on
+//! PostgreSQL). These tests warm that cache and then prove every kind of write is
+//! seen by the very next request, as if there were no cache.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -18,7 +18,10 @@ fn warm(server: &TestServer, path: &str, token: &str) -> u16 {
 
 #[test]
 fn warm_reads_see_every_write_at_once() {
-    let server = TestServer::start();
+    on_both_databases(warm_reads_see_every_write);
+}
+
+fn warm_reads_see_every_write(server: TestServer) {
     let alice = server.signup("alice");
     let bob = server.signup("bob");
     let npm = server.npm(Some(&alice));

@@ -530,14 +530,14 @@ fn stopping_an_instance_mid_traffic_loses_no_acknowledged_write() {
 }
 
 /// A private PostgreSQL cluster this test may stop and start.
-struct PrivatePostgres {
+pub(crate) struct PrivatePostgres {
     dir: tempfile::TempDir,
     bin: String,
     port: u16,
 }
 
 impl PrivatePostgres {
-    fn start() -> Option<PrivatePostgres> {
+    pub(crate) fn start() -> Option<PrivatePostgres> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?
             .flatten()
@@ -583,7 +583,7 @@ impl PrivatePostgres {
         pg.ctl("start").then_some(pg)
     }
 
-    fn ctl(&self, action: &str) -> bool {
+    pub(crate) fn ctl(&self, action: &str) -> bool {
         let data = self.dir.path().join("data");
         let opts = format!(
             "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off",
@@ -606,7 +606,7 @@ impl PrivatePostgres {
             .is_ok_and(|o| o.status.success())
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
 }
