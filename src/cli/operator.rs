@@ -42,6 +42,14 @@ pub struct ServerArgs {
     /// Lifetime in days of tokens issued by `npm login` (0: never expire) [default: 30].
     #[arg(long, env = "TESSERA_LOGIN_TOKEN_DAYS")]
     login_token_days: Option<i64>,
+    /// Longest lifetime in days of a token that can write; such tokens created
+    /// without an expiry get it (0: no cap) [default: 0].
+    #[arg(long, env = "TESSERA_MAX_WRITE_TOKEN_DAYS")]
+    max_write_token_days: Option<i64>,
+    /// How long a rotated token keeps working beside its successor, e.g. 24h
+    /// [default: 24h].
+    #[arg(long, env = "TESSERA_TOKEN_ROTATION_OVERLAP")]
+    token_rotation_overlap: Option<String>,
     /// Largest accepted request body in bytes [default: 104857600].
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -99,6 +107,8 @@ impl ServerArgs {
             open_signup: self.open_signup,
             anonymous_read: self.anonymous_read,
             login_token_days: self.login_token_days,
+            max_write_token_days: self.max_write_token_days,
+            token_rotation_overlap: self.token_rotation_overlap.clone(),
             max_body_bytes: self.max_body_bytes,
             max_unpacked_bytes: self.max_unpacked_bytes,
             max_concurrent_publishes: self.max_concurrent_publishes,
@@ -397,6 +407,24 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                 "TESSERA_LOGIN_TOKEN_DAYS",
                 flags.login_token_days.is_some(),
                 file.login_token_days.is_some(),
+            ),
+        ),
+        (
+            "max_write_token_days",
+            config.max_write_token_days.to_string(),
+            source(
+                "TESSERA_MAX_WRITE_TOKEN_DAYS",
+                flags.max_write_token_days.is_some(),
+                file.max_write_token_days.is_some(),
+            ),
+        ),
+        (
+            "token_rotation_overlap",
+            humantime::format_duration(config.token_rotation_overlap).to_string(),
+            source(
+                "TESSERA_TOKEN_ROTATION_OVERLAP",
+                flags.token_rotation_overlap.is_some(),
+                file.token_rotation_overlap.is_some(),
             ),
         ),
         (

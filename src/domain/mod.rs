@@ -8,6 +8,7 @@ pub mod access;
 pub mod auth;
 pub mod credentials;
 mod error;
+pub mod leaks;
 pub mod maintenance;
 pub mod orgs;
 pub mod packages;

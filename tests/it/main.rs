@@ -12,6 +12,9 @@ mod clients;
 mod data_safety;
 /// Stars and search: who may change and see what, keywords and ranking.
 mod discovery;
+/// Token lifecycle: the write-token cap, rotation, expiry warnings, leak response,
+/// publish-time secret scanning and registry signatures (`npm audit signatures`).
+mod lifecycle;
 /// The authorization matrix: credential × action × 2FA mode × package policy, live.
 mod matrix;
 /// Operations: SIGTERM drains, connection limits, bounded metrics, pruning, start-up checks.
