@@ -13,6 +13,7 @@ use super::{Result, access, credentials, security_log};
 use crate::app::App;
 use crate::auth::cidr::ClientAddr;
 use crate::auth::token::PlainToken;
+use crate::npm::tarball::FoundToken;
 
 /// Longest location kept from a report.
 const MAX_URL_CHARS: usize = 500;
@@ -62,33 +63,64 @@ pub async fn report(
         if !seen.insert(token.expose().to_owned()) {
             continue;
         }
-        revoke_exposed(app, &token, &reason, Some(ip.to_string())).await?;
+        if let Some((owner, prefix)) = revoke_exposed(app, &token, &reason).await? {
+            // Written off the request: the answer takes the same time either way.
+            let app = app.clone();
+            let detail = format!("token {prefix} revoked: {reason}");
+            let ip = ip.to_string();
+            tokio::spawn(async move {
+                security_log::record(&app, owner, "token-exposed", &detail, Some(&ip)).await;
+            });
+        }
     }
     Ok(outcome)
 }
 
-/// Revokes `token` if it is live, and tells its owner why (off the request).
-/// Returns whether this call revoked it.
+/// Revokes `token` if it is live; returns its owner and visible prefix when this
+/// call revoked it (the caller tells the owner).
 pub async fn revoke_exposed(
-    app: &Arc<App>,
+    app: &App,
     token: &PlainToken,
     reason: &str,
-    ip: Option<String>,
-) -> Result<bool> {
+) -> Result<Option<(i64, String)>> {
     let grant = access::exposed_token_grant(token, &app.keys.token_hash);
-    let revoked = app
+    Ok(app
         .store
         .revoke_exposed_token(&grant, reason, app.now())
-        .await?;
-    let Some((user_id, prefix)) = revoked else {
-        return Ok(false);
-    };
-    let app = app.clone();
-    let detail = format!("token {prefix} revoked: {reason}");
-    tokio::spawn(async move {
-        security_log::record(&app, user_id, "token-exposed", &detail, ip.as_deref()).await;
-    });
-    Ok(true)
+        .await?)
+}
+
+/// Tokens found in a publish's tarball: each live one is revoked (it now sits on
+/// the publisher's disk and in their CI logs) and its owner told. Returns the files
+/// that held a live token; the publish is then refused.
+pub async fn revoke_found_in_tarball(
+    app: &App,
+    found: &[FoundToken],
+    package: &str,
+    version: &str,
+    ip: &str,
+) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    for f in found {
+        let reason = format!(
+            "found in {} of a tarball published as {package}@{version} (the publish was refused)",
+            f.path
+        );
+        if let Some((owner, prefix)) = revoke_exposed(app, &f.token, &reason).await? {
+            security_log::record(
+                app,
+                owner,
+                "token-exposed",
+                &format!("token {prefix} revoked: {reason}"),
+                Some(ip),
+            )
+            .await;
+            if !files.contains(&f.path) {
+                files.push(f.path.clone());
+            }
+        }
+    }
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -291,6 +291,25 @@ pub async fn publish(
         digests,
         facts,
     } = unpacked?;
+    if !facts.tokens.is_empty() {
+        let files = super::leaks::revoke_found_in_tarball(
+            app,
+            &facts.tokens,
+            name.as_str(),
+            &version,
+            &caller.ip_text(),
+        )
+        .await?;
+        if !files.is_empty() {
+            return Err(invalid(format!(
+                "the tarball contains a live Tessera access token in {}; that token is now \
+                 revoked, since it was about to be published. Remove it from the package \
+                 (add the file to .npmignore or the \"files\" list), create a new token, and \
+                 publish again",
+                files.join(", ")
+            )));
+        }
+    }
     manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
 
     let maintainers: Vec<(String, String)> = match grant.row() {

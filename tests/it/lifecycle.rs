@@ -410,3 +410,179 @@ fn a_token_near_its_end_carries_a_warning_npm_prints() {
         during.all()
     );
 }
+
+fn report_leak(server: &TestServer, body: &Value) -> (u16, String) {
+    let r = server
+        .request(Method::POST, "/-/npm/v1/tokens/leaked", None)
+        .json(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+/// A well-formed token the registry never issued.
+fn unknown_token() -> String {
+    tessera::auth::token::PlainToken::generate()
+        .expose()
+        .to_owned()
+}
+
+#[test]
+fn a_reported_token_is_revoked_at_once_and_the_answer_tells_nothing() {
+    on_both_databases(|server| {
+        let login = server.signup("alice");
+        let live = token_of(&server.create_token(&login, "alice", json!({"name": "leaky"})));
+        let url = "https://paste.example/abc";
+
+        // A live token and an unknown one get the very same answer.
+        let (status_live, body_live) = report_leak(&server, &json!({"tokens": [live], "url": url}));
+        let (status_unknown, body_unknown) =
+            report_leak(&server, &json!({"tokens": [unknown_token()], "url": url}));
+        assert_eq!(status_live, 202, "{body_live}");
+        assert_eq!((status_live, &body_live), (status_unknown, &body_unknown));
+        // Reporting it again (now revoked) answers alike too.
+        assert_eq!(
+            report_leak(&server, &json!({"tokens": [live], "url": url})),
+            (status_live, body_live.clone())
+        );
+
+        // Revoked at once; npm says why.
+        assert_eq!(whoami_status(&server, &live), 401);
+        let refused = server.npm(Some(&live)).run(&["whoami"]);
+        assert!(
+            refused
+                .all()
+                .contains("found exposed at https://paste.example/abc"),
+            "{}",
+            refused.all()
+        );
+        assert_eq!(whoami_status(&server, &login), 200);
+
+        // The owner sees it on the Access Tokens page and in the security log (written
+        // off the request: give it a moment).
+        let web = http_session(&server, "alice");
+        let (_, page) = web.get("/settings/tokens");
+        assert!(
+            page.contains("revoked: found exposed at https://paste.example/abc"),
+            "{page}"
+        );
+        let mut logged = false;
+        for _ in 0..50 {
+            let (_, log) = web.get("/settings/security-log");
+            if log.contains("found exposed at https://paste.example/abc") {
+                logged = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(logged, "no security-log entry");
+    });
+}
+
+#[test]
+fn leak_reports_are_checked_bounded_and_throttled() {
+    let server = TestServer::start();
+    let login = server.signup("alice");
+    let live = token_of(&server.create_token(&login, "alice", json!({"name": "kept"})));
+    // Strings that are not tokens are turned away by the checksum: a token with one
+    // character changed is not a lookup, and does not revoke the real one.
+    let mut forged = live.clone().into_bytes();
+    forged[10] = if forged[10] == b'a' { b'b' } else { b'a' };
+    let forged = String::from_utf8(forged).unwrap();
+    let (status, body) = report_leak(
+        &server,
+        &json!({"tokens": [forged, "npm_abcdef", "hello"], "url": "x"}),
+    );
+    assert_eq!(status, 202, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["checked"].as_u64(), v["ignored"].as_u64()),
+        (Some(0), Some(3))
+    );
+    assert_eq!(whoami_status(&server, &live), 200);
+    // Hostile bodies: clear 4xx answers.
+    let r = server
+        .request(Method::POST, "/-/npm/v1/tokens/leaked", None)
+        .body("{not json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(report_leak(&server, &json!({"url": "x"})).0, 400);
+    let many: Vec<String> = (0..101).map(|_| unknown_token()).collect();
+    assert_eq!(report_leak(&server, &json!({ "tokens": many })).0, 400);
+    let huge = json!({"tokens": ["x".repeat(70 * 1024)]});
+    assert_eq!(report_leak(&server, &huge).0, 413);
+    assert_eq!(report_leak(&server, &json!({"tokens": 5})).0, 400);
+    // Throttled per address: the same limit as failed credentials.
+    let mut last = 0;
+    for _ in 0..60 {
+        last = report_leak(&server, &json!({"token": unknown_token()})).0;
+        if last == 429 {
+            break;
+        }
+    }
+    assert_eq!(last, 429);
+    let r = server
+        .request(Method::POST, "/-/npm/v1/tokens/leaked", None)
+        .json(&json!({"token": live}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(r.text().unwrap().contains("Too many leak reports"));
+}
+
+#[test]
+fn a_publish_carrying_a_live_token_is_refused_and_the_token_revoked() {
+    let server = TestServer::start();
+    let login = server.signup("alice");
+    let bob_login = server.signup("bob");
+    let ci = token_of(&server.create_token(&login, "alice", json!({"automation": true})));
+    let bobs = token_of(&server.create_token(&bob_login, "bob", json!({"name": "bob-laptop"})));
+    let dead = token_of(&server.create_token(&login, "alice", json!({"name": "dead"})));
+    let r = server
+        .request(
+            Method::DELETE,
+            &format!("/-/npm/v1/tokens/token/{dead}"),
+            Some(&login),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    let npm = server.npm(Some(&login));
+    let dir = npm.package("leaky-pkg", "1.0.0", json!({}));
+    std::fs::create_dir_all(dir.join("lib")).unwrap();
+    // A large file with the token far from its start, across read chunks.
+    let mut big = "// padding\n".repeat(20_000);
+    big.push_str(&format!("const token = \"{ci}\";\n"));
+    std::fs::write(dir.join("lib/config.js"), big).unwrap();
+    std::fs::write(dir.join("deploy.txt"), format!("NPM_TOKEN={bobs}\n")).unwrap();
+    let refused = npm.run_in(&dir, &["publish"]);
+    let text = refused.all();
+    assert_ne!(refused.status, 0, "{text}");
+    assert!(
+        text.contains("lib/config.js") && text.contains("deploy.txt") && text.contains("revoked"),
+        "{text}"
+    );
+    // Both live tokens are revoked, whoever owned them; the publisher's own stays.
+    assert_eq!(whoami_status(&server, &ci), 401);
+    assert_eq!(whoami_status(&server, &bobs), 401);
+    assert_eq!(whoami_status(&server, &login), 200);
+    assert_eq!(server.get("/leaky-pkg", Some(&login)).status(), 404);
+    let bob_web = http_session(&server, "bob");
+    let (_, page) = bob_web.get("/settings/tokens");
+    assert!(
+        page.contains("found in deploy.txt of a tarball published as leaky-pkg@1.0.0"),
+        "{page}"
+    );
+
+    // Tokens that are not live (revoked, unknown, now revoked) do not block a publish.
+    let dir = npm.package("leaky-pkg", "1.0.1", json!({}));
+    std::fs::write(
+        dir.join("notes.md"),
+        format!("old: {dead}\nexample: {}\nrevoked: {ci}\n", unknown_token()),
+    )
+    .unwrap();
+    npm.run_in(&dir, &["publish"]).ok();
+}
