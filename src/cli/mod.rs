@@ -1,5 +1,5 @@
 //! Command-line entry points. Operator commands (`serve`, `user`, `gc`, `migrate`,
-//! `backup`, `restore`, `config show`) call the domain layer and the store directly;
+//! `backup`, `restore`, `config show`, `keys`) call the domain layer and the store directly;
 //! user commands (`login`, `whoami`, `token`) are HTTP clients of a registry, exactly
 //! like the npm CLI, and read the same `.npmrc` files.
 
@@ -39,6 +39,9 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Copy all data to another database (and blob store), e.g. SQLite to PostgreSQL.
     MigrateStore(operator::MigrateStoreArgs),
+    /// The registry's signing keys: list them, or rotate the active one (operator).
+    #[command(subcommand)]
+    Keys(operator::KeysCommand),
     /// Print the effective configuration and where each value came from.
     #[command(subcommand)]
     Config(operator::ConfigCommand),
@@ -94,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Restore(args) => backup::restore(args).await,
             Command::MigrateStore(args) => operator::migrate_store(args).await,
             Command::Config(cmd) => operator::config(cmd).await,
+            Command::Keys(cmd) => operator::keys(cmd).await,
             Command::Token(cmd) => user::token(cmd).await,
             Command::Login(args) => user::login(args).await,
             Command::Whoami(args) => user::whoami(args).await,

@@ -175,6 +175,47 @@ pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `tessera keys …`: the registry's signing keys (operator).
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys, as `/-/npm/v1/keys` serves them.
+    List(ServerArgs),
+    /// Make a new signing key for new versions; the current one expires now and
+    /// stays listed, so versions it signed still verify.
+    Rotate(ServerArgs),
+}
+
+/// `tessera keys list|rotate`.
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::List(args) => {
+            let app = open(&args).await?;
+            let keys = crate::domain::signing::public_keys(&app).await;
+            app.shutdown().await;
+            for k in keys? {
+                let expires = k
+                    .expires_at
+                    .map_or_else(|| "active".to_owned(), crate::domain::tokens::human_time);
+                println!("{}  {expires}", k.keyid);
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate(args) => {
+            let app = open(&args).await?;
+            let rotated = crate::domain::signing::rotate(&app).await;
+            app.shutdown().await;
+            let (retired, new) = rotated?;
+            println!("New versions are now signed with {new}.");
+            if let Some(old) = retired {
+                println!(
+                    "{old} expired now; it stays listed at /-/npm/v1/keys, so what it signed still verifies."
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
 /// `tessera gc`: the server settings and how old an unreferenced blob must be.
 #[derive(Debug, Args)]
 pub struct GcArgs {

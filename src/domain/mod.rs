@@ -17,6 +17,7 @@ pub mod publish;
 pub mod publishers;
 pub mod security_log;
 pub mod sessions;
+pub mod signing;
 pub mod tokens;
 pub mod two_factor;
 pub mod usage;

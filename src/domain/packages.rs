@@ -55,6 +55,18 @@ async fn render(app: &App, grant: &PackageGrant<act::ReadPackage>) -> Result<Arc
     if contents.versions.is_empty() {
         return Err(not_found());
     }
+    let mut versions: Vec<VersionDoc> = contents
+        .versions
+        .into_iter()
+        .map(|v| VersionDoc {
+            manifest: serde_json::from_str(&v.manifest).unwrap_or(Value::Null),
+            version: v.version,
+            readme: v.readme,
+            published_at_ms: v.published_at,
+            deprecated: v.deprecated,
+        })
+        .collect();
+    super::signing::sign_unsigned(app, &contents.package.name, &mut versions).await?;
     let doc = PackageDoc {
         name: contents.package.name.clone(),
         rev: contents.package.rev,
@@ -67,17 +79,7 @@ async fn render(app: &App, grant: &PackageGrant<act::ReadPackage>) -> Result<Arc
             .map(|m| (m.name.clone(), m.email.clone()))
             .collect(),
         stars: contents.stars,
-        versions: contents
-            .versions
-            .into_iter()
-            .map(|v| VersionDoc {
-                manifest: serde_json::from_str(&v.manifest).unwrap_or(Value::Null),
-                version: v.version,
-                readme: v.readme,
-                published_at_ms: v.published_at,
-                deprecated: v.deprecated,
-            })
-            .collect(),
+        versions,
     };
     let json = |v: &Value| serde_json::to_vec(v).map_err(|e| Error::Internal(e.into()));
     let full = Bytes::from(json(&packument::full(&doc, &app.public_url))?);

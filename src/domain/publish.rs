@@ -331,6 +331,16 @@ pub async fn publish(
         &digests,
         &facts,
     );
+    // Signed now, with the key active at publish: the signature covers the integrity
+    // as stored, so a later change to the stored document no longer verifies.
+    let key = super::signing::active_key(app).await?;
+    let mut stored = stored;
+    if let Some(dist) = stored.get_mut("dist").and_then(Value::as_object_mut) {
+        dist.insert(
+            "signatures".into(),
+            super::signing::signatures(&key, name.as_str(), &version, &digests.integrity),
+        );
+    }
     let description = stored
         .get("description")
         .and_then(Value::as_str)

@@ -93,6 +93,7 @@ pub fn router(app: AppState) -> Router {
             "/-/npm/v1/user",
             get(profile::get_profile).post(profile::post_profile),
         )
+        .route("/-/npm/v1/keys", get(meta::signing_keys))
         .route("/-/npm/v1/security/advisories/bulk", post(meta::audit))
         .route("/-/npm/v1/security/audits/quick", post(meta::audit))
         .route("/-/package/{*rest}", any(meta::package_endpoint))

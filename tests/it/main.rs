@@ -34,6 +34,10 @@ mod registry;
 mod rules;
 /// Several instances, PostgreSQL and S3, failures, migrate-store.
 mod scale;
+/// Registry signatures: `dist.signatures`, `/-/npm/v1/keys`, key rotation, and the
+/// real `npm audit signatures` through a loopback stand-in for Sigstore's TUF
+/// repository.
+mod signatures;
 /// Store-level behaviour on SQLite and PostgreSQL.
 mod store;
 /// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).
