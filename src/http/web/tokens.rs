@@ -54,6 +54,8 @@ struct TokensPage {
     total: i64,
     new_token: Option<NewToken>,
     revoke_needs_otp: bool,
+    /// A rotation creates a token: a one-time password whenever 2FA is on.
+    rotate_needs_otp: bool,
     notice: Option<&'static str>,
     revoked_by_registry: Vec<RevokedView>,
     overlap: String,
@@ -144,6 +146,7 @@ async fn render_list(
             total,
             new_token,
             revoke_needs_otp: writes_need_otp(caller),
+            rotate_needs_otp: tfa_on(caller),
             notice: notice(notice_code),
             revoked_by_registry: revoked
                 .iter()
