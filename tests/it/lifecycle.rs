@@ -586,3 +586,58 @@ fn a_publish_carrying_a_live_token_is_refused_and_the_token_revoked() {
     .unwrap();
     npm.run_in(&dir, &["publish"]).ok();
 }
+
+#[test]
+fn rotation_with_two_factor_needs_a_one_time_password_like_a_creation() {
+    let server = TestServer::start();
+    let login = server.signup("alice");
+    let (secret, _) = crate::two_factor::enable(&server, &login, "alice", "auth-only");
+    let old = server
+        .request(Method::POST, "/-/npm/v1/tokens", Some(&login))
+        .header("npm-otp", otp_now(&server, &secret))
+        .json(&json!({"password": password_of("alice"), "name": "with-2fa"}))
+        .send()
+        .unwrap();
+    assert_eq!(old.status(), 201);
+    let old: Value = old.json().unwrap();
+    server.clock.advance_ms(30_000);
+    let path = format!(
+        "/-/npm/v1/tokens/token/{}/rotate",
+        old["key"].as_str().unwrap()
+    );
+    let body = json!({"password": password_of("alice")});
+    let r = server
+        .request(Method::POST, &path, Some(&login))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "OTP");
+    // Nothing was rotated by the refused attempt.
+    let row = tokens_of(&server, &login)
+        .into_iter()
+        .find(|t| t["key"] == old["key"])
+        .unwrap();
+    assert!(row["replaced_by"].is_null());
+    let r = server
+        .request(Method::POST, &path, Some(&login))
+        .header("npm-otp", otp_now(&server, &secret))
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // `tessera token rotate` without the code says what is missing.
+    let npm = server.npm(Some(&login));
+    let successor: Value = r.json().unwrap();
+    tessera_as(
+        &npm,
+        &[
+            "token",
+            "rotate",
+            successor["key"].as_str().unwrap(),
+            "--password-stdin",
+        ],
+        Some(&password_of("alice")),
+    )
+    .fails_with("one-time pass");
+}
