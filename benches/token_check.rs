@@ -6,7 +6,9 @@
 //!   store (hash, lookup of the token joined with its owner, admission), as requests
 //!   run it: the lookup is answered by the store's read cache after the first one;
 //! - `token/lookup_cached` and `token/lookup_uncached`: that lookup alone, from the
-//!   read cache and from the database (what the first request after a write pays).
+//!   read cache and from the database (what the first request after a write pays);
+//! - `signing/sign_version` and `scan/tokens_per_mib`: a registry signature, and the
+//!   publish-time secret scan of one MiB of text.
 //!
 //! `cargo bench --bench token_check`. Set `TESSERA_BENCH_DATA_DIR` to a data dir
 //! written by `cargo run --release --example scale_gen` to run the store check
@@ -216,10 +218,38 @@ fn authenticate_against_sqlite(c: &mut Criterion) {
     runtime.block_on(app.shutdown());
 }
 
+/// What the token lifecycle adds to a publish and a render: one registry signature
+/// (`dist.signatures`), and the secret scan of a file (per MiB of text).
+fn lifecycle_costs(c: &mut Criterion) {
+    let key = tessera::auth::signing::RegistryKey::generate();
+    let message = tessera::auth::signing::message(
+        "@acme/widget",
+        "1.2.3",
+        "sha512-2JtF8yK3xUdAgUNxk6XU6Ci2u7rSXBjiX0DkKbPqTHt6BPo8Vs2PzDYwbKyvqCfRHUtaqTqHSKNzZ8mvkTy/GQ==",
+    );
+    c.bench_function("signing/sign_version", |b| {
+        b.iter(|| black_box(key.sign(black_box(&message))))
+    });
+    let text: Vec<u8> = "const answer = 42; // tsr_ is not a token here\n"
+        .repeat(1024 * 1024 / 48)
+        .into_bytes();
+    c.bench_function("scan/tokens_per_mib", |b| {
+        b.iter(|| {
+            let mut scanner = tessera::auth::token::TokenScanner::default();
+            let mut n = 0;
+            for chunk in text.chunks(64 * 1024) {
+                scanner.feed(black_box(chunk), &mut |_| n += 1);
+            }
+            black_box(n)
+        })
+    });
+}
+
 criterion_group!(
     benches,
     parse_and_hash,
     access_decisions,
-    authenticate_against_sqlite
+    authenticate_against_sqlite,
+    lifecycle_costs
 );
 criterion_main!(benches);

@@ -18,6 +18,8 @@ pub struct Keys {
     pub token_hash: TokenHashKey,
     pub totp: [u8; 32],
     pub lookup: TokenHashKey,
+    /// Seals the registry's signing keys in the database.
+    pub signing: [u8; 32],
 }
 
 impl std::fmt::Debug for Keys {
@@ -133,8 +135,12 @@ impl App {
             token_hash: key.token_hash_key(),
             totp: key.totp_encryption_key(),
             lookup: key.lookup_hash_key(),
+            signing: key.signing_encryption_key(),
         };
         let public_url = config.public_url.clone().unwrap_or(public_url);
+        crate::domain::signing::ensure_key(&store, &keys.signing, clock.now_ms())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot set up the registry's signing key: {e}"))?;
         let usage = UsageRecorder::start(store.clone());
         let config_publishes = config.max_concurrent_publishes;
         let metrics = crate::metrics::Metrics::default();

@@ -22,6 +22,7 @@ pub mod defaults {
     pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(30);
     pub const MIN_BODY_RATE: u64 = 1024;
     pub const SECURITY_LOG_RETENTION_DAYS: u32 = 365;
+    pub const TOKEN_ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
 }
 
 /// How a setting is spelt in each source, for error messages:
@@ -68,6 +69,13 @@ pub struct RawConfig {
     pub anonymous_read: Option<bool>,
     /// `login_token_days` / `TESSERA_LOGIN_TOKEN_DAYS`: lifetime of `npm login` tokens. Default 30.
     pub login_token_days: Option<i64>,
+    /// `max_write_token_days` / `TESSERA_MAX_WRITE_TOKEN_DAYS`: longest lifetime of a
+    /// token that can write; such tokens created without an expiry get it. 0: no cap
+    /// (the default). Read-only tokens are not capped.
+    pub max_write_token_days: Option<i64>,
+    /// `token_rotation_overlap` / `TESSERA_TOKEN_ROTATION_OVERLAP`: how long a rotated
+    /// token keeps working beside its successor. Default 24h.
+    pub token_rotation_overlap: Option<String>,
     /// `max_body_bytes` / `TESSERA_MAX_BODY_BYTES`. Default 100 MiB.
     pub max_body_bytes: Option<usize>,
     /// `max_unpacked_bytes` / `TESSERA_MAX_UNPACKED_BYTES`: largest unpacked size of a
@@ -180,6 +188,8 @@ impl RawConfig {
             open_signup: over.open_signup.or(self.open_signup),
             anonymous_read: over.anonymous_read.or(self.anonymous_read),
             login_token_days: over.login_token_days.or(self.login_token_days),
+            max_write_token_days: over.max_write_token_days.or(self.max_write_token_days),
+            token_rotation_overlap: over.token_rotation_overlap.or(self.token_rotation_overlap),
             max_body_bytes: over.max_body_bytes.or(self.max_body_bytes),
             max_unpacked_bytes: over.max_unpacked_bytes.or(self.max_unpacked_bytes),
             max_concurrent_publishes: over
@@ -335,6 +345,10 @@ pub struct Config {
     pub open_signup: bool,
     pub anonymous_read: bool,
     pub login_token_days: i64,
+    /// 0: tokens that can write may live for ever.
+    pub max_write_token_days: i64,
+    /// How long a rotated token keeps working beside its successor.
+    pub token_rotation_overlap: Duration,
     pub max_body_bytes: usize,
     /// Cap on the unpacked size of a published tarball.
     pub max_unpacked_bytes: u64,
@@ -636,6 +650,20 @@ const TIMEOUT_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::f
 /// Largest accepted `min_body_rate` (100 MiB/s): anything above cuts ordinary uploads.
 const MAX_MIN_BODY_RATE: u64 = 100 * 1024 * 1024;
 
+/// Longest rotation overlap: a rotated token should stop working soon.
+pub const MAX_ROTATION_OVERLAP: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Parses a rotation overlap (`0s` to 30 days), for the setting and for one rotation.
+pub fn parse_overlap(text: &str) -> Result<Duration, String> {
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); write for example 1h, 24h or 7d")
+    })?;
+    if parsed > MAX_ROTATION_OVERLAP {
+        return Err(format!("{text:?} is longer than 30 days"));
+    }
+    Ok(parsed)
+}
+
 /// Parses a duration setting such as `30s`, `2m` or `1h 30m`, within `TIMEOUT_RANGE`.
 fn duration(key: &str, value: Option<&str>, default: Duration) -> anyhow::Result<Duration> {
     let Some(text) = value else {
@@ -819,6 +847,19 @@ impl Config {
                 ),
             ));
         }
+        let max_write_token_days = raw.max_write_token_days.unwrap_or(0);
+        if !(0..=MAX_LOGIN_TOKEN_DAYS).contains(&max_write_token_days) {
+            return Err(invalid(
+                "max_write_token_days",
+                format!("{max_write_token_days} is outside 0 (no cap) to {MAX_LOGIN_TOKEN_DAYS}"),
+            ));
+        }
+        let token_rotation_overlap = match raw.token_rotation_overlap.as_deref() {
+            None => defaults::TOKEN_ROTATION_OVERLAP,
+            Some(text) => {
+                parse_overlap(text).map_err(|problem| invalid("token_rotation_overlap", problem))?
+            }
+        };
         let max_body_bytes = raw.max_body_bytes.unwrap_or(defaults::MAX_BODY_BYTES);
         if !(MAX_BODY_BYTES_FLOOR..=MAX_BODY_BYTES_CEILING).contains(&max_body_bytes) {
             return Err(invalid(
@@ -896,6 +937,8 @@ impl Config {
             open_signup: raw.open_signup.unwrap_or(true),
             anonymous_read: raw.anonymous_read.unwrap_or(true),
             login_token_days,
+            max_write_token_days,
+            token_rotation_overlap,
             max_body_bytes,
             max_unpacked_bytes,
             max_concurrent_publishes,

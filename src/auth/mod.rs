@@ -6,5 +6,6 @@ pub mod cidr;
 pub mod password;
 pub mod secret_box;
 pub mod server_key;
+pub mod signing;
 pub mod token;
 pub mod totp;

@@ -57,6 +57,11 @@ impl ServerKey {
         self.derive("tessera totp secret v1")
     }
 
+    /// Key that seals the registry's signing keys (`dist.signatures`) at rest.
+    pub fn signing_encryption_key(&self) -> [u8; 32] {
+        self.derive("tessera signing key v1")
+    }
+
     /// Key for hashing session ids, recovery codes and login-flow ids.
     pub fn lookup_hash_key(&self) -> TokenHashKey {
         TokenHashKey(self.derive("tessera lookup hash v1"))

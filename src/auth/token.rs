@@ -118,6 +118,51 @@ impl PlainToken {
     }
 }
 
+/// Finds well-formed tokens (shape and checksum) in a stream of bytes fed in
+/// chunks of any size, keeping only the last `TOKEN_LEN - 1` bytes between chunks:
+/// a publish's files are scanned this way without holding any of them whole.
+#[derive(Debug, Default)]
+pub struct TokenScanner {
+    buf: Vec<u8>,
+}
+
+impl TokenScanner {
+    /// Scans the next bytes of the stream; calls `found` for each token in them.
+    pub fn feed(&mut self, chunk: &[u8], found: &mut dyn FnMut(PlainToken)) {
+        self.buf.extend_from_slice(chunk);
+        let len = self.buf.len();
+        let prefix = TOKEN_PREFIX.as_bytes();
+        let mut i = 0;
+        while i + TOKEN_LEN <= len {
+            match self.buf[i..len - TOKEN_LEN + 1]
+                .iter()
+                .position(|&b| b == prefix[0])
+            {
+                None => break,
+                Some(off) => i += off,
+            }
+            let candidate = &self.buf[i..i + TOKEN_LEN];
+            if candidate.starts_with(prefix)
+                && let Ok(text) = std::str::from_utf8(candidate)
+                && let Ok(token) = PlainToken::parse(text)
+            {
+                found(token);
+                i += TOKEN_LEN;
+                continue;
+            }
+            i += 1;
+        }
+        // A token starting in the last TOKEN_LEN - 1 bytes is not complete yet.
+        let keep_from = len.saturating_sub(TOKEN_LEN - 1).max(i.min(len));
+        self.buf.drain(..keep_from);
+    }
+
+    /// Forgets the stream (the next file starts afresh).
+    pub fn reset(&mut self) {
+        self.buf.clear();
+    }
+}
+
 /// Masked form shown after creation: `tsr_AbCd…WxYz`.
 pub fn masked(prefix: &str, last_four: &str) -> String {
     format!("{prefix}…{last_four}")
@@ -209,6 +254,29 @@ mod tests {
         assert_eq!(t.display_prefix().len(), 8);
         assert!(t.expose().starts_with(&t.display_prefix()));
         assert!(t.expose().ends_with(&t.last_four()));
+    }
+
+    #[test]
+    fn the_scanner_finds_tokens_across_chunk_boundaries_and_nothing_else() {
+        let a = PlainToken::generate();
+        let b = PlainToken::generate();
+        let mut forged = b.expose().to_owned().into_bytes();
+        forged[20] = if forged[20] == b'a' { b'b' } else { b'a' };
+        let text = format!(
+            "x tsr_ tsr_short {} {}\n{}tsr_",
+            a.expose(),
+            String::from_utf8(forged).unwrap(),
+            b.expose()
+        );
+        for chunk in [1, 3, 7, 39, 40, 41, 4096] {
+            let mut scanner = TokenScanner::default();
+            let mut found = Vec::new();
+            for part in text.as_bytes().chunks(chunk) {
+                scanner.feed(part, &mut |t| found.push(t.expose().to_owned()));
+            }
+            assert_eq!(found, vec![a.expose(), b.expose()], "chunk {chunk}");
+            assert!(scanner.buf.len() < TOKEN_LEN);
+        }
     }
 
     #[test]

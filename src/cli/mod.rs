@@ -1,5 +1,5 @@
 //! Command-line entry points. Operator commands (`serve`, `user`, `gc`, `migrate`,
-//! `backup`, `restore`, `config show`) call the domain layer and the store directly;
+//! `backup`, `restore`, `config show`, `keys`) call the domain layer and the store directly;
 //! user commands (`login`, `whoami`, `token`) are HTTP clients of a registry, exactly
 //! like the npm CLI, and read the same `.npmrc` files.
 
@@ -41,6 +41,9 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Copy all data to another database (and blob store), e.g. SQLite to PostgreSQL.
     MigrateStore(operator::MigrateStoreArgs),
+    /// The registry's signing keys: list them, or rotate the active one (operator).
+    #[command(subcommand)]
+    Keys(operator::KeysCommand),
     /// Print the effective configuration and where each value came from.
     #[command(subcommand)]
     Config(operator::ConfigCommand),
@@ -110,6 +113,7 @@ pub fn main() -> ExitCode {
                     .unwrap_or_default();
                 operator::config(cmd, &show).await
             }
+            Command::Keys(cmd) => operator::keys(cmd).await,
             Command::Token(cmd) => user::token(cmd).await,
             Command::Login(args) => user::login(args).await,
             Command::Whoami(args) => user::whoami(args).await,

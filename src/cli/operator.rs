@@ -54,6 +54,14 @@ pub struct ServerArgs {
     /// Lifetime in days of tokens issued by `npm login` (0: never expire) [default: 30].
     #[arg(long, env = "TESSERA_LOGIN_TOKEN_DAYS")]
     login_token_days: Option<i64>,
+    /// Longest lifetime in days of a token that can write; such tokens created
+    /// without an expiry get it (0: no cap) [default: 0].
+    #[arg(long, env = "TESSERA_MAX_WRITE_TOKEN_DAYS")]
+    max_write_token_days: Option<i64>,
+    /// How long a rotated token keeps working beside its successor, e.g. 24h
+    /// [default: 24h].
+    #[arg(long, env = "TESSERA_TOKEN_ROTATION_OVERLAP")]
+    token_rotation_overlap: Option<String>,
     /// Largest accepted request body in bytes [default: 104857600].
     #[arg(long, env = "TESSERA_MAX_BODY_BYTES")]
     max_body_bytes: Option<usize>,
@@ -129,6 +137,8 @@ impl ServerArgs {
             open_signup: self.open_signup,
             anonymous_read: self.anonymous_read,
             login_token_days: self.login_token_days,
+            max_write_token_days: self.max_write_token_days,
+            token_rotation_overlap: self.token_rotation_overlap.clone(),
             max_body_bytes: self.max_body_bytes,
             max_unpacked_bytes: self.max_unpacked_bytes,
             max_concurrent_publishes: self.max_concurrent_publishes,
@@ -213,6 +223,47 @@ pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     outln!("database is up to date ({:?})", app.store.dialect())?;
     app.shutdown().await;
     Ok(())
+}
+
+/// `tessera keys …`: the registry's signing keys (operator).
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys, as `/-/npm/v1/keys` serves them.
+    List(ServerArgs),
+    /// Make a new signing key for new versions; the current one expires now and
+    /// stays listed, so versions it signed still verify.
+    Rotate(ServerArgs),
+}
+
+/// `tessera keys list|rotate`.
+pub async fn keys(cmd: KeysCommand) -> anyhow::Result<()> {
+    match cmd {
+        KeysCommand::List(args) => {
+            let app = open(&args).await?;
+            let keys = crate::domain::signing::public_keys(&app).await;
+            app.shutdown().await;
+            for k in keys? {
+                let expires = k
+                    .expires_at
+                    .map_or_else(|| "active".to_owned(), crate::domain::tokens::human_time);
+                println!("{}  {expires}", k.keyid);
+            }
+            Ok(())
+        }
+        KeysCommand::Rotate(args) => {
+            let app = open(&args).await?;
+            let rotated = crate::domain::signing::rotate(&app).await;
+            app.shutdown().await;
+            let (retired, new) = rotated?;
+            println!("New versions are now signed with {new}.");
+            if let Some(old) = retired {
+                println!(
+                    "{old} expired now; it stays listed at /-/npm/v1/keys, so what it signed still verifies."
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// `tessera gc`: the server settings and how old an unreferenced blob must be.
@@ -435,6 +486,14 @@ pub async fn config(cmd: ConfigCommand, matches: &clap::ArgMatches) -> anyhow::R
         ("open_signup", config.open_signup.to_string()),
         ("anonymous_read", config.anonymous_read.to_string()),
         ("login_token_days", config.login_token_days.to_string()),
+        (
+            "max_write_token_days",
+            config.max_write_token_days.to_string(),
+        ),
+        (
+            "token_rotation_overlap",
+            humantime::format_duration(config.token_rotation_overlap).to_string(),
+        ),
         ("max_body_bytes", config.max_body_bytes.to_string()),
         ("max_unpacked_bytes", config.max_unpacked_bytes.to_string()),
         (

@@ -1,4 +1,4 @@
-//! User commands: `tessera token create|list|revoke`, `tessera login`, `tessera whoami`.
+//! User commands: `tessera token create|list|rotate|revoke`, `tessera login`, `tessera whoami`.
 //! Clients of the registry API, like the npm CLI.
 
 use clap::{Args, Subcommand};
@@ -18,6 +18,25 @@ pub enum TokenCommand {
     /// List your tokens (masked).
     List {
         /// Print JSON for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Replace a token by a successor with the same settings; the old token keeps
+    /// working for the overlap window (the registry's default unless --overlap).
+    Rotate {
+        /// The token's id (or a unique id prefix) or its full value.
+        id: String,
+        /// How long the old token keeps working, e.g. 1h or 0s.
+        #[arg(long)]
+        overlap: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        otp: Option<String>,
+        /// Print JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -79,6 +98,14 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
         TokenCommand::Create(args) => create(args).await,
         TokenCommand::List { json, client } => list(json, client).await,
         TokenCommand::Revoke { ids, otp, client } => revoke(ids, otp, client).await,
+        TokenCommand::Rotate {
+            id,
+            overlap,
+            password_stdin,
+            otp,
+            json,
+            client,
+        } => rotate(id, overlap, password_stdin, otp, json, client).await,
     }
 }
 
@@ -199,7 +226,7 @@ async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
         let key: String = t["key"].as_str().unwrap_or("").chars().take(10).collect();
         table.row_lines([
             vec![clean(&key)],
-            vec![clean(t["name"].as_str().unwrap_or("-"))],
+            name_lines(t),
             vec![clean(t["type"].as_str().unwrap_or(""))],
             vec![clean(t["masked"].as_str().unwrap_or(""))],
             cidr,
@@ -209,6 +236,86 @@ async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
         ]);
     }
     table.print()?;
+    Ok(())
+}
+
+/// A token's name, then its rotation links (the successor that replaces it, the
+/// token it succeeds), one per line.
+fn name_lines(t: &Value) -> Vec<String> {
+    let mut lines = vec![clean(t["name"].as_str().unwrap_or("-"))];
+    if let Some(next) = t["replaced_by"].as_str() {
+        lines.push(format!("replaced by {} (rotation)", clean(next)));
+    }
+    if let Some(prev) = t["rotated_from"].as_str() {
+        lines.push(format!("successor of {}", clean(prev)));
+    }
+    lines
+}
+
+/// The one listed key `id` names (a unique prefix), or `id` itself when it is a
+/// full token value.
+fn resolve_id(tokens: &[Value], id: &str) -> anyhow::Result<String> {
+    let matches: Vec<&str> = tokens
+        .iter()
+        .filter_map(|t| t["key"].as_str())
+        .filter(|k| k.starts_with(id))
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] if id.starts_with(crate::auth::token::TOKEN_PREFIX) => Ok(id.to_owned()),
+        [] => anyhow::bail!("Unknown token id or value \"{id}\"."),
+        _ => anyhow::bail!("Token ID \"{id}\" was ambiguous; use more characters."),
+    }
+}
+
+async fn rotate(
+    id: String,
+    overlap: Option<String>,
+    password_stdin: bool,
+    otp: Option<String>,
+    json_out: bool,
+    client: ClientArgs,
+) -> anyhow::Result<()> {
+    if let Some(text) = &overlap {
+        crate::config::parse_overlap(text).map_err(|e| anyhow::anyhow!("--overlap: {e}"))?;
+    }
+    let registry = Registry::from_args(&client)?;
+    require_login(&registry)?;
+    let tokens = fetch_all(&registry).await?;
+    let target = resolve_id(&tokens, &id)?;
+    let password = read_password(password_stdin, "Password", false)?;
+    let mut body = json!({ "password": password });
+    if let Some(o) = overlap {
+        body["overlap"] = json!(o);
+    }
+    let created = registry
+        .call(
+            Method::POST,
+            &format!("-/npm/v1/tokens/token/{target}/rotate"),
+            Some(&body),
+            otp.as_deref(),
+        )
+        .await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&created)?);
+    } else {
+        println!(
+            "Created {} token {}",
+            created["type"].as_str().unwrap_or("publish"),
+            created["token"].as_str().unwrap_or("")
+        );
+        println!("  id:      {}", created["key"].as_str().unwrap_or(""));
+        if let Some(exp) = created["expires"].as_str() {
+            println!("  expires: {exp}");
+        }
+        println!(
+            "It replaces {} ({}…), which stops working {}.",
+            created["previous"]["key"].as_str().unwrap_or(""),
+            created["previous"]["token"].as_str().unwrap_or(""),
+            day(&created["previous"]["stops"])
+        );
+    }
+    eprintln!("This token will not be shown again. Copy it now and store it safely.");
     Ok(())
 }
 

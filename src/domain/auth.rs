@@ -84,8 +84,23 @@ fn when(ms: i64) -> String {
 pub fn admit(row: &TokenRow, ip: ClientAddr, now: i64) -> Result<TokenSettings> {
     let token = &row.display_prefix;
     if let Some(at) = row.revoked_at {
+        return Err(Error::TokenRefused(match &row.revoked_reason {
+            Some(reason) => format!(
+                "The token {token}... was revoked by the registry on {}: {reason}; {LOG_IN_AGAIN}.",
+                when(at)
+            ),
+            None => format!(
+                "The token {token}... was revoked on {}; {LOG_IN_AGAIN}.",
+                when(at)
+            ),
+        }));
+    }
+    if let Some(at) = row.expires_at.filter(|t| *t <= now)
+        && row.replaced_by.is_some()
+    {
         return Err(Error::TokenRefused(format!(
-            "The token {token}... was revoked on {}; {LOG_IN_AGAIN}.",
+            "The token {token}... was replaced by rotation and stopped working on {}; \
+             use its successor.",
             when(at)
         )));
     }

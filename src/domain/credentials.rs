@@ -106,6 +106,7 @@ fn factor_words(factor: Factor) -> &'static str {
     match factor {
         Factor::Password => "wrong passwords",
         Factor::OneTimePassword => "wrong one-time passwords",
+        Factor::LeakReport => "leak reports",
     }
 }
 
@@ -144,6 +145,7 @@ async fn failed(app: &App, factor: Factor, user: Option<&UserRow>, ip: ClientAdd
     app.metrics.auth_failure(match factor {
         Factor::Password => "bad_password",
         Factor::OneTimePassword => "bad_otp",
+        Factor::LeakReport => "leak_report",
     });
     if let Some(user) = user {
         let (by_user, _) = app
@@ -157,6 +159,7 @@ async fn failed(app: &App, factor: Factor, user: Option<&UserRow>, ip: ClientAdd
                 match factor {
                     Factor::Password => "password-failures",
                     Factor::OneTimePassword => "otp-failures",
+                    Factor::LeakReport => "leak-reports",
                 },
                 &format!(
                     "{ACCOUNT_LIMIT} {} within 15 minutes; further attempts are refused for a while",
@@ -168,6 +171,13 @@ async fn failed(app: &App, factor: Factor, user: Option<&UserRow>, ip: ClientAdd
         }
     }
     Ok(())
+}
+
+/// Counts one anonymous leak report from `ip` in the same throttle as failed
+/// credentials (`ADDRESS_LIMIT` per window and address), refusing it when over.
+pub async fn count_leak_report(app: &App, ip: ClientAddr) -> Result<()> {
+    throttle(app, Factor::LeakReport, None, ip).await?;
+    failed(app, Factor::LeakReport, None, ip).await
 }
 
 /// A hash verified in place of an unknown account's, so the time a check takes

@@ -58,6 +58,18 @@ pub(super) async fn render(
     if contents.versions.is_empty() {
         return Err(not_found());
     }
+    let mut versions: Vec<VersionDoc> = contents
+        .versions
+        .into_iter()
+        .map(|v| VersionDoc {
+            manifest: serde_json::from_str(&v.manifest).unwrap_or(Value::Null),
+            version: v.version,
+            readme: v.readme,
+            published_at_ms: v.published_at,
+            deprecated: v.deprecated,
+        })
+        .collect();
+    super::signing::sign_unsigned(app, &contents.package.name, &mut versions).await?;
     let doc = PackageDoc {
         name: contents.package.name.clone(),
         rev: contents.package.rev,
@@ -70,17 +82,7 @@ pub(super) async fn render(
             .map(|m| (m.name.clone(), m.email.clone()))
             .collect(),
         stars: contents.stars,
-        versions: contents
-            .versions
-            .into_iter()
-            .map(|v| VersionDoc {
-                manifest: serde_json::from_str(&v.manifest).unwrap_or(Value::Null),
-                version: v.version,
-                readme: v.readme,
-                published_at_ms: v.published_at,
-                deprecated: v.deprecated,
-            })
-            .collect(),
+        versions,
     };
     let json = |v: &Value| serde_json::to_vec(v).map_err(|e| Error::Internal(e.into()));
     let full = Bytes::from(json(&packument::full(&doc, &app.public_url))?);

@@ -291,6 +291,25 @@ pub async fn publish(
         digests,
         facts,
     } = unpacked?;
+    if !facts.tokens.is_empty() {
+        let files = super::leaks::revoke_found_in_tarball(
+            app,
+            &facts.tokens,
+            name.as_str(),
+            &version,
+            &caller.ip_text(),
+        )
+        .await?;
+        if !files.is_empty() {
+            return Err(invalid(format!(
+                "the tarball contains a live Tessera access token in {}; that token is now \
+                 revoked, since it was about to be published. Remove it from the package \
+                 (add the file to .npmignore or the \"files\" list), create a new token, and \
+                 publish again",
+                files.join(", ")
+            )));
+        }
+    }
     manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
 
     let maintainers: Vec<(String, String)> = match grant.row() {
@@ -312,6 +331,16 @@ pub async fn publish(
         &digests,
         &facts,
     );
+    // Signed now, with the key active at publish: the signature covers the integrity
+    // as stored, so a later change to the stored document no longer verifies.
+    let key = super::signing::active_key(app).await?;
+    let mut stored = stored;
+    if let Some(dist) = stored.get_mut("dist").and_then(Value::as_object_mut) {
+        dist.insert(
+            "signatures".into(),
+            super::signing::signatures(&key, name.as_str(), &version, &digests.integrity),
+        );
+    }
     let description = stored
         .get("description")
         .and_then(Value::as_str)

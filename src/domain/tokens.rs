@@ -200,6 +200,7 @@ pub async fn create(
             "token name is longer than 128 characters".into(),
         ));
     }
+    let expires_days = lifetime_under_policy(app, kind, expires_days)?;
     let grant = access::authorize_account::<act::CreateToken>(app, caller).await?;
     credentials::check_password(
         app,
@@ -210,7 +211,7 @@ pub async fn create(
     )
     .await?;
     let now = app.now();
-    let expires_at = expires_days.map(|d| now + d * 86_400_000);
+    let expires_at = expires_days.map(|d| now + d * DAY_MS);
     let created = insert(
         app,
         &grant,
@@ -239,6 +240,55 @@ pub async fn create(
     )
     .await;
     Ok(created)
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Whether a token of this type can write (anything but read-only).
+pub fn can_write(kind: TokenKind) -> bool {
+    kind != TokenKind::ReadOnly
+}
+
+/// The operator's cap on the lifetime of tokens that can write, in days
+/// (`max_write_token_days`; `None`: no cap).
+pub fn write_cap_days(app: &App) -> Option<i64> {
+    let days = app.config.max_write_token_days;
+    (days > 0).then_some(days)
+}
+
+/// The lifetime (days) a new token gets under the operator's policy: a token that
+/// can write and asks for none gets the cap; one asking for more is refused with a
+/// message npm prints; read-only tokens are never capped.
+pub fn lifetime_under_policy(
+    app: &App,
+    kind: TokenKind,
+    requested_days: Option<i64>,
+) -> Result<Option<i64>> {
+    let Some(cap) = write_cap_days(app).filter(|_| can_write(kind)) else {
+        return Ok(requested_days);
+    };
+    match requested_days {
+        None => Ok(Some(cap)),
+        Some(d) if d <= cap => Ok(Some(d)),
+        Some(d) => Err(Error::Invalid(format!(
+            "This registry lets tokens that can write live at most {cap} days \
+             (max_write_token_days), and {d} days were asked for: choose an expiry of \
+             {cap} days or fewer (npm token create --expires={cap}), or create a read-only \
+             token, which has no cap."
+        ))),
+    }
+}
+
+/// The end of a lifetime that may have to fit under the cap (logins, rotations: the
+/// caller did not choose it, so it is shortened rather than refused).
+fn capped_expiry(app: &App, kind: TokenKind, now: i64, expires_at: Option<i64>) -> Option<i64> {
+    match write_cap_days(app).filter(|_| can_write(kind)) {
+        None => expires_at,
+        Some(cap) => {
+            let limit = now + cap * DAY_MS;
+            Some(expires_at.map_or(limit, |at| at.min(limit)))
+        }
+    }
 }
 
 /// What to store for a new token.
@@ -312,8 +362,15 @@ pub async fn issue_login_token(
     client: &str,
     ip: &str,
 ) -> Result<Created> {
+    // Login tokens can publish: the write-token cap applies to them too.
     let days = app.config.login_token_days;
-    let expires_at = (days > 0).then(|| app.now() + days * 86_400_000);
+    let now = app.now();
+    let expires_at = capped_expiry(
+        app,
+        TokenKind::Publish,
+        now,
+        (days > 0).then(|| now + days * DAY_MS),
+    );
     let name = format!("Login from {}", client_name(client));
     let created = insert(
         app,
@@ -364,25 +421,25 @@ pub async fn list(
         .await?)
 }
 
+/// How long the Access Tokens page lists the tokens the registry revoked.
+const REVOKED_SHOWN_MS: i64 = 90 * DAY_MS;
+
+/// The caller's tokens the registry revoked (found exposed) in the last 90 days.
+pub async fn revoked_by_registry(app: &App, caller: &Caller) -> Result<Vec<TokenRow>> {
+    let grant = access::authorize_account::<act::ListTokens>(app, caller).await?;
+    Ok(app
+        .store
+        .registry_revoked_tokens(&grant, app.now() - REVOKED_SHOWN_MS)
+        .await?)
+}
+
 /// One of the grant's account's tokens by key or full value (revoked ones included).
 async fn find_own(
     app: &App,
     grant: &AccountGrant<act::RevokeToken>,
     key_or_token: &str,
 ) -> Result<TokenRow> {
-    let row = if key_or_token.starts_with(crate::auth::token::TOKEN_PREFIX) {
-        match PlainToken::parse(key_or_token) {
-            Ok(t) => app
-                .store
-                .token_by_hash(t.hash(&app.keys.token_hash).as_bytes())
-                .await?
-                .filter(|r| r.user_id == grant.user_id()),
-            Err(_) => None,
-        }
-    } else {
-        app.store.own_token_by_key(grant, key_or_token).await?
-    };
-    row.ok_or_else(|| Error::NotFound("Token not found.".into()))
+    find_token_of(app, grant, key_or_token).await
 }
 
 /// Revokes one of the caller's tokens by key or by full value. Idempotent: revoking
@@ -437,6 +494,218 @@ pub async fn logout(app: &App, caller: &Caller, token_text: &str) -> Result<()> 
         .await;
     }
     Ok(())
+}
+
+/// A rotation: the token to replace, the password (as for a creation) and how long
+/// the old token keeps working (the operator's `token_rotation_overlap` when unsaid).
+#[derive(Debug, Default)]
+pub struct RotateRequest {
+    pub key_or_token: String,
+    pub password: SecretString,
+    pub overlap: Option<std::time::Duration>,
+}
+
+/// The successor (shown once) and the token it replaces.
+#[derive(Debug)]
+pub struct Rotated {
+    pub created: Created,
+    pub old: TokenRow,
+    /// When the old token stops working.
+    pub old_stops_at: i64,
+}
+
+/// Replaces one of the caller's tokens by a successor with the same settings (type,
+/// limits, ranges, name, description, lifetime). The old token keeps working for
+/// the overlap window, then stops (its expiry is moved to the window's end). Needs
+/// what a creation needs: the token-creation decision (one-time password with 2FA)
+/// and the password.
+pub async fn rotate(app: &App, caller: &Caller, req: RotateRequest) -> Result<Rotated> {
+    let overlap = req.overlap.unwrap_or(app.config.token_rotation_overlap);
+    if overlap > crate::config::MAX_ROTATION_OVERLAP {
+        return Err(invalid("the rotation overlap may be at most 30 days"));
+    }
+    let grant = access::authorize_account::<act::CreateToken>(app, caller).await?;
+    let old = find_token_of(app, &grant, &req.key_or_token).await?;
+    let now = app.now();
+    if old.revoked_at.is_some() {
+        return Err(invalid(format!(
+            "The token {}... is revoked: create a new token instead.",
+            old.display_prefix
+        )));
+    }
+    if old.expires_at.is_some_and(|t| t <= now) {
+        return Err(invalid(format!(
+            "The token {}... has expired: create a new token instead.",
+            old.display_prefix
+        )));
+    }
+    if old.replaced_by.is_some() {
+        return Err(Error::Conflict(format!(
+            "The token {}... was already rotated; rotate its successor instead.",
+            old.display_prefix
+        )));
+    }
+    let settings = TokenSettings::of(&old).map_err(|m| Error::Invalid(m.into()))?;
+    credentials::check_password(
+        app,
+        Some(&caller.user),
+        &req.password,
+        caller.ip,
+        "Incorrect password; the token was not rotated.",
+    )
+    .await?;
+    // Same lifetime as the old token had, from now; under the cap when it can write.
+    let lifetime = old.expires_at.map(|t| t - old.created_at);
+    let expires_at = capped_expiry(app, settings.kind, now, lifetime.map(|l| now + l));
+    let overlap_ms = i64::try_from(overlap.as_millis()).unwrap_or(i64::MAX);
+    let old_stops_at = old
+        .expires_at
+        .map_or(now + overlap_ms, |t| t.min(now + overlap_ms));
+    let limits = settings
+        .limits
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::Internal(e.into()))?;
+    let cidr = settings
+        .cidr
+        .as_ref()
+        .map(|c| serde_json::to_string(&c.to_strings()))
+        .transpose()
+        .map_err(|e| Error::Internal(e.into()))?;
+    for _ in 0..5 {
+        let plain = PlainToken::generate();
+        let key = random_base62(24);
+        let hash = plain.hash(&app.keys.token_hash);
+        let prefix = plain.display_prefix();
+        let last_four = plain.last_four();
+        let new = NewToken {
+            key: &key,
+            user_id: caller.user.id,
+            hash: hash.as_bytes(),
+            display_prefix: &prefix,
+            last_four: &last_four,
+            name: old.name.as_deref(),
+            description: old.description.as_deref(),
+            kind: settings.kind,
+            limits: limits.as_deref(),
+            cidr: cidr.as_deref(),
+            origin: &old.origin,
+            now,
+            expires_at,
+        };
+        match app
+            .store
+            .rotate_token(&grant, old.id, &new, old_stops_at)
+            .await
+        {
+            Ok(Some(row)) => {
+                security_log::record(
+                    app,
+                    caller.user.id,
+                    "token-rotated",
+                    &format!(
+                        "{} token {} rotated: its successor is {}; {} works until {}",
+                        settings.kind.as_str(),
+                        old.display_prefix,
+                        row.display_prefix,
+                        old.display_prefix,
+                        human_time(old_stops_at)
+                    ),
+                    Some(&caller.ip_text()),
+                )
+                .await;
+                return Ok(Rotated {
+                    created: Created { plain, row },
+                    old,
+                    old_stops_at,
+                });
+            }
+            Ok(None) => {
+                return Err(Error::Conflict(format!(
+                    "The token {}... was rotated or revoked meanwhile; nothing was changed.",
+                    old.display_prefix
+                )));
+            }
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Internal(anyhow::anyhow!(
+        "could not allocate a unique token key"
+    )))
+}
+
+/// One of the grant's account's tokens by key or by full value.
+async fn find_token_of<A: access::AccountAct>(
+    app: &App,
+    grant: &AccountGrant<A>,
+    key_or_token: &str,
+) -> Result<TokenRow> {
+    let row = if key_or_token.starts_with(crate::auth::token::TOKEN_PREFIX) {
+        match PlainToken::parse(key_or_token) {
+            Ok(t) => app
+                .store
+                .token_by_hash(t.hash(&app.keys.token_hash).as_bytes())
+                .await?
+                .filter(|r| r.user_id == grant.user_id()),
+            Err(_) => None,
+        }
+    } else {
+        app.store.own_token_by_key(grant, key_or_token).await?
+    };
+    row.ok_or_else(|| Error::NotFound("Token not found.".into()))
+}
+
+/// `2026-11-30 15:04 UTC`.
+pub fn human_time(ms: i64) -> String {
+    let iso = crate::npm::packument::iso_time(ms);
+    format!("{} {} UTC", &iso[..10], &iso[11..16])
+}
+
+/// How close to its end a token must be for each use to carry a warning.
+pub const EXPIRY_WARNING_MS: i64 = 7 * DAY_MS;
+
+/// "in 3 days", "in 5 hours", "in less than an hour".
+fn time_left(ms: i64) -> String {
+    let hours = ms / 3_600_000;
+    let days = ms / DAY_MS;
+    match (days, hours) {
+        (d, _) if d >= 2 => format!("in {d} days"),
+        (1, _) => "in 1 day".to_owned(),
+        (_, h) if h >= 2 => format!("in {h} hours"),
+        (_, 1) => "in 1 hour".to_owned(),
+        _ => "in less than an hour".to_owned(),
+    }
+}
+
+/// The warning a request made with a token close to its end carries (npm prints it
+/// as `npm notice …`): within `EXPIRY_WARNING_MS` of its expiry, or during the
+/// overlap after a rotation.
+pub fn expiry_notice(app: &App, row: &TokenRow) -> Option<String> {
+    let at = row.expires_at?;
+    let left = at - app.now();
+    if left <= 0 || left > EXPIRY_WARNING_MS {
+        return None;
+    }
+    let token = &row.display_prefix;
+    Some(if row.replaced_by.is_some() {
+        format!(
+            "The token {token}... was replaced by rotation and stops working {} ({}); \
+             use its successor.",
+            time_left(left),
+            human_time(at)
+        )
+    } else {
+        format!(
+            "The token {token}... expires {} ({}); rotate it with `tessera token rotate {}` \
+             or at {}/settings/tokens.",
+            time_left(left),
+            human_time(at),
+            row.key,
+            app.public_url
+        )
+    })
 }
 
 /// The type shown for a token row (`unreadable` when its stored type is unknown).

@@ -82,6 +82,11 @@ async fn caller_from_parts(parts: &Parts, app: &AppState) -> Result<Option<Calle
     let mut caller = domain::authenticate_header(app, header, ip).await?;
     if let Some(c) = caller.as_mut() {
         c.otp = otp_header(parts);
+        if let (Some(token), Some(slot)) = (&c.token, parts.extensions.get::<super::TokenNotice>())
+            && let Some(text) = domain::tokens::expiry_notice(app, token)
+        {
+            slot.set(text);
+        }
     }
     Ok(caller)
 }

@@ -81,9 +81,19 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke_token))
         .route(
+            "/-/npm/v1/tokens/token/{key}/rotate",
+            post(tokens::rotate_token),
+        )
+        .route(
+            "/-/npm/v1/tokens/leaked",
+            post(tokens::report_leaked)
+                .layer(DefaultBodyLimit::max(tokens::LEAK_REPORT_MAX_BYTES + 1)),
+        )
+        .route(
             "/-/npm/v1/user",
             get(profile::get_profile).post(profile::post_profile),
         )
+        .route("/-/npm/v1/keys", get(meta::signing_keys))
         .route("/-/npm/v1/security/advisories/bulk", post(meta::audit))
         .route("/-/npm/v1/security/audits/quick", post(meta::audit_quick))
         .route("/-/package/{*rest}", any(meta::package_endpoint))
@@ -103,6 +113,7 @@ pub fn router(app: AppState) -> Router {
         .layer(RequestDecompressionLayer::new())
         .layer(CompressionLayer::new().compress_when(compress))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(token_notice))
         .layer(middleware::from_fn_with_state(app.clone(), observe))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(SequentialRequestId::new()))
@@ -207,6 +218,32 @@ impl MakeRequestId for SequentialRequestId {
             .ok()
             .map(RequestId::new)
     }
+}
+
+/// A warning for the response, set by the `Auth` extractors when the request's token
+/// is close to its end (`domain::tokens::expiry_notice`).
+#[derive(Debug, Clone, Default)]
+pub struct TokenNotice(Arc<std::sync::Mutex<Option<String>>>);
+
+impl TokenNotice {
+    pub fn set(&self, text: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(text);
+    }
+
+    fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Adds the token's warning as an `npm-notice` header (beside any the handler set).
+async fn token_notice(mut request: Request, next: Next) -> Response {
+    let notice = TokenNotice::default();
+    request.extensions_mut().insert(notice.clone());
+    let mut response = next.run(request).await;
+    if let Some(value) = notice.take().as_deref().and_then(error::notice_value) {
+        response.headers_mut().append("npm-notice", value);
+    }
+    response
 }
 
 /// Headers every response carries; the website's CSP forbids inline script.

@@ -376,6 +376,7 @@ mod tests {
             has_gyp_file,
             file_count: 1,
             unpacked_size: 1,
+            tokens: Vec::new(),
         }
     }
 

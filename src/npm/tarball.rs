@@ -32,6 +32,20 @@ use std::io::Read;
 use serde_json::Value;
 
 use super::publish_body::{MAX_METADATA_ITEMS, items_upper_bound};
+use crate::auth::token::{PlainToken, TokenScanner};
+
+/// Most distinct access tokens one tarball's scan reports.
+pub const MAX_FOUND_TOKENS: usize = 32;
+/// Bytes read at a time while scanning a file for tokens.
+const SCAN_CHUNK: usize = 64 * 1024;
+
+/// A well-formed Tessera access token found in a file of the tarball.
+#[derive(Debug, Clone)]
+pub struct FoundToken {
+    /// The file, relative to the package folder.
+    pub path: String,
+    pub token: PlainToken,
+}
 
 /// Largest `package.json` read from a tarball.
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
@@ -80,6 +94,8 @@ pub struct TarballFacts {
     pub file_count: u64,
     /// Sum of the regular files' sizes.
     pub unpacked_size: u64,
+    /// Well-formed Tessera tokens in any file (at most `MAX_FOUND_TOKENS`, each once).
+    pub tokens: Vec<FoundToken>,
 }
 
 /// Why a tarball is refused.
@@ -218,6 +234,9 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<TarballFacts, TarballErr
         has_gyp_file: false,
         file_count: 0,
         unpacked_size: 0,
+        tokens: Vec::new(),
+        scanner: TokenScanner::default(),
+        chunk: Vec::new(),
     };
     let result = walk.run(&mut archive);
     let stream_cap_reached = archive.into_inner().read > cap;
@@ -244,6 +263,10 @@ struct Walk<'l> {
     has_gyp_file: bool,
     file_count: u64,
     unpacked_size: u64,
+    tokens: Vec<FoundToken>,
+    scanner: TokenScanner,
+    /// One read buffer for every file's scan.
+    chunk: Vec<u8>,
 }
 
 fn corrupt(e: std::io::Error) -> TarballError {
@@ -430,9 +453,40 @@ impl Walk<'_> {
             }
         }
         if is_manifest {
-            self.manifest = Some(read_manifest(entry, size)?);
+            let (manifest, text) = read_manifest(entry, size)?;
+            self.scan(path, &text);
+            self.manifest = Some(manifest);
+        } else {
+            self.scan_entry(path, entry)?;
         }
         Ok(())
+    }
+
+    /// Scans one whole file already in memory for tokens.
+    fn scan(&mut self, path: &str, data: &[u8]) {
+        let found = &mut self.tokens;
+        self.scanner.reset();
+        self.scanner
+            .feed(data, &mut |token| remember(found, path, token));
+    }
+
+    /// Scans a file's data for tokens as it streams by, one chunk in memory at a time.
+    fn scan_entry<R: Read>(
+        &mut self,
+        path: &str,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<(), TarballError> {
+        self.scanner.reset();
+        self.chunk.resize(SCAN_CHUNK, 0);
+        loop {
+            let n = entry.read(&mut self.chunk).map_err(corrupt)?;
+            if n == 0 {
+                return Ok(());
+            }
+            let found = &mut self.tokens;
+            self.scanner
+                .feed(&self.chunk[..n], &mut |token| remember(found, path, token));
+        }
     }
 
     fn facts(self) -> Result<TarballFacts, TarballError> {
@@ -443,30 +497,42 @@ impl Walk<'_> {
             has_gyp_file: self.has_gyp_file,
             file_count: self.file_count,
             unpacked_size: self.unpacked_size,
+            tokens: self.tokens,
         })
     }
 }
 
+/// Keeps a found token once, up to `MAX_FOUND_TOKENS`.
+fn remember(found: &mut Vec<FoundToken>, path: &str, token: PlainToken) {
+    if found.len() < MAX_FOUND_TOKENS && !found.iter().any(|f| f.token.expose() == token.expose()) {
+        found.push(FoundToken {
+            path: path.to_owned(),
+            token,
+        });
+    }
+}
+
+/// The manifest, and its bytes (scanned for tokens like every file).
 fn read_manifest<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     size: u64,
-) -> Result<serde_json::Map<String, Value>, TarballError> {
+) -> Result<(serde_json::Map<String, Value>, Vec<u8>), TarballError> {
     if size > MAX_MANIFEST_BYTES {
         return Err(TarballError::BadManifest(format!(
             "it is larger than {MAX_MANIFEST_BYTES} bytes"
         )));
     }
-    let mut text = Vec::with_capacity(size as usize);
-    entry.read_to_end(&mut text).map_err(corrupt)?;
+    let mut raw = Vec::with_capacity(size as usize);
+    entry.read_to_end(&mut raw).map_err(corrupt)?;
     // npm reads package.json with a byte-order mark as if it had none.
-    let text = text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&text);
+    let text = raw.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&raw);
     if items_upper_bound(text) > MAX_METADATA_ITEMS {
         return Err(TarballError::BadManifest(format!(
             "it holds more than {MAX_METADATA_ITEMS} JSON values"
         )));
     }
     match serde_json::from_slice::<Value>(text) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => Ok((map, raw)),
         Ok(_) => Err(TarballError::BadManifest("it is not a JSON object".into())),
         Err(e) => Err(TarballError::BadManifest(format!("invalid JSON: {e}"))),
     }

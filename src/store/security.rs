@@ -58,6 +58,8 @@ impl Store {
 pub enum Factor {
     Password,
     OneTimePassword,
+    /// Not a secret: reports to the leak endpoint, counted per address like failures.
+    LeakReport,
 }
 
 impl Factor {
@@ -65,6 +67,7 @@ impl Factor {
         match self {
             Factor::Password => "password",
             Factor::OneTimePassword => "otp",
+            Factor::LeakReport => "leak-report",
         }
     }
 }

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::{BeginWrite, Store, StoreError, StoreResult, UserRow, execute_write, on_pool};
-use crate::domain::access::{AccountGrant, IssuesTokens, TokenKind, act};
+use crate::domain::access::{
+    AccountAct, AccountGrant, ExposedTokenGrant, IssuesTokens, TokenKind, act,
+};
 use crate::store::Stored;
 
 /// `SELECT <every TokenRow column> FROM tokens <rest>`, one column list for all reads.
@@ -11,7 +13,8 @@ macro_rules! select_token {
     ($rest:literal) => {
         concat!(
             "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, limits, cidr, ",
-            "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at FROM tokens ",
+            "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, ",
+            "rotated_from, replaced_by, revoked_reason FROM tokens ",
             $rest
         )
     };
@@ -40,6 +43,12 @@ pub struct TokenRow {
     pub last_used_at: Option<i64>,
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<i64>,
+    /// The token this one replaced by rotation.
+    pub rotated_from: Option<i64>,
+    /// The token that replaced this one by rotation (it works until `expires_at`).
+    pub replaced_by: Option<i64>,
+    /// Why the registry revoked it (`found exposed at …`); `None` when its owner did.
+    pub revoked_reason: Option<String>,
 }
 
 /// A token row with its owner's columns (prefixed `u_`), from one joined read.
@@ -184,7 +193,8 @@ impl Store {
                 name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
                 RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
-                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at";
+                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
+                rotated_from, replaced_by, revoked_reason";
             let key_prefix = t.key.get(..8).ok_or_else(|| {
                 StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
             })?;
@@ -264,7 +274,7 @@ impl Store {
     ) -> StoreResult<Option<(Arc<TokenRow>, Arc<UserRow>)>> {
         const SQL: &str = "SELECT t.id, t.key, t.user_id, t.display_prefix, t.last_four, t.name, t.description, \
             t.kind, t.limits, t.cidr, t.origin, t.created_at, t.updated_at, t.expires_at, t.last_used_at, \
-            t.last_used_ip, t.revoked_at, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
+            t.last_used_ip, t.revoked_at, t.rotated_from, t.replaced_by, t.revoked_reason, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
             u.fullname AS u_fullname, u.homepage AS u_homepage, u.twitter AS u_twitter, u.github AS u_github, \
             u.freenode AS u_freenode, u.tfa_mode AS u_tfa_mode, u.tfa_pending AS u_tfa_pending, \
             u.tfa_secret AS u_tfa_secret, u.tfa_last_step AS u_tfa_last_step, u.created_at AS u_created_at, \
@@ -318,10 +328,11 @@ impl Store {
         Ok((rows, total))
     }
 
-    /// One of the grant's account's tokens, by key.
-    pub async fn own_token_by_key(
+    /// One of the grant's account's tokens, by key (any account grant of the owner:
+    /// revocation and rotation find the token they work on this way).
+    pub async fn own_token_by_key<A: AccountAct>(
         &self,
-        grant: &AccountGrant<act::RevokeToken>,
+        grant: &AccountGrant<A>,
         key: &str,
     ) -> StoreResult<Option<TokenRow>> {
         const SQL: &str = select_token!("WHERE key = $1 AND user_id = $2");
@@ -351,6 +362,125 @@ impl Store {
             Ok(done == 1)
         })
         .await
+    }
+
+    /// Rotation in one transaction: stores the successor (linked to the old token)
+    /// and moves the old token's expiry to `old_stops_at`, linking it to the
+    /// successor. `None` (nothing written) when the old token was revoked or rotated
+    /// meanwhile, so two rotations of one token have one winner.
+    pub async fn rotate_token(
+        &self,
+        grant: &AccountGrant<act::CreateToken>,
+        old_id: i64,
+        t: &NewToken<'_>,
+        old_stops_at: i64,
+    ) -> StoreResult<Option<TokenRow>> {
+        if t.user_id != grant.token_owner() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a token grant for one account was used for another"
+            )));
+        }
+        self.writing(async {
+            const INSERT: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+                name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at, rotated_from) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) \
+                RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
+                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
+                rotated_from, replaced_by, revoked_reason";
+            const RETIRE: &str = "UPDATE tokens SET replaced_by = $2, updated_at = $3, \
+                expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END \
+                WHERE id = $1 AND user_id = $5 AND revoked_at IS NULL AND replaced_by IS NULL";
+            let key_prefix = t.key.get(..8).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
+            })?;
+            let row = on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let row = sqlx::query_as::<_, TokenRow>(INSERT)
+                    .bind(t.key)
+                    .bind(key_prefix)
+                    .bind(t.user_id)
+                    .bind(t.hash.to_vec())
+                    .bind(t.display_prefix)
+                    .bind(t.last_four)
+                    .bind(t.name)
+                    .bind(t.description)
+                    .bind(t.kind.as_str())
+                    .bind(t.limits)
+                    .bind(t.cidr)
+                    .bind(t.origin)
+                    .bind(t.now)
+                    .bind(t.expires_at)
+                    .bind(old_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let retired = sqlx::query(RETIRE)
+                    .bind(old_id)
+                    .bind(row.id)
+                    .bind(t.now)
+                    .bind(old_stops_at)
+                    .bind(t.user_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let row = if retired == 1 {
+                    tx.commit().await?;
+                    Some(row)
+                } else {
+                    tx.rollback().await?;
+                    None
+                };
+                Ok::<_, sqlx::Error>(row)
+            })?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Revokes an exposed token (whoever owns it) with the reason its owner reads.
+    /// Live tokens only; one statement whether or not one matches. Returns the owner
+    /// and the token's visible prefix when this call revoked it.
+    pub async fn revoke_exposed_token(
+        &self,
+        grant: &ExposedTokenGrant,
+        reason: &str,
+        now: i64,
+    ) -> StoreResult<Option<(i64, String)>> {
+        self.writing(async {
+            const SQL: &str = "UPDATE tokens SET revoked_at = $2, updated_at = $2, revoked_reason = $3 \
+                WHERE hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2) \
+                RETURNING user_id, display_prefix";
+            let row = on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let row: Option<(i64, String)> = sqlx::query_as(SQL)
+                    .bind(grant.hash().to_vec())
+                    .bind(now)
+                    .bind(reason)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            })?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// The account's tokens the registry revoked (with a reason) since `since`,
+    /// newest first: the Access Tokens page shows them.
+    pub async fn registry_revoked_tokens(
+        &self,
+        grant: &AccountGrant<act::ListTokens>,
+        since: i64,
+    ) -> StoreResult<Vec<TokenRow>> {
+        const SQL: &str = select_token!(
+            "WHERE user_id = $1 AND revoked_reason IS NOT NULL AND revoked_at >= $2 \
+             ORDER BY revoked_at DESC, id DESC LIMIT 50"
+        );
+        Ok(on_pool!(self, |p| sqlx::query_as::<_, TokenRow>(SQL)
+            .bind(grant.user_id())
+            .bind(since)
+            .fetch_all(p)
+            .await)?)
     }
 
     /// Applies a batch of last-used records (one statement per token).

@@ -60,6 +60,9 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_used_at", Int),
             ("last_used_ip", Text),
             ("revoked_at", Int),
+            ("rotated_from", Int),
+            ("replaced_by", Int),
+            ("revoked_reason", Text),
         ],
     ),
     (
@@ -154,6 +157,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_seen_at", Int),
         ],
     ),
+    (
+        "signing_keys",
+        &[
+            ("id", Int),
+            ("keyid", Text),
+            ("public_key", Text),
+            ("sealed_secret", Text),
+            ("active", Int),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+    ),
 ];
 
 /// Tables whose `id` comes from a sequence on PostgreSQL.
@@ -164,6 +179,7 @@ const SERIAL_TABLES: &[&str] = &[
     "versions",
     "recovery_codes",
     "security_events",
+    "signing_keys",
 ];
 
 enum Cell {

@@ -16,6 +16,9 @@ mod config_show;
 mod data_safety;
 /// Stars and search: who may change and see what, keywords and ranking.
 mod discovery;
+/// Token lifecycle: the write-token cap, rotation, expiry warnings, leak response,
+/// publish-time secret scanning and registry signatures (`npm audit signatures`).
+mod lifecycle;
 /// The authorization matrix: credential × action × 2FA mode × package policy, live.
 mod matrix;
 /// Operations: SIGTERM drains, connection limits, bounded metrics, pruning, start-up checks.
@@ -37,6 +40,10 @@ mod rules;
 mod scale;
 /// The read cache shared across instances on PostgreSQL: the generation rule.
 mod shared_cache;
+/// Registry signatures: `dist.signatures`, `/-/npm/v1/keys`, key rotation, and the
+/// real `npm audit signatures` through a loopback stand-in for Sigstore's TUF
+/// repository.
+mod signatures;
 /// Store-level behaviour on SQLite and PostgreSQL.
 mod store;
 /// The Access Tokens pages: our own words for the types, a list that fits, keyboard revoke.

@@ -590,8 +590,18 @@ fn server_owned_fields_are_overwritten() {
         assert!(v.get(gone).is_none(), "{gone}: {v}");
     }
     let digests = tessera::npm::integrity::digest(&tarball);
+    // The registry's own signature replaces the publisher's.
+    let mut dist = v["dist"].clone();
+    let signatures = dist.as_object_mut().unwrap().remove("signatures").unwrap();
+    assert_ne!(signatures[0]["sig"], "forged");
+    assert!(
+        signatures[0]["keyid"]
+            .as_str()
+            .unwrap()
+            .starts_with("SHA256:")
+    );
     assert_eq!(
-        v["dist"],
+        dist,
         json!({"integrity": digests.integrity, "shasum": digests.shasum, "fileCount": 2,
             "unpackedSize": serde_json::to_vec_pretty(&shipped).unwrap().len() + 1,
             "tarball": format!("{}/owned-t/-/owned-t-1.0.0.tgz", server.url)})

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::grant::{
-    AccountAct, AccountGrant, ListingGrant, LoginGrant, LogoutGrant, OrgAct, OrgGrant, PackageAct,
-    PackageGrant, ProxyGrant, PublishGrant,
+    AccountAct, AccountGrant, ExposedTokenGrant, ListingGrant, LoginGrant, LogoutGrant, OrgAct,
+    OrgGrant, PackageAct, PackageGrant, ProxyGrant, PublishGrant,
 };
 use super::{Action, Decision, Denial, OrgFacts, PackageFacts, TfaMode, decide, decide_org};
 use crate::app::App;
@@ -333,6 +333,15 @@ pub fn authorize_logout(caller: &Caller) -> Option<LogoutGrant> {
         .token
         .as_ref()
         .map(|t| LogoutGrant::new(caller.user.id, t.id))
+}
+
+/// A token found exposed may be revoked by whoever presents its value (see
+/// `ExposedTokenGrant`); the checksum was checked by `PlainToken::parse`.
+pub fn exposed_token_grant(
+    token: &crate::auth::token::PlainToken,
+    key: &crate::auth::token::TokenHashKey,
+) -> ExposedTokenGrant {
+    ExposedTokenGrant::new(token.hash(key).0)
 }
 
 /// A login: the password was checked, and so was a one-time password when the

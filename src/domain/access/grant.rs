@@ -283,6 +283,30 @@ impl LogoutGrant {
     }
 }
 
+/// Permission to revoke one token, whoever owns it, made from its plain value: a
+/// token found exposed (reported to the leak endpoint, or inside a published
+/// tarball) may be killed by anyone who holds it, since holding it is all using it
+/// takes. Carries the keyed hash only.
+pub struct ExposedTokenGrant {
+    hash: [u8; 32],
+}
+
+impl std::fmt::Debug for ExposedTokenGrant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ExposedTokenGrant(<hash>)")
+    }
+}
+
+impl ExposedTokenGrant {
+    pub(super) fn new(hash: [u8; 32]) -> Self {
+        ExposedTokenGrant { hash }
+    }
+
+    pub fn hash(&self) -> &[u8] {
+        &self.hash
+    }
+}
+
 /// Grants that may store a new token for an account.
 pub trait IssuesTokens {
     fn token_owner(&self) -> i64;

@@ -16,6 +16,31 @@ use crate::http::extract::{AppState, Auth, RequireAuth};
 use crate::npm::name::PackageName;
 use crate::npm::packument::iso_time;
 
+/// `GET /-/npm/v1/keys`: the public keys `dist.signatures` are checked against
+/// (`npm audit signatures` falls back to this when Sigstore's TUF repository has no
+/// keys for the registry). Retired keys stay, with their expiry.
+pub async fn signing_keys(State(app): State<AppState>) -> ApiResult<Response> {
+    let keys = crate::domain::signing::public_keys(&app).await?;
+    let keys: Vec<Value> = keys
+        .into_iter()
+        .map(|k| {
+            json!({
+                "expires": k.expires_at.map(iso_time),
+                "keyid": k.keyid,
+                "keytype": crate::auth::signing::KEY_TYPE,
+                "scheme": crate::auth::signing::KEY_TYPE,
+                "key": k.key,
+            })
+        })
+        .collect();
+    let mut response = axum::Json(json!({ "keys": keys })).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    Ok(response)
+}
+
 /// `GET /-/ping`.
 pub async fn ping() -> Response {
     no_store(StatusCode::OK, json!({}))

@@ -15,11 +15,20 @@ use crate::http::extract::{AppState, NpmJson, RequireAuth};
 use crate::npm::packument::iso_time;
 use crate::store::TokenRow;
 
-/// Wire view of a stored token (never the secret).
-pub fn token_view(row: &TokenRow) -> Value {
+/// Wire view of a stored token (never the secret). `others` resolves rotation
+/// links (token ids) to keys; a link outside it is left out.
+pub fn token_view(row: &TokenRow, others: &[TokenRow]) -> Value {
     let kind = tokens::display_kind(row);
     let limits = limits_of(row);
+    let key_of = |id: Option<i64>| {
+        id.and_then(|id| others.iter().find(|o| o.id == id))
+            .map(|o| o.key.clone())
+    };
     json!({
+        "rotated_from": key_of(row.rotated_from),
+        "replaced_by": key_of(row.replaced_by),
+        "revoked": row.revoked_at.map(iso_time),
+        "revoked_reason": row.revoked_reason,
         "key": row.key,
         "token": row.display_prefix,
         "masked": masked(&row.display_prefix, &row.last_four),
@@ -70,7 +79,7 @@ pub async fn list_tokens(
     });
     Ok(no_store(
         StatusCode::OK,
-        json!({"objects": rows.iter().map(token_view).collect::<Vec<_>>(), "total": total, "urls": {"next": next}}),
+        json!({"objects": rows.iter().map(|r| token_view(r, &rows)).collect::<Vec<_>>(), "total": total, "urls": {"next": next}}),
     ))
 }
 
@@ -180,7 +189,7 @@ pub async fn create_token(
         && request.permission.is_none()
         && !request.bypass_2fa;
     let created = tokens::create(&app, &caller, request, "api").await?;
-    let mut view = token_view(&created.row);
+    let mut view = token_view(&created.row, &[]);
     let obj = view.as_object_mut().expect("a token view is an object");
     obj.insert("token".into(), json!(created.plain.expose()));
     if created.row.expires_at.is_none() {
@@ -204,4 +213,109 @@ pub async fn revoke_token(
 ) -> ApiResult<Response> {
     tokens::revoke(&app, &caller, &key).await?;
     Ok(no_store(StatusCode::OK, json!({"ok": true})))
+}
+
+/// `POST /-/npm/v1/tokens/token/<key or token>/rotate` body: the password (as for a
+/// creation) and, optionally, how long the old token keeps working (`"1h"`).
+#[derive(Deserialize)]
+pub struct RotateBody {
+    #[serde(default)]
+    password: secrecy::SecretString,
+    overlap: Option<String>,
+}
+
+/// `POST /-/npm/v1/tokens/token/<key or token>/rotate` (Tessera's own): a successor
+/// with the same settings, shown once; the old token stops after the overlap.
+pub async fn rotate_token(
+    State(app): State<AppState>,
+    RequireAuth(caller): RequireAuth,
+    Path(key): Path<String>,
+    NpmJson(body): NpmJson<RotateBody>,
+) -> ApiResult<Response> {
+    let overlap = body
+        .overlap
+        .as_deref()
+        .map(crate::config::parse_overlap)
+        .transpose()
+        .map_err(|e| crate::http::error::ApiError::bad_request(format!("invalid overlap: {e}")))?;
+    let rotated = tokens::rotate(
+        &app,
+        &caller,
+        tokens::RotateRequest {
+            key_or_token: key,
+            password: body.password,
+            overlap,
+        },
+    )
+    .await?;
+    let old = rotated.old;
+    let mut view = token_view(&rotated.created.row, std::slice::from_ref(&old));
+    let obj = view.as_object_mut().expect("a token view is an object");
+    obj.insert("token".into(), json!(rotated.created.plain.expose()));
+    obj.insert(
+        "previous".into(),
+        json!({
+            "key": old.key,
+            "token": old.display_prefix,
+            "stops": iso_time(rotated.old_stops_at),
+        }),
+    );
+    Ok(no_store(StatusCode::CREATED, view))
+}
+
+/// Most tokens one leak report may carry, and its largest body.
+pub const LEAK_REPORT_MAX_TOKENS: usize = 100;
+pub const LEAK_REPORT_MAX_BYTES: usize = 64 * 1024;
+
+/// `POST /-/npm/v1/tokens/leaked` body: token strings found exposed, and where.
+#[derive(Deserialize)]
+pub struct LeakBody {
+    #[serde(default)]
+    tokens: OneOrMany,
+    #[serde(default)]
+    token: Option<String>,
+    url: Option<String>,
+}
+
+/// `POST /-/npm/v1/tokens/leaked`: anyone holding a token may report it exposed; a
+/// live one is revoked at once. The answer depends only on the report's shape (how
+/// many strings were well-formed tokens), never on whether any was live.
+pub async fn report_leaked(
+    State(app): State<AppState>,
+    crate::http::extract::ClientIp(ip): crate::http::extract::ClientIp,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    if body.len() > LEAK_REPORT_MAX_BYTES {
+        return Err(crate::http::error::ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a leak report is at most {LEAK_REPORT_MAX_BYTES} bytes"),
+        ));
+    }
+    let parsed: LeakBody = serde_json::from_slice(&body).map_err(|e| {
+        crate::http::error::ApiError::bad_request(format!(
+            "malformed JSON body: {e}; send {{\"tokens\": [\"tsr_…\"], \"url\": \"where they were found\"}}"
+        ))
+    })?;
+    let mut strings = parsed.tokens.into_vec();
+    strings.extend(parsed.token);
+    if strings.is_empty() {
+        return Err(crate::http::error::ApiError::bad_request(
+            "the report names no token: send {\"tokens\": [\"tsr_…\"], \"url\": \"…\"}",
+        ));
+    }
+    if strings.len() > LEAK_REPORT_MAX_TOKENS {
+        return Err(crate::http::error::ApiError::bad_request(format!(
+            "a leak report names at most {LEAK_REPORT_MAX_TOKENS} tokens"
+        )));
+    }
+    let outcome = crate::domain::leaks::report(&app, &strings, parsed.url.as_deref(), ip).await?;
+    Ok(no_store(
+        StatusCode::ACCEPTED,
+        json!({
+            "ok": true,
+            "checked": outcome.well_formed,
+            "ignored": outcome.not_tokens,
+            "message": "Every live token in this report is now revoked and its owner told where it was found.",
+        }),
+    ))
 }

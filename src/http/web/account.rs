@@ -435,6 +435,8 @@ fn event_label(kind: &str) -> &'static str {
     match kind {
         "token-created" => "Token created",
         "token-revoked" => "Token revoked",
+        "token-rotated" => "Token rotated",
+        "token-exposed" => "Token revoked: exposed",
         "token-new-address" => "Token used from a new address",
         "login" => "npm login",
         "logout" => "npm logout",

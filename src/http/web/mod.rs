@@ -68,6 +68,7 @@ pub fn router(app: AppState) -> Router<AppState> {
             get(tokens::new_page).post(tokens::create),
         )
         .route("/settings/tokens/{key}/revoke", post(tokens::revoke))
+        .route("/settings/tokens/{key}/rotate", post(tokens::rotate))
         .route("/orgs", get(orgs::list).post(orgs::create))
         .route("/org/{org}", get(orgs::org_page))
         .route("/org/{org}/members", post(orgs::set_member))

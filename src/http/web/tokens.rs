@@ -29,6 +29,16 @@ struct TokenView {
     last_used: String,
     last_used_ip: String,
     limits: String,
+    /// "Replaced by tsr_AbCd… by rotation; stops working …" or "Successor of …".
+    rotation: String,
+}
+
+/// A token the registry revoked, with why.
+struct RevokedView {
+    masked: String,
+    name: String,
+    revoked: String,
+    reason: String,
 }
 
 struct NewToken {
@@ -44,7 +54,11 @@ struct TokensPage {
     total: i64,
     new_token: Option<NewToken>,
     revoke_needs_otp: bool,
+    /// A rotation creates a token: a one-time password whenever 2FA is on.
+    rotate_needs_otp: bool,
     notice: Option<&'static str>,
+    revoked_by_registry: Vec<RevokedView>,
+    overlap: String,
 }
 
 fn describe_limits(row: &crate::store::TokenRow) -> String {
@@ -74,8 +88,27 @@ pub(super) fn limits_text(l: &Limits) -> String {
     parts.join(" · ")
 }
 
-fn view(row: &crate::store::TokenRow) -> TokenView {
+fn rotation_text(row: &crate::store::TokenRow, others: &[crate::store::TokenRow]) -> String {
+    let prefix_of = |id: i64| {
+        others.iter().find(|o| o.id == id).map_or_else(
+            || "an older token".to_owned(),
+            |o| format!("{}…", o.display_prefix),
+        )
+    };
+    match (row.replaced_by, row.rotated_from) {
+        (Some(next), _) => format!(
+            "Replaced by {} by rotation; stops working {}",
+            prefix_of(next),
+            row.expires_at.map(fmt_time).unwrap_or_default()
+        ),
+        (None, Some(prev)) => format!("Successor of {}", prefix_of(prev)),
+        (None, None) => String::new(),
+    }
+}
+
+fn view(row: &crate::store::TokenRow, others: &[crate::store::TokenRow]) -> TokenView {
     TokenView {
+        rotation: rotation_text(row, others),
         key: row.key.clone(),
         name: row.name.clone().unwrap_or_default(),
         kind: tokens::display_kind(row),
@@ -104,15 +137,27 @@ async fn render_list(
 ) -> PageResult {
     let caller = viewer.require("/settings/tokens")?;
     let (rows, total) = tokens::list(app, caller, 0, 500).await?;
+    let revoked = tokens::revoked_by_registry(app, caller).await?;
     Ok(page::render(
         status,
         &TokensPage {
             layout: Layout::new(app, viewer, "Access Tokens").section("tokens"),
-            tokens: rows.iter().map(view).collect(),
+            tokens: rows.iter().map(|r| view(r, &rows)).collect(),
             total,
             new_token,
             revoke_needs_otp: writes_need_otp(caller),
+            rotate_needs_otp: tfa_on(caller),
             notice: notice(notice_code),
+            revoked_by_registry: revoked
+                .iter()
+                .map(|r| RevokedView {
+                    masked: masked(&r.display_prefix, &r.last_four),
+                    name: r.name.clone().unwrap_or_default(),
+                    revoked: r.revoked_at.map(fmt_time).unwrap_or_default(),
+                    reason: r.revoked_reason.clone().unwrap_or_default(),
+                })
+                .collect(),
+            overlap: humantime::format_duration(app.config.token_rotation_overlap).to_string(),
         },
     ))
 }
@@ -142,7 +187,7 @@ pub struct NewTokenForm {
     otp: String,
 }
 
-csrf_form!(NewTokenForm, RevokeForm);
+csrf_form!(NewTokenForm, RevokeForm, RotateForm);
 
 #[derive(Template)]
 #[template(path = "token_new.html")]
@@ -151,6 +196,8 @@ struct NewTokenPage {
     form: NewTokenForm,
     needs_otp: bool,
     error: Option<String>,
+    /// The operator's cap on tokens that can write, in days.
+    write_cap_days: Option<i64>,
 }
 
 /// What each type does on this registry, as the form explains it (the rules are in
@@ -192,6 +239,7 @@ pub async fn new_page(State(app): State<AppState>, viewer: Viewer) -> PageResult
         form,
         needs_otp: tfa_on(caller),
         error: None,
+        write_cap_days: tokens::write_cap_days(&app),
     }))
 }
 
@@ -287,6 +335,7 @@ pub async fn create(
                     form,
                     needs_otp: tfa_on(caller),
                     error: Some(message),
+                    write_cap_days: tokens::write_cap_days(&app),
                 },
             ))
         }
@@ -313,4 +362,60 @@ pub async fn revoke(
             super::PageError::from(e).with_layout(Layout::new(&app, &viewer, "Access Tokens"))
         })?;
     Ok(Redirect::to("/settings/tokens?notice=revoked").into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct RotateForm {
+    csrf: String,
+    password: secrecy::SecretString,
+    otp: String,
+    overlap: String,
+}
+
+/// `POST /settings/tokens/<key>/rotate`: "Regenerate". Answers like a creation: the
+/// list with the successor shown once at its top.
+pub async fn rotate(
+    State(app): State<AppState>,
+    Path(key): Path<String>,
+    Posted { viewer, form }: Posted<RotateForm>,
+) -> PageResult {
+    let caller = viewer.require("/settings/tokens")?;
+    let overlap = match form.overlap.trim() {
+        "" => Ok(None),
+        text => crate::config::parse_overlap(text)
+            .map(Some)
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("Overlap: {e}"))),
+    };
+    let result = match overlap {
+        Ok(overlap) => tokens::rotate(
+            &app,
+            &with_otp(caller, &form.otp),
+            tokens::RotateRequest {
+                key_or_token: key,
+                password: form.password.clone(),
+                overlap,
+            },
+        )
+        .await
+        .map_err(page::describe),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(rotated) => {
+            let new_token = NewToken {
+                name: rotated.created.row.name.clone().unwrap_or_default(),
+                token: rotated.created.plain.expose().to_owned(),
+            };
+            let mut response =
+                render_list(&app, &viewer, None, Some(new_token), StatusCode::CREATED).await?;
+            response.headers_mut().insert(
+                axum::http::header::CACHE_CONTROL,
+                axum::http::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
+        }
+        Err((status, message)) => Err(super::PageError::new(status, message)
+            .with_layout(Layout::new(&app, &viewer, "Access Tokens"))),
+    }
 }
