@@ -1,60 +1,23 @@
 //! Prometheus metrics: request counts and latencies by route, token checks,
 //! authentication failures by reason, open connections and connections the server
-//! closed by reason. Rendered in the text exposition format. Every label takes its
-//! values from a fixed set, so no client can grow the number of series.
+//! closed by reason, kept and rendered (OpenMetrics text) by `prometheus-client`.
+//! Every label takes its values from a fixed set, so no client can grow the number
+//! of series.
 
-use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-/// A monotonically increasing counter.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-impl Counter {
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
+/// The exposition's content type.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-const BUCKETS_MS: [f64; 10] = [
-    1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0, 5000.0,
-];
-
-/// Counters of one (method, route): atomics only, so recording a request takes no
-/// lock and allocates nothing once the route has been seen.
-#[derive(Debug)]
-struct RouteStats {
-    count: AtomicU64,
-    sum_us: AtomicU64,
-    /// Requests that fell in each bucket (not cumulative; summed when rendered),
-    /// the last slot for those slower than every bound.
-    buckets: [AtomicU64; BUCKETS_MS.len() + 1],
-    /// Indexed by status - 100.
-    by_status: Box<[AtomicU64; 500]>,
-}
-
-impl Default for RouteStats {
-    fn default() -> Self {
-        RouteStats {
-            count: AtomicU64::new(0),
-            sum_us: AtomicU64::new(0),
-            buckets: Default::default(),
-            by_status: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
-        }
-    }
-}
-
-type RouteKey = (&'static str, String);
-
-/// route → method → counters.
-type RouteTable = HashMap<String, Vec<(&'static str, Arc<RouteStats>)>>;
+/// Upper bounds of the request-duration buckets, in seconds.
+const BUCKETS_S: [f64; 10] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
 
 /// The `method` label: the standard methods by name, anything else (a client may send
 /// any token as a method) as `OTHER`.
@@ -97,6 +60,26 @@ impl ConnectionClosed {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Reason {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Request {
+    method: &'static str,
+    route: String,
+    status: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Route {
+    method: &'static str,
+    route: String,
+}
+
+type DurationFamily = Family<Route, Histogram, fn() -> Histogram>;
+
 /// What happened to one request to an uplink (the `result` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UplinkResult {
@@ -125,11 +108,28 @@ impl UplinkResult {
     }
 }
 
-/// Counters of one uplink (names come from the configuration, a fixed set).
-#[derive(Debug, Default)]
+/// Upper bounds of the uplink request-duration buckets, in seconds.
+const UPLINK_BUCKETS_S: [f64; 8] = [0.005, 0.025, 0.1, 0.25, 1.0, 2.5, 10.0, 30.0];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct Uplink {
+    uplink: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct UplinkOutcome {
+    uplink: String,
+    result: &'static str,
+}
+
+type UplinkDurations = Family<Uplink, Histogram, fn() -> Histogram>;
+
+/// The series of one uplink (names come from the configuration, a fixed set); each
+/// counter is the registered one, shared.
+#[derive(Debug)]
 pub struct UplinkStats {
-    requests: [AtomicU64; UplinkResult::ALL.len()],
-    latency_us: AtomicU64,
+    requests: [Counter; UplinkResult::ALL.len()],
+    latency: Histogram,
     pub hits: Counter,
     pub misses: Counter,
     pub stale_serves: Counter,
@@ -139,259 +139,198 @@ pub struct UplinkStats {
 
 impl UplinkStats {
     pub fn request(&self, result: UplinkResult, elapsed: Duration) {
-        self.requests[result as usize].fetch_add(1, Ordering::Relaxed);
-        self.latency_us
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+        self.requests[result as usize].inc();
+        self.latency.observe(elapsed.as_secs_f64());
     }
 
     pub fn requests(&self, result: UplinkResult) -> u64 {
-        self.requests[result as usize].load(Ordering::Relaxed)
+        self.requests[result as usize].get()
     }
+}
+
+/// The uplink families, registered once.
+#[derive(Debug)]
+struct UplinkFamilies {
+    requests: Family<UplinkOutcome, Counter>,
+    durations: UplinkDurations,
+    cache: Family<UplinkOutcome, Counter>,
+    integrity_refused: Family<Uplink, Counter>,
+    held_back: Family<Uplink, Counter>,
 }
 
 /// All metrics of one process.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
+    registry: Registry,
     pub token_checks: Counter,
-    /// Per configured uplink, in configuration order.
-    uplinks: RwLock<Vec<(String, Arc<UplinkStats>)>>,
-    auth_failures: Mutex<BTreeMap<&'static str, u64>>,
-    routes: RwLock<RouteTable>,
-    open_connections: AtomicU64,
-    closed_connections: [AtomicU64; ConnectionClosed::ALL.len()],
+    auth_failures: Family<Reason, Counter>,
+    open_connections: Gauge,
+    closed_connections: Family<Reason, Counter>,
+    requests: Family<Request, Counter>,
+    durations: DurationFamily,
+    uplinks: UplinkFamilies,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let token_checks = Counter::default();
+        let auth_failures = Family::<Reason, Counter>::default();
+        let open_connections = Gauge::default();
+        let closed_connections = Family::<Reason, Counter>::default();
+        let requests = Family::<Request, Counter>::default();
+        let durations: DurationFamily = Family::new_with_constructor(|| Histogram::new(BUCKETS_S));
+        // Every reason is shown from the start, at zero.
+        for reason in ConnectionClosed::ALL {
+            let _ = closed_connections.get_or_create(&Reason {
+                reason: reason.label(),
+            });
+        }
+        // Counters are named without `_total`: the library appends it.
+        registry.register(
+            "tessera_token_checks",
+            "Bearer tokens checked",
+            token_checks.clone(),
+        );
+        registry.register(
+            "tessera_auth_failures",
+            "Refused credentials by reason",
+            auth_failures.clone(),
+        );
+        registry.register(
+            "tessera_open_connections",
+            "Open client connections",
+            open_connections.clone(),
+        );
+        registry.register(
+            "tessera_connections_closed",
+            "Connections the server closed, by reason",
+            closed_connections.clone(),
+        );
+        registry.register(
+            "tessera_requests",
+            "Requests by method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "tessera_request_duration_seconds",
+            "Time to answer a request, by method and route",
+            durations.clone(),
+        );
+        let uplinks = UplinkFamilies {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(|| Histogram::new(UPLINK_BUCKETS_S)),
+            cache: Family::default(),
+            integrity_refused: Family::default(),
+            held_back: Family::default(),
+        };
+        registry.register(
+            "tessera_uplink_requests",
+            "Requests to each uplink by result",
+            uplinks.requests.clone(),
+        );
+        registry.register(
+            "tessera_uplink_request_seconds",
+            "Time each uplink took to answer",
+            uplinks.durations.clone(),
+        );
+        registry.register(
+            "tessera_uplink_cache",
+            "Proxied reads by cache result (hit, miss, stale)",
+            uplinks.cache.clone(),
+        );
+        registry.register(
+            "tessera_uplink_integrity_refused",
+            "Upstream tarballs refused for not matching their integrity",
+            uplinks.integrity_refused.clone(),
+        );
+        registry.register(
+            "tessera_uplink_held_back_versions",
+            "Proxied versions left out for being younger than the minimum release age",
+            uplinks.held_back.clone(),
+        );
+        Metrics {
+            registry,
+            uplinks,
+            token_checks,
+            auth_failures,
+            open_connections,
+            closed_connections,
+            requests,
+            durations,
+        }
+    }
 }
 
 impl Metrics {
-    /// The counters of uplink `name` (registered on first use; names come from the
-    /// configuration only).
-    pub fn uplink(&self, name: &str) -> Arc<UplinkStats> {
-        if let Some((_, s)) = self
-            .uplinks
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .find(|(n, _)| n == name)
-        {
-            return s.clone();
-        }
-        let mut all = self.uplinks.write().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, s)) = all.iter().find(|(n, _)| n == name) {
-            return s.clone();
-        }
-        let s = Arc::new(UplinkStats::default());
-        all.push((name.to_owned(), s.clone()));
-        s
-    }
-
-    fn render_uplinks(&self, out: &mut String) {
-        let all = self.uplinks.read().unwrap_or_else(|p| p.into_inner());
-        if all.is_empty() {
-            return;
-        }
-        let _ = writeln!(out, "# TYPE tessera_uplink_requests_total counter");
-        for (name, s) in all.iter() {
-            for r in UplinkResult::ALL {
-                let _ = writeln!(
-                    out,
-                    "tessera_uplink_requests_total{{uplink=\"{name}\",result=\"{}\"}} {}",
-                    r.label(),
-                    s.requests(r)
-                );
-            }
-        }
-        let _ = writeln!(out, "# TYPE tessera_uplink_request_seconds summary");
-        for (name, s) in all.iter() {
-            let count: u64 = UplinkResult::ALL.iter().map(|r| s.requests(*r)).sum();
-            let _ = writeln!(
-                out,
-                "tessera_uplink_request_seconds_sum{{uplink=\"{name}\"}} {}",
-                s.latency_us.load(Ordering::Relaxed) as f64 / 1_000_000.0
-            );
-            let _ = writeln!(
-                out,
-                "tessera_uplink_request_seconds_count{{uplink=\"{name}\"}} {count}"
-            );
-        }
-        let _ = writeln!(out, "# TYPE tessera_uplink_cache_total counter");
-        for (name, s) in all.iter() {
-            for (label, c) in [
-                ("hit", &s.hits),
-                ("miss", &s.misses),
-                ("stale", &s.stale_serves),
-            ] {
-                let _ = writeln!(
-                    out,
-                    "tessera_uplink_cache_total{{uplink=\"{name}\",result=\"{label}\"}} {}",
-                    c.get()
-                );
-            }
-        }
-        let _ = writeln!(out, "# TYPE tessera_uplink_integrity_refused_total counter");
-        for (name, s) in all.iter() {
-            let _ = writeln!(
-                out,
-                "tessera_uplink_integrity_refused_total{{uplink=\"{name}\"}} {}",
-                s.integrity_refused.get()
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# TYPE tessera_uplink_held_back_versions_total counter"
-        );
-        for (name, s) in all.iter() {
-            let _ = writeln!(
-                out,
-                "tessera_uplink_held_back_versions_total{{uplink=\"{name}\"}} {}",
-                s.held_back.get()
-            );
-        }
+    /// The series of uplink `name` (names come from the configuration only).
+    pub fn uplink(&self, name: &str) -> std::sync::Arc<UplinkStats> {
+        let f = &self.uplinks;
+        let one = || Uplink {
+            uplink: name.to_owned(),
+        };
+        let outcome = |result: &'static str| UplinkOutcome {
+            uplink: name.to_owned(),
+            result,
+        };
+        std::sync::Arc::new(UplinkStats {
+            requests: UplinkResult::ALL
+                .map(|r| f.requests.get_or_create(&outcome(r.label())).clone()),
+            latency: f.durations.get_or_create(&one()).clone(),
+            hits: f.cache.get_or_create(&outcome("hit")).clone(),
+            misses: f.cache.get_or_create(&outcome("miss")).clone(),
+            stale_serves: f.cache.get_or_create(&outcome("stale")).clone(),
+            integrity_refused: f.integrity_refused.get_or_create(&one()).clone(),
+            held_back: f.held_back.get_or_create(&one()).clone(),
+        })
     }
 
     pub fn auth_failure(&self, reason: &'static str) {
-        *self
-            .auth_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(reason)
-            .or_default() += 1;
+        self.auth_failures.get_or_create(&Reason { reason }).inc();
     }
 
     pub fn connection_opened(&self) {
-        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        self.open_connections.inc();
     }
 
     /// A connection ended; `closed_by` says why when the server closed it.
     pub fn connection_ended(&self, closed_by: Option<ConnectionClosed>) {
-        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.open_connections.dec();
         if let Some(reason) = closed_by {
-            self.closed_connections[reason as usize].fetch_add(1, Ordering::Relaxed);
+            self.closed_connections
+                .get_or_create(&Reason {
+                    reason: reason.label(),
+                })
+                .inc();
         }
-    }
-
-    fn stats(&self, method: &'static str, route: &str) -> Arc<RouteStats> {
-        {
-            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, s)) = routes
-                .get(route)
-                .and_then(|ms| ms.iter().find(|(m, _)| *m == method))
-            {
-                return s.clone();
-            }
-        }
-        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
-        let methods = routes.entry(route.to_owned()).or_default();
-        if let Some((_, s)) = methods.iter().find(|(m, _)| *m == method) {
-            return s.clone();
-        }
-        let s = Arc::new(RouteStats::default());
-        methods.push((method, s.clone()));
-        s
     }
 
     pub fn observe(&self, method: &str, route: &str, status: u16, elapsed: Duration) {
-        let s = self.stats(method_label(method), route);
-        let ms = elapsed.as_secs_f64() * 1000.0;
-        s.count.fetch_add(1, Ordering::Relaxed);
-        s.sum_us
-            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
-        let bucket = BUCKETS_MS
-            .iter()
-            .position(|b| ms <= *b)
-            .unwrap_or(BUCKETS_MS.len());
-        s.buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        if let Some(n) = s.by_status.get(usize::from(status).wrapping_sub(100)) {
-            n.fetch_add(1, Ordering::Relaxed);
+        let method = method_label(method);
+        let route = route.to_owned();
+        self.durations
+            .get_or_create(&Route {
+                method,
+                route: route.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        // A status outside 100..=599 is not an HTTP status; it gets no series.
+        if (100..600).contains(&status) {
+            self.requests
+                .get_or_create(&Request {
+                    method,
+                    route,
+                    status,
+                })
+                .inc();
         }
     }
 
-    /// The text exposition format.
+    /// The OpenMetrics text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# TYPE tessera_token_checks_total counter");
-        let _ = writeln!(
-            out,
-            "tessera_token_checks_total {}",
-            self.token_checks.get()
-        );
-        let _ = writeln!(out, "# TYPE tessera_auth_failures_total counter");
-        for (reason, n) in self
-            .auth_failures
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "tessera_auth_failures_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        let _ = writeln!(out, "# TYPE tessera_open_connections gauge");
-        let _ = writeln!(
-            out,
-            "tessera_open_connections {}",
-            self.open_connections.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(out, "# TYPE tessera_connections_closed_total counter");
-        for reason in ConnectionClosed::ALL {
-            let _ = writeln!(
-                out,
-                "tessera_connections_closed_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.closed_connections[reason as usize].load(Ordering::Relaxed)
-            );
-        }
-        let routes: BTreeMap<RouteKey, Arc<RouteStats>> = self
-            .routes
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .flat_map(|(route, methods)| {
-                methods
-                    .iter()
-                    .map(|(m, s)| ((*m, route.clone()), s.clone()))
-            })
-            .collect();
-        let _ = writeln!(out, "# TYPE tessera_requests_total counter");
-        for ((method, route), s) in &routes {
-            for (i, n) in s.by_status.iter().enumerate() {
-                let n = n.load(Ordering::Relaxed);
-                if n > 0 {
-                    let status = i + 100;
-                    let _ = writeln!(
-                        out,
-                        "tessera_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                    );
-                }
-            }
-        }
-        let _ = writeln!(out, "# TYPE tessera_request_duration_seconds histogram");
-        for ((method, route), s) in &routes {
-            let labels = format!("method=\"{method}\",route=\"{route}\"");
-            let mut cumulative = 0;
-            for (i, b) in BUCKETS_MS.iter().enumerate() {
-                cumulative += s.buckets[i].load(Ordering::Relaxed);
-                let _ = writeln!(
-                    out,
-                    "tessera_request_duration_seconds_bucket{{{labels},le=\"{}\"}} {cumulative}",
-                    b / 1000.0
-                );
-            }
-            let count = s.count.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "tessera_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(
-                out,
-                "tessera_request_duration_seconds_sum{{{labels}}} {}",
-                s.sum_us.load(Ordering::Relaxed) as f64 / 1_000_000.0
-            );
-            let _ = writeln!(
-                out,
-                "tessera_request_duration_seconds_count{{{labels}}} {count}"
-            );
-        }
-        self.render_uplinks(&mut out);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
         out
     }
 }
@@ -409,12 +348,12 @@ mod tests {
         let text = m.render();
         let line = |le: &str| {
             format!(
-                "tessera_request_duration_seconds_bucket{{method=\"GET\",route=\"/{{*path}}\",le=\"{le}\"}}"
+                "tessera_request_duration_seconds_bucket{{le=\"{le}\",method=\"GET\",route=\"/{{*path}}\"}}"
             )
         };
         assert!(text.contains(&format!("{} 1\n", line("0.001"))), "{text}");
         assert!(text.contains(&format!("{} 2\n", line("0.05"))), "{text}");
-        assert!(text.contains(&format!("{} 2\n", line("5"))), "{text}");
+        assert!(text.contains(&format!("{} 2\n", line("5.0"))), "{text}");
         assert!(text.contains(&format!("{} 3\n", line("+Inf"))), "{text}");
         assert!(text.contains(
             "tessera_requests_total{method=\"GET\",route=\"/{*path}\",status=\"200\"} 2\n"

@@ -4,7 +4,7 @@
 use serde_json::json;
 use std::process::{Command, Stdio};
 
-use crate::harness::{Npm, TestServer, tessera};
+use crate::harness::{Npm, TestServer, tessera_as};
 
 /// `tessera ARGS --registry … --userconfig …` as the npm user `npm` is logged in.
 fn client_args<'a>(npm: &'a Npm, userconfig: &'a str, args: &[&'a str]) -> Vec<&'a str> {
@@ -57,14 +57,7 @@ fn token_list_columns_stay_aligned_with_long_range_lists() {
         json!({"name": "one range", "readonly": true, "cidr_whitelist": ["127.0.0.1/32"]}),
     );
     let npm = server.npm(Some(&login));
-    let userconfig = npm.userconfig.to_str().unwrap().to_owned();
-    let out = tessera(
-        &client_args(&npm, &userconfig, &["token", "list"]),
-        None,
-        &[],
-    )
-    .ok()
-    .stdout;
+    let out = tessera_as(&npm, &["token", "list"]).ok().stdout;
     let lines: Vec<&str> = out.lines().collect();
     let header = lines[0];
     let created = header.find("CREATED").expect("CREATED column");

@@ -1,5 +1,7 @@
 //! Test harness: a real `tessera` server on an ephemeral port (the same `bind` +
-//! `serve` that `main` uses), an isolated npm runner, HTTP helpers and fixtures.
+//! `serve` that `main` uses), the one isolated npm runner, HTTP helpers and
+//! fixtures. The browser tests use the same server and runner (`web_harness` adds
+//! Chromium and async wrappers).
 
 #![allow(dead_code)]
 
@@ -10,7 +12,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use tessera::app::App;
-use tessera::clock::ManualClock;
+use tessera::clock::{Clock, ManualClock, SystemClock};
 use tessera::config::Config;
 
 /// A running server with its own data directory. Dropping it shuts it down.
@@ -18,8 +20,12 @@ pub struct TestServer {
     pub url: String,
     pub port: u16,
     pub app: Arc<App>,
+    /// The server's clock: moved by the test (`advance_ms`), unless the server was
+    /// started `live` on the system clock.
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
+    /// The server's runtime, to run async test code beside it (`rt.block_on`).
+    pub rt: tokio::runtime::Handle,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     done: std::sync::Mutex<Option<std::sync::mpsc::Receiver<()>>>,
@@ -33,6 +39,7 @@ type Tweak = Box<dyn FnOnce(&mut Config)>;
 #[derive(Default)]
 pub struct Builder {
     postgres: bool,
+    live: bool,
     tweak: Option<Tweak>,
 }
 
@@ -40,6 +47,12 @@ impl Builder {
     /// Use a fresh PostgreSQL database (requires `TESSERA_TEST_DATABASE_URL`).
     pub fn postgres(mut self) -> Self {
         self.postgres = true;
+        self
+    }
+
+    /// Run on the system clock (browsers and authenticator codes live in real time).
+    pub fn live(mut self) -> Self {
+        self.live = true;
         self
     }
 
@@ -81,8 +94,13 @@ impl Builder {
             f(&mut config);
         }
         let clock = Arc::new(ManualClock::default());
+        let server_clock: Arc<dyn Clock> = if self.live {
+            Arc::new(SystemClock)
+        } else {
+            clock.clone()
+        };
         let (listener, app) = runtime
-            .block_on(tessera::server::bind(config, clock.clone()))
+            .block_on(tessera::server::bind(config, server_clock))
             .expect("server starts");
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -101,6 +119,7 @@ impl Builder {
             app,
             clock,
             dir,
+            rt: runtime.handle().clone(),
             runtime: Some(runtime),
             shutdown: Some(tx),
             done: std::sync::Mutex::new(Some(done_rx)),
@@ -144,6 +163,22 @@ impl TestServer {
 
     pub fn builder() -> Builder {
         Builder::default()
+    }
+
+    /// A server on the system clock (the website tests).
+    pub fn live() -> TestServer {
+        Builder::default().live().start()
+    }
+
+    /// Creates an account through the domain (as `tessera user add` does).
+    pub fn create_user(&self, name: &str, password: &str) {
+        self.block_on(tessera::domain::users::create_user(
+            &self.app,
+            name,
+            &format!("{name}@example.com"),
+            &password.to_owned().into(),
+        ))
+        .expect("user created");
     }
 
     /// Runs a future on the server's runtime (for store inspection).
@@ -348,10 +383,7 @@ impl Npm {
             self.registry
         );
         if let Some(t) = token {
-            text.push_str(&format!(
-                "{}:_authToken={t}\n",
-                tessera_nerf(&self.registry)
-            ));
+            text.push_str(&auth_line(&self.registry, t));
         }
         std::fs::write(&self.userconfig, text).unwrap();
     }
@@ -365,8 +397,9 @@ impl Npm {
         self.dir.path().join("work")
     }
 
-    /// Runs `npm ARGS` in `cwd` (default: the work folder).
-    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
+    /// `npm ARGS` in `cwd`, with a clean environment pointing at this runner's
+    /// HOME, userconfig and cache.
+    pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
         let mut cmd = Command::new("npm");
         cmd.args(args)
             .current_dir(cwd)
@@ -381,8 +414,14 @@ impl Npm {
             .env("npm_config_update_notifier", "false")
             .env("NO_COLOR", "1")
             .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// Runs `npm ARGS` in `cwd` (default: the work folder).
+    pub fn run_in(&self, cwd: &Path, args: &[&str]) -> Run {
         let command = format!("npm {} (in {})", args.join(" "), cwd.display());
-        to_run(command, cmd.output().expect("npm is installed"))
+        let output = self.command(cwd, args).output().expect("npm is installed");
+        to_run(command, output)
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
@@ -434,9 +473,27 @@ pub fn tessera_nerf(registry: &str) -> String {
     format!("//{}/", rest.trim_end_matches('/'))
 }
 
+/// The `.npmrc` line that gives `token` to the registry (npm, pnpm and bun read it).
+pub fn auth_line(registry: &str, token: &str) -> String {
+    format!("{}:_authToken={token}\n", tessera_nerf(registry))
+}
+
 /// The plain token in a token-create response.
 pub fn token_of(created: &Value) -> String {
     created["token"].as_str().unwrap().to_owned()
+}
+
+/// `tessera ARGS` as the user `npm` is logged in as (its registry and userconfig).
+pub fn tessera_as(npm: &Npm, args: &[&str]) -> Run {
+    let userconfig = npm.userconfig.to_str().unwrap().to_owned();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--registry",
+        npm.registry.as_str(),
+        "--userconfig",
+        &userconfig,
+    ]);
+    tessera(&all, None, &[])
 }
 
 /// Runs the built `tessera` binary.
@@ -508,28 +565,15 @@ pub fn secret_from_otpauth(url: &str) -> Vec<u8> {
         .split('&')
         .next()
         .unwrap();
-    base32_decode(secret)
+    secret_from_base32(secret)
 }
 
-fn base32_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-    let mut bits: u64 = 0;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for c in text.trim_end_matches('=').bytes() {
-        let v = ALPHABET
-            .iter()
-            .position(|&a| a == c.to_ascii_uppercase())
-            .expect("base32") as u64;
-        bits = (bits << 5) | v;
-        count += 5;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    out
+/// Decodes a base32 TOTP secret (as an authenticator app would read it).
+pub fn secret_from_base32(text: &str) -> Vec<u8> {
+    totp_rs::Secret::try_from_base32(text)
+        .expect("base32 secret")
+        .as_ref()
+        .to_vec()
 }
 
 /// Runs `npm ARGS` on a pseudo-terminal, answering prompts: each `(pattern, reply)`
@@ -615,7 +659,12 @@ pub struct WebSession<'a> {
 }
 
 pub fn cookie_of(r: &reqwest::blocking::Response, name: &str) -> Option<String> {
-    r.headers()
+    set_cookie_in(r.headers(), name)
+}
+
+/// `name=value` of the cookie `name` that these response headers set.
+pub fn set_cookie_in(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -623,6 +672,7 @@ pub fn cookie_of(r: &reqwest::blocking::Response, name: &str) -> Option<String> 
         .map(|v| v.split(';').next().unwrap().to_owned())
 }
 
+/// The CSRF token of the (first) form on a page.
 pub fn csrf_in(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
@@ -897,7 +947,6 @@ impl ClientRunner {
     /// Rewrites the client's configuration with `token` (or without any).
     pub fn set_token(&self, token: Option<&str>) {
         let origin = self.registry.trim_end_matches('/');
-        let nerf = tessera_nerf(&self.registry);
         match self.client {
             Client::Npm | Client::Pnpm | Client::Bun => {
                 let mut text = format!(
@@ -905,7 +954,7 @@ impl ClientRunner {
                     self.registry
                 );
                 if let Some(t) = token {
-                    text.push_str(&format!("{nerf}:_authToken={t}\n"));
+                    text.push_str(&auth_line(&self.registry, t));
                 }
                 std::fs::write(self.home().join(".npmrc"), text).unwrap();
             }

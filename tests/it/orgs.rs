@@ -8,17 +8,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// `tessera ARGS` as `npm`'s user: the same registry and `.npmrc`.
-fn tessera_as(npm: &Npm, args: &[&str]) -> Run {
-    let mut all: Vec<&str> = args.to_vec();
-    let userconfig = npm.userconfig.to_str().unwrap().to_owned();
-    all.extend([
-        "--registry",
-        npm.registry.as_str(),
-        "--userconfig",
-        &userconfig,
-    ]);
-    tessera(&all, None, &[])
-}
+use crate::harness::tessera_as;
 
 struct Team {
     server: TestServer,

@@ -828,11 +828,5 @@ fn migrate_store_moves_sqlite_to_postgres() {
 }
 
 fn cookie(response: &reqwest::blocking::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
+    crate::harness::cookie_of(response, name)
 }

@@ -102,7 +102,7 @@ async fn whoami_status(http: &reqwest::Client, url: &str, token: &str) -> u16 {
 
 #[test]
 fn token_types_are_described_in_our_own_words() {
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("nina", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
@@ -156,7 +156,7 @@ fn token_list_fits_a_desktop_window_and_revokes_from_the_keyboard() {
         eprintln!("{why}");
         return;
     }
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("olga", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {

@@ -81,7 +81,7 @@ fn web_tokens_in_browser_and_with_npm() {
         eprintln!("{why}");
         return;
     }
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("alice", PASSWORD);
     server.create_user("frank", PASSWORD);
     let url = server.url.clone();
@@ -368,7 +368,7 @@ fn web_sign_up_then_custom_expiry_and_package_limits() {
         eprintln!("{why}");
         return;
     }
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("alice", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
@@ -506,7 +506,7 @@ fn web_two_factor_enrolment() {
         eprintln!("{why}");
         return;
     }
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("bob", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
@@ -528,10 +528,7 @@ fn web_two_factor_enrolment() {
         assert!(qr.starts_with("data:image/svg+xml;base64,"));
         let secret_text = b.text("#tfa-secret").await;
         b.screenshot("2fa-enrol").await;
-        let secret = totp_rs::Secret::try_from_base32(&secret_text)
-            .expect("base32 secret")
-            .as_ref()
-            .to_vec();
+        let secret = crate::harness::secret_from_base32(&secret_text);
 
         // A wrong code keeps it pending.
         b.fill("Code from your authenticator app", "000000").await;
@@ -659,14 +656,14 @@ fn web_npm_login_through_the_browser() {
         eprintln!("{why}");
         return;
     }
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("carol", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
         let npm = Npm::new(&url);
         let mut login = npm.command(&["login"]);
         login
-            .current_dir(npm.home.path())
+            .current_dir(npm.work())
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
@@ -722,7 +719,7 @@ fn web_npm_login_through_the_browser() {
 /// (no browser needed).
 #[test]
 fn web_csrf_origin_and_headers() {
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("dave", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
@@ -731,18 +728,8 @@ fn web_csrf_origin_and_headers() {
             .build()
             .unwrap();
         let html = "text/html,application/xhtml+xml";
-        let cookie_of = |r: &reqwest::Response, name: &str| -> Option<String> {
-            r.headers()
-                .get_all("set-cookie")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find(|v| v.starts_with(&format!("{name}=")))
-                .map(|v| v.split(';').next().unwrap().to_owned())
-        };
-        let csrf_in = |body: &str| -> String {
-            let i = body.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-            body[i..i + body[i..].find('"').unwrap()].to_owned()
-        };
+        let cookie_of = set_cookie;
+        let csrf_in = csrf_field;
 
         // The sign-in form and its pre-session CSRF cookie.
         let r = http
@@ -1016,23 +1003,15 @@ pub(crate) async fn http_sign_in(
 }
 
 pub(crate) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
-    r.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap().to_owned())
+    crate::harness::set_cookie_in(r.headers(), name)
 }
 
-pub(crate) fn csrf_field(body: &str) -> String {
-    let i = body.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
-    body[i..i + body[i..].find('"').unwrap()].to_owned()
-}
+pub(crate) use crate::harness::csrf_in as csrf_field;
 
 /// Changing the password keeps the current session and ends the others.
 #[test]
 fn web_password_change_signs_out_other_sessions() {
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("erin", PASSWORD);
     let url = server.url.clone();
     server.rt.block_on(async move {
@@ -1153,7 +1132,7 @@ fn web_organizations_teams_and_who_can_publish() {
         eprintln!("{why}");
         return;
     }
-    let server = Server::start();
+    let server = Server::live();
     server.create_user("alice", PASSWORD);
     server.create_user("bob", PASSWORD);
     let url = server.url.clone();
@@ -1426,7 +1405,7 @@ fn web_organizations_teams_and_who_can_publish() {
 /// site change nothing, a developer cannot grant, and npm still gets the registry.
 #[test]
 fn web_org_pages_refuse_strangers_and_forged_posts() {
-    let server = Server::start();
+    let server = Server::live();
     for user in ["alice", "bob", "mallory"] {
         server.create_user(user, PASSWORD);
     }

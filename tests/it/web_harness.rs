@@ -1,6 +1,6 @@
-//! A small harness for the website's browser tests: the server in-process on an
-//! ephemeral port, headless Chromium through chromedriver (fantoccini), and the real
-//! npm CLI with its own HOME, userconfig and cache.
+//! The website's browser tests: headless Chromium through chromedriver (fantoccini).
+//! The server and the npm runner are `harness`'s (`TestServer::live()`, on the
+//! system clock; `Npm`), with async calls that read well inside `rt.block_on`.
 
 #![allow(dead_code)]
 
@@ -8,87 +8,11 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-use tessera::app::App;
-use tessera::clock::SystemClock;
-use tessera::config::Config;
-
-/// A running server and the runtime it runs on.
-pub struct Server {
-    pub url: String,
-    pub app: Arc<App>,
-    pub rt: tokio::runtime::Runtime,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    done: Option<tokio::task::JoinHandle<()>>,
-    _dir: TempDir,
-}
-
-impl Server {
-    pub fn start() -> Server {
-        Self::start_with(|_| {})
-    }
-
-    /// Starts a server whose config `tweak` may adjust.
-    pub fn start_with(tweak: impl FnOnce(&mut Config)) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut config = Config::for_data_dir(dir.path());
-        tweak(&mut config);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(4)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let (listener, app) = rt
-            .block_on(tessera::server::bind(config, Arc::new(SystemClock)))
-            .expect("server binds");
-        let url = app.public_url.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let served = app.clone();
-        let done = rt.spawn(async move {
-            tessera::server::serve(listener, served, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server runs");
-        });
-        Server {
-            url,
-            app,
-            rt,
-            shutdown: Some(tx),
-            done: Some(done),
-            _dir: dir,
-        }
-    }
-
-    /// Creates an account through the domain (as `tessera user add` does).
-    pub fn create_user(&self, name: &str, password: &str) {
-        self.rt
-            .block_on(tessera::domain::users::create_user(
-                &self.app,
-                name,
-                &format!("{name}@example.com"),
-                &password.to_owned().into(),
-            ))
-            .expect("user created");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(done) = self.done.take() {
-            let _ = self
-                .rt
-                .block_on(async { tokio::time::timeout(Duration::from_secs(10), done).await });
-        }
-    }
-}
+/// The one test server type.
+pub use crate::harness::TestServer as Server;
 
 /// Why browser tests cannot run here, if they cannot.
 pub fn browser_missing() -> Option<String> {
@@ -441,58 +365,46 @@ impl Drop for BrowserGuard {
     }
 }
 
-/// The npm CLI with its own HOME, userconfig and cache, pointed at the registry.
-pub struct Npm {
-    pub home: TempDir,
-    pub registry: String,
-}
+/// `harness::Npm` (its own HOME, userconfig and cache) with async calls that answer
+/// `(success, stdout, stderr)`.
+pub struct Npm(pub crate::harness::Npm);
 
 impl Npm {
     pub fn new(registry: &str) -> Npm {
-        let home = tempfile::tempdir().expect("tempdir");
-        Npm {
-            home,
-            registry: format!("{}/", registry.trim_end_matches('/')),
-        }
+        Npm(crate::harness::Npm::new(registry, None))
+    }
+
+    pub fn registry(&self) -> &str {
+        &self.0.registry
     }
 
     pub fn userconfig(&self) -> PathBuf {
-        self.home.path().join(".npmrc")
+        self.0.userconfig.clone()
     }
 
-    /// Writes a userconfig holding `token` for the registry.
+    /// The folder npm runs in by default.
+    pub fn work(&self) -> PathBuf {
+        self.0.work()
+    }
+
+    /// Saves `token` for the registry in the userconfig.
     pub fn use_token(&self, token: &str) {
-        let host = self
-            .registry
-            .trim_start_matches("http://")
-            .trim_start_matches("https://");
-        std::fs::write(self.userconfig(), format!("//{host}:_authToken={token}\n"))
-            .expect("write npmrc");
+        self.0.set_token(Some(token));
     }
 
+    /// `npm ARGS` in the work folder, as a tokio command (killed when dropped).
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
-        let mut c = tokio::process::Command::new("npm");
-        c.args(args)
-            .arg("--registry")
-            .arg(&self.registry)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("npm_config_userconfig", self.userconfig())
-            .env("npm_config_cache", self.home.path().join("cache"))
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_update_notifier", "false")
-            .env("npm_config_loglevel", "warn")
-            .kill_on_drop(true);
+        let mut c = tokio::process::Command::from(self.0.command(&self.work(), args));
+        c.kill_on_drop(true);
         c
     }
 
-    /// Runs npm in `dir` (or HOME) and returns (success, stdout, stderr).
+    /// Runs npm in `dir` (or the work folder) and returns (success, stdout, stderr).
     pub async fn run_in(&self, dir: Option<&Path>, args: &[&str]) -> (bool, String, String) {
         let mut c = self.command(args);
-        c.current_dir(dir.unwrap_or(self.home.path()))
-            .stdin(Stdio::null());
+        if let Some(dir) = dir {
+            c.current_dir(dir);
+        }
         let out = tokio::time::timeout(Duration::from_secs(90), c.output())
             .await
             .expect("npm finishes in time")

@@ -78,7 +78,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
 /// `GET /-/metrics`.
 pub async fn metrics(State(app): State<AppState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
         app.metrics.render(),
     )
         .into_response()

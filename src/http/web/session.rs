@@ -6,6 +6,8 @@
 use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
+use cookie::time::Duration;
+use cookie::{Cookie, CookieBuilder, SameSite};
 use serde::de::DeserializeOwned;
 use subtle::ConstantTimeEq;
 
@@ -21,51 +23,51 @@ pub const SESSION_COOKIE: &str = "tessera_session";
 /// Double-submit CSRF cookie for forms shown before signing in (sign-in, sign-up).
 pub const PRE_COOKIE: &str = "tessera_csrf";
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of the cookie `name` in the request's `Cookie` headers.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
-fn secure(app: &App) -> &'static str {
-    if app.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    }
+/// Every cookie Tessera sets: the whole site, never readable by scripts, not sent
+/// on cross-site posts, and `Secure` when the public address is https.
+fn set_cookie(app: &App, cookie: CookieBuilder<'static>) -> HeaderValue {
+    set_cookie_for(app.public_url.starts_with("https://"), cookie)
+}
+
+fn set_cookie_for(https: bool, cookie: CookieBuilder<'static>) -> HeaderValue {
+    let cookie = cookie
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(https)
+        .build();
+    HeaderValue::from_str(&cookie.to_string()).expect("cookie values are ASCII")
 }
 
 /// `Set-Cookie` for a new session.
 pub fn session_cookie(app: &App, id: &str) -> HeaderValue {
-    let max_age = sessions::ABSOLUTE_MS / 1000;
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}={id}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
-        secure(app)
-    ))
-    .expect("cookie is ASCII")
+    let max_age = Duration::milliseconds(sessions::ABSOLUTE_MS);
+    set_cookie(
+        app,
+        Cookie::build((SESSION_COOKIE, id.to_owned())).max_age(max_age),
+    )
 }
 
 /// `Set-Cookie` that removes the session cookie.
 pub fn clear_session_cookie(app: &App) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
-        secure(app)
-    ))
-    .expect("cookie is ASCII")
+    set_cookie(app, Cookie::build(SESSION_COOKIE).removal())
 }
 
-/// `Set-Cookie` for the pre-session CSRF cookie.
+/// `Set-Cookie` for the pre-session CSRF cookie (lives as long as the browser).
 pub fn pre_cookie(app: &App, value: &str) -> HeaderValue {
-    HeaderValue::from_str(&format!(
-        "{PRE_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax{}",
-        secure(app)
-    ))
-    .expect("cookie is ASCII")
+    set_cookie(app, Cookie::build((PRE_COOKIE, value.to_owned())))
 }
 
 /// Who is looking at the page.
@@ -137,7 +139,7 @@ pub struct NewPreCsrf(pub String);
 
 /// Whether the request carries a pre-session CSRF cookie.
 pub fn has_pre_cookie(headers: &HeaderMap) -> bool {
-    cookie(headers, PRE_COOKIE).is_some_and(is_pre_token)
+    cookie(headers, PRE_COOKIE).is_some_and(|v| is_pre_token(&v))
 }
 
 fn is_session_id(v: &str) -> bool {
@@ -160,12 +162,12 @@ impl FromRequestParts<AppState> for Viewer {
         }
         let ip = client_ip(app, parts);
         let session = match cookie(&parts.headers, SESSION_COOKIE).filter(|v| is_session_id(v)) {
-            Some(id) => sessions::load(app, id, ip).await.map_err(PageError::from)?,
+            Some(id) => sessions::load(app, &id, ip)
+                .await
+                .map_err(PageError::from)?,
             None => None,
         };
-        let pre_csrf = cookie(&parts.headers, PRE_COOKIE)
-            .filter(|v| is_pre_token(v))
-            .map(str::to_owned);
+        let pre_csrf = cookie(&parts.headers, PRE_COOKIE).filter(|v| is_pre_token(v));
         let new_pre_csrf = parts.extensions.get::<NewPreCsrf>().map(|n| n.0.clone());
         let viewer = Viewer {
             session,
@@ -285,7 +287,34 @@ mod tests {
     fn reads_cookies() {
         let mut h = HeaderMap::new();
         h.insert("cookie", "a=1; tessera_session=xyz; b=2".parse().unwrap());
-        assert_eq!(super::cookie(&h, "tessera_session"), Some("xyz"));
+        assert_eq!(super::cookie(&h, "tessera_session").as_deref(), Some("xyz"));
         assert_eq!(super::cookie(&h, "c"), None);
+    }
+
+    #[test]
+    fn sets_cookies_with_their_attributes() {
+        use super::{Cookie, set_cookie_for};
+        let session = set_cookie_for(
+            true,
+            Cookie::build(("tessera_session", "abc")).max_age(cookie::time::Duration::days(7)),
+        );
+        let text = session.to_str().unwrap();
+        for part in [
+            "tessera_session=abc",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/",
+            "Max-Age=604800",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        let removal = set_cookie_for(false, Cookie::build("tessera_session").removal());
+        let text = removal.to_str().unwrap();
+        assert!(
+            text.starts_with("tessera_session=;") && text.contains("Max-Age=0"),
+            "{text}"
+        );
+        assert!(!text.contains("Secure"), "plain http: {text}");
     }
 }
