@@ -635,10 +635,9 @@ mod every_write_advances_the_generation {
         assert!(checked > 30, "found the writes ({checked})");
         for (file, name, _) in BOOKKEEPING {
             assert!(
-                methods
-                    .iter()
-                    .any(|(f, n, b)| f == file && n == name && writes(b)
-                        || f == file && n == name && b.contains("delete_in_batches")),
+                methods.iter().any(|(f, n, b)| f == file
+                    && n == name
+                    && (writes(b) || b.contains("delete_in_batches"))),
                 "{file}: {name} is listed as bookkeeping but is not a write"
             );
         }
