@@ -866,7 +866,12 @@ fn the_cache_and_the_shield_work_on_postgres() {
 fn proxied_packages_pass_the_same_access_decision() {
     let upstream = TestServer::start();
     let up_token = upstream.signup("upper");
-    publish_with(&upstream.npm(Some(&up_token)), "gated-lib", "1.0.0", json!({}));
+    publish_with(
+        &upstream.npm(Some(&up_token)),
+        "gated-lib",
+        "1.0.0",
+        json!({}),
+    );
     let text = format!("[[uplinks]]\nname = \"up\"\nurl = \"{}\"\n", upstream.url);
     let s = settings(&text);
     let proxy = TestServer::builder()
