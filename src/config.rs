@@ -53,13 +53,14 @@ pub struct RawConfig {
     /// `blob_store` / `TESSERA_BLOB_STORE`: a folder path or `s3://bucket[/prefix]`.
     /// Default: `<data_dir>/blobs`.
     pub blob_store: Option<String>,
-    /// `s3_endpoint`: S3-compatible endpoint (else `AWS_ENDPOINT_URL`).
+    /// `s3_endpoint` / `TESSERA_S3_ENDPOINT`: S3-compatible endpoint (else `AWS_ENDPOINT_URL`).
     pub s3_endpoint: Option<String>,
-    /// `s3_region` (else `AWS_REGION`, else us-east-1).
+    /// `s3_region` / `TESSERA_S3_REGION` (else `AWS_REGION`, else us-east-1).
     pub s3_region: Option<String>,
-    /// `s3_access_key_id` (else `AWS_ACCESS_KEY_ID`).
+    /// `s3_access_key_id` / `TESSERA_S3_ACCESS_KEY_ID` (else `AWS_ACCESS_KEY_ID`).
     pub s3_access_key_id: Option<String>,
-    /// `s3_secret_access_key` (else `AWS_SECRET_ACCESS_KEY`).
+    /// `s3_secret_access_key` / `TESSERA_S3_SECRET_ACCESS_KEY`, no flag (else
+    /// `AWS_SECRET_ACCESS_KEY`).
     pub s3_secret_access_key: Option<SecretString>,
     /// `open_signup` / `TESSERA_OPEN_SIGNUP`. Default true.
     pub open_signup: Option<bool>,

@@ -1,5 +1,5 @@
-// Tessera: the only script. Copy buttons, closing the account menu, and the address
-// of pages that show a secret once.
+// Tessera: the only script. Copy buttons, closing the account menu, focus in
+// confirmations, and the address of pages that show a secret once.
 // Everything else works without JavaScript.
 (function () {
   "use strict";
@@ -56,6 +56,17 @@
   if (canonical && window.history && history.replaceState) {
     history.replaceState(null, "", canonical.getAttribute("data-canonical-path"));
   }
+
+  // A confirmation its button opens (a popover) takes the focus on its first field or
+  // its confirm button, so keyboard and screen-reader users land inside it; closing it
+  // gives the focus back to the button.
+  document.addEventListener("toggle", function (event) {
+    var pop = event.target;
+    if (event.newState === "open" && pop.classList && pop.classList.contains("confirm-pop")) {
+      var first = pop.querySelector("input:not([type=hidden]), button[type=submit]");
+      if (first) { first.focus(); }
+    }
+  }, true);
 
   document.addEventListener("keydown", function (event) {
     if (event.key === "Escape") {

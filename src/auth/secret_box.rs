@@ -13,7 +13,7 @@ pub fn seal(key: &[u8; 32], plaintext: &[u8]) -> String {
     let mut out = nonce.to_vec();
     out.extend(
         cipher
-            .encrypt(Nonce::from_slice(&nonce), plaintext)
+            .encrypt(&Nonce::from(nonce), plaintext)
             .expect("AES-GCM encryption of a small buffer cannot fail"),
     );
     STANDARD.encode(out)
@@ -25,9 +25,8 @@ pub fn open(key: &[u8; 32], sealed: &str) -> Option<Vec<u8>> {
         return None;
     }
     let (nonce, ct) = raw.split_at(12);
-    Aes256Gcm::new(key.into())
-        .decrypt(Nonce::from_slice(nonce), ct)
-        .ok()
+    let nonce = Nonce::try_from(nonce).ok()?;
+    Aes256Gcm::new(key.into()).decrypt(&nonce, ct).ok()
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::operator::ServerArgs;
+use super::output::outln;
 use crate::blob::Blobs;
 use crate::config::Config;
 use crate::store::{Dialect, SnapshotFacts, Store, TableCount};
@@ -137,7 +138,7 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
     store.close().await;
     let (manifest, copies) = result?;
     let bytes: u64 = manifest.blobs.iter().map(|b| b.size).sum();
-    println!(
+    outln!(
         "backup written to {}: {} database, {} blob(s) ({:.1} MiB), server key; {:.1} s",
         args.dir.display(),
         match manifest.database {
@@ -147,14 +148,14 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         manifest.blobs.len(),
         bytes as f64 / (1024.0 * 1024.0),
         started.elapsed().as_secs_f64()
-    );
+    )?;
     if copies > 1 {
-        println!(
+        outln!(
             "  took {copies} copies of the database: unpublishes removed blobs of the earlier ones"
-        );
+        )?;
     }
     for table in &manifest.counts {
-        println!("  {:<16} {} row(s)", table.table, table.rows);
+        outln!("  {:<16} {} row(s)", table.table, table.rows)?;
     }
     for missing in &manifest.missing_blobs {
         eprintln!(
@@ -480,7 +481,7 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
     let checked = check_restored(&manifest, &store, &blobs).await;
     store.close().await;
     let (facts, unbacked) = checked?;
-    println!(
+    outln!(
         "restored {} blob(s), the server key{} into {}; {:.1} s",
         manifest.blobs.len(),
         if manifest.database == DatabaseKind::Sqlite {
@@ -490,9 +491,9 @@ pub async fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         },
         config.data_dir.display(),
         started.elapsed().as_secs_f64()
-    );
+    )?;
     for table in &facts.counts {
-        println!("  {:<16} {} row(s)", table.table, table.rows);
+        outln!("  {:<16} {} row(s)", table.table, table.rows)?;
     }
     if !unbacked.is_empty() {
         eprintln!(

@@ -8,10 +8,11 @@ mod client;
 mod npmrc;
 mod operator;
 mod orgs;
+mod output;
 mod uplinks;
 mod user;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 /// Tessera: a self-hosted npm registry with first-class access tokens.
@@ -80,7 +81,8 @@ pub struct ClientArgs {
 
 /// Parses arguments, runs the command and maps errors to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,7 +102,14 @@ pub fn main() -> ExitCode {
             Command::Backup(args) => backup::backup(args).await,
             Command::Restore(args) => backup::restore(args).await,
             Command::MigrateStore(args) => operator::migrate_store(args).await,
-            Command::Config(cmd) => operator::config(cmd).await,
+            Command::Config(cmd) => {
+                let show = matches
+                    .subcommand_matches("config")
+                    .and_then(|m| m.subcommand_matches("show"))
+                    .cloned()
+                    .unwrap_or_default();
+                operator::config(cmd, &show).await
+            }
             Command::Token(cmd) => user::token(cmd).await,
             Command::Login(args) => user::login(args).await,
             Command::Whoami(args) => user::whoami(args).await,
@@ -112,6 +121,8 @@ pub fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // Whoever read the output stopped reading (`| head`): nothing to report.
+        Err(e) if output::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::output::outln;
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{Config, LogFormat, RawConfig};
@@ -30,9 +31,20 @@ pub struct ServerArgs {
     /// TOML configuration file.
     #[arg(long, env = "TESSERA_CONFIG")]
     config: Option<PathBuf>,
-    /// Blob folder [default: <data dir>/blobs].
+    /// Blob folder, or s3://bucket[/prefix] [default: <data dir>/blobs].
     #[arg(long, env = "TESSERA_BLOB_STORE")]
     blob_store: Option<String>,
+    /// S3-compatible endpoint for an s3:// blob store [default: AWS_ENDPOINT_URL, else AWS].
+    #[arg(long, env = "TESSERA_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// S3 region [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "TESSERA_S3_REGION")]
+    s3_region: Option<String>,
+    /// S3 access key id [default: AWS_ACCESS_KEY_ID]. Its secret has no flag (a
+    /// command line is visible to every local user): TESSERA_S3_SECRET_ACCESS_KEY,
+    /// AWS_SECRET_ACCESS_KEY or the file's s3_secret_access_key.
+    #[arg(long, env = "TESSERA_S3_ACCESS_KEY_ID")]
+    s3_access_key_id: Option<String>,
     /// Allow anyone to sign up [default: true].
     #[arg(long, env = "TESSERA_OPEN_SIGNUP")]
     open_signup: Option<bool>,
@@ -110,10 +122,10 @@ impl ServerArgs {
             database_url: self.database_url.clone(),
             public_url: self.public_url.clone(),
             blob_store: self.blob_store.clone(),
-            s3_endpoint: None,
-            s3_region: None,
-            s3_access_key_id: None,
-            s3_secret_access_key: None,
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_region: self.s3_region.clone(),
+            s3_access_key_id: self.s3_access_key_id.clone(),
+            s3_secret_access_key: s3_secret_from_env(),
             open_signup: self.open_signup,
             anonymous_read: self.anonymous_read,
             login_token_days: self.login_token_days,
@@ -148,6 +160,17 @@ impl ServerArgs {
     }
 }
 
+/// The S3 secret from the environment (never a flag: command lines are visible to
+/// every local user).
+const S3_SECRET_ENV: &str = "TESSERA_S3_SECRET_ACCESS_KEY";
+
+fn s3_secret_from_env() -> Option<crate::config::SecretString> {
+    std::env::var(S3_SECRET_ENV)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(Into::into)
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
@@ -179,14 +202,15 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     let (listener, app) = crate::server::bind(config, Arc::new(SystemClock)).await?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, public_url = %app.public_url, database = ?app.store.dialect(), "tessera is serving");
-    println!("Tessera listening on http://{addr}");
+    // The server keeps running when nobody reads its standard output.
+    let _ = outln!("Tessera listening on http://{addr}");
     crate::server::serve(listener, app, crate::server::shutdown_signal()).await
 }
 
 /// `tessera migrate`.
 pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     let app = open(&args).await?;
-    println!("database is up to date ({:?})", app.store.dialect());
+    outln!("database is up to date ({:?})", app.store.dialect())?;
     app.shutdown().await;
     Ok(())
 }
@@ -218,7 +242,7 @@ pub async fn gc(args: GcArgs) -> anyhow::Result<()> {
     let result = collect_garbage(&app, args.grace_period).await;
     app.shutdown().await;
     let report = result?;
-    println!(
+    outln!(
         "removed {} unreferenced blob(s); {} in use; {} unreferenced but younger than {} kept; \
          {} temporary file(s) removed",
         report.removed,
@@ -226,7 +250,7 @@ pub async fn gc(args: GcArgs) -> anyhow::Result<()> {
         report.young,
         humantime::format_duration(args.grace_period),
         report.temporary
-    );
+    )?;
     Ok(())
 }
 
@@ -320,7 +344,7 @@ pub async fn user(cmd: UserCommand) -> anyhow::Result<()> {
                 crate::domain::users::create_user(&app, &name, &email, &password.into()).await;
             app.shutdown().await;
             let user = result.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created user {}", user.name);
+            outln!("created user {}", user.name)?;
             Ok(())
         }
     }
@@ -332,125 +356,90 @@ pub enum ConfigCommand {
     Show(ServerArgs),
 }
 
-/// `tessera config show`.
-pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
+/// `tessera config show`: every setting, its effective value and where it came from.
+/// `matches` are the parsed arguments of `config show`: clap fills a flag from its
+/// variable, so only `value_source` tells a flag from the environment.
+pub async fn config(cmd: ConfigCommand, matches: &clap::ArgMatches) -> anyhow::Result<()> {
     let ConfigCommand::Show(args) = cmd;
-    let file = args.file()?;
-    let flags = args.raw()?;
+    let in_file: std::collections::HashSet<String> = match &args.config {
+        Some(path) => {
+            args.file()?;
+            let text = std::fs::read_to_string(path)?;
+            toml::from_str::<toml::Table>(&text)?
+                .keys()
+                .cloned()
+                .collect()
+        }
+        None => Default::default(),
+    };
     let config = args.resolve()?;
-    let source = |env: &str, from_flags: bool, from_file: bool| {
-        if std::env::var_os(env).is_some() {
-            "env"
-        } else if from_flags {
-            "flag"
-        } else if from_file {
-            "file"
+    let source = |key: &str| -> &'static str {
+        let from_args = if key == "s3_secret_access_key" {
+            s3_secret_from_env().map(|_| clap::parser::ValueSource::EnvVariable)
         } else {
-            "default"
+            matches.value_source(key)
+        };
+        match from_args {
+            Some(clap::parser::ValueSource::CommandLine) => "flag",
+            Some(clap::parser::ValueSource::EnvVariable) => "env",
+            _ if in_file.contains(key) => "file",
+            _ => "default",
         }
     };
-    let rows = [
-        (
-            "listen",
-            config.listen.to_string(),
-            source(
-                "TESSERA_LISTEN",
-                flags.listen.is_some(),
-                file.listen.is_some(),
-            ),
-        ),
-        (
-            "data_dir",
-            config.data_dir.display().to_string(),
-            source(
-                "TESSERA_DATA_DIR",
-                flags.data_dir.is_some(),
-                file.data_dir.is_some(),
-            ),
-        ),
-        (
-            "database_url",
-            config.database_url.redacted(),
-            source(
-                "TESSERA_DATABASE_URL",
-                flags.database_url.is_some(),
-                file.database_url.is_some(),
-            ),
-        ),
+    let s3 = match &config.blobs {
+        crate::config::BlobConfig::S3(s3) => Some(s3),
+        crate::config::BlobConfig::Folder(_) => None,
+    };
+    // Unset S3 values fall back to the AWS_* variables when the store opens.
+    let s3_value = |value: Option<&str>, aws: &str| match value {
+        Some(v) => v.to_owned(),
+        None if std::env::var_os(aws).is_some() => format!("(from {aws})"),
+        None if s3.is_some() => "(not set)".to_owned(),
+        None => "(unused: the blob store is a folder)".to_owned(),
+    };
+    let secret = s3
+        .and_then(|s| s.secret_access_key.as_ref())
+        .map(|_| "(set)");
+    let limits = &config.limits;
+    let rows: Vec<(&str, String)> = vec![
+        ("listen", config.listen.to_string()),
+        ("data_dir", config.data_dir.display().to_string()),
+        ("database_url", config.database_url.redacted()),
         (
             "public_url",
             config
                 .public_url
                 .clone()
                 .unwrap_or_else(|| "(listen address)".into()),
-            source(
-                "TESSERA_PUBLIC_URL",
-                flags.public_url.is_some(),
-                file.public_url.is_some(),
+        ),
+        ("blob_store", config.blobs.describe()),
+        (
+            "s3_endpoint",
+            s3_value(s3.and_then(|s| s.endpoint.as_deref()), "AWS_ENDPOINT_URL"),
+        ),
+        (
+            "s3_region",
+            s3_value(s3.and_then(|s| s.region.as_deref()), "AWS_REGION"),
+        ),
+        (
+            "s3_access_key_id",
+            s3_value(
+                s3.and_then(|s| s.access_key_id.as_deref()),
+                "AWS_ACCESS_KEY_ID",
             ),
         ),
         (
-            "blob_store",
-            config.blobs.describe(),
-            source(
-                "TESSERA_BLOB_STORE",
-                flags.blob_store.is_some(),
-                file.blob_store.is_some(),
-            ),
+            "s3_secret_access_key",
+            s3_value(secret, "AWS_SECRET_ACCESS_KEY"),
         ),
-        (
-            "open_signup",
-            config.open_signup.to_string(),
-            source(
-                "TESSERA_OPEN_SIGNUP",
-                flags.open_signup.is_some(),
-                file.open_signup.is_some(),
-            ),
-        ),
-        (
-            "anonymous_read",
-            config.anonymous_read.to_string(),
-            source(
-                "TESSERA_ANONYMOUS_READ",
-                flags.anonymous_read.is_some(),
-                file.anonymous_read.is_some(),
-            ),
-        ),
-        (
-            "login_token_days",
-            config.login_token_days.to_string(),
-            source(
-                "TESSERA_LOGIN_TOKEN_DAYS",
-                flags.login_token_days.is_some(),
-                file.login_token_days.is_some(),
-            ),
-        ),
-        (
-            "max_body_bytes",
-            config.max_body_bytes.to_string(),
-            source(
-                "TESSERA_MAX_BODY_BYTES",
-                flags.max_body_bytes.is_some(),
-                file.max_body_bytes.is_some(),
-            ),
-        ),
-        (
-            "max_unpacked_bytes",
-            config.max_unpacked_bytes.to_string(),
-            source(
-                "TESSERA_MAX_UNPACKED_BYTES",
-                flags.max_unpacked_bytes.is_some(),
-                file.max_unpacked_bytes.is_some(),
-            ),
-        ),
+        ("open_signup", config.open_signup.to_string()),
+        ("anonymous_read", config.anonymous_read.to_string()),
+        ("login_token_days", config.login_token_days.to_string()),
+        ("max_body_bytes", config.max_body_bytes.to_string()),
+        ("max_unpacked_bytes", config.max_unpacked_bytes.to_string()),
         (
             "max_concurrent_publishes",
             config.max_concurrent_publishes.to_string(),
-            source(
-                "TESSERA_MAX_CONCURRENT_PUBLISHES",
-                flags.max_concurrent_publishes.is_some(),
-                file.max_concurrent_publishes.is_some(),
-            ),
         ),
         (
             "trusted_proxies",
@@ -462,129 +451,58 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                     .map(ToString::to_string)
                     .collect::<Vec<_>>()
             ),
-            source(
-                "TESSERA_TRUSTED_PROXIES",
-                flags.trusted_proxies.is_some(),
-                file.trusted_proxies.is_some(),
-            ),
         ),
         (
             "server_key_file",
             config.server_key_file.display().to_string(),
-            source(
-                "TESSERA_SERVER_KEY_FILE",
-                flags.server_key_file.is_some(),
-                file.server_key_file.is_some(),
-            ),
         ),
-        (
-            "log_format",
-            config.log_format.as_str().to_owned(),
-            source(
-                "TESSERA_LOG_FORMAT",
-                flags.log_format.is_some(),
-                file.log_format.is_some(),
-            ),
-        ),
-        (
-            "shutdown_timeout",
-            show_duration(config.limits.shutdown_timeout),
-            source(
-                "TESSERA_SHUTDOWN_TIMEOUT",
-                flags.shutdown_timeout.is_some(),
-                file.shutdown_timeout.is_some(),
-            ),
-        ),
+        ("log_format", config.log_format.as_str().to_owned()),
+        ("shutdown_timeout", show_duration(limits.shutdown_timeout)),
         (
             "header_read_timeout",
-            show_duration(config.limits.header_read_timeout),
-            source(
-                "TESSERA_HEADER_READ_TIMEOUT",
-                flags.header_read_timeout.is_some(),
-                file.header_read_timeout.is_some(),
-            ),
+            show_duration(limits.header_read_timeout),
         ),
-        (
-            "idle_timeout",
-            show_duration(config.limits.idle_timeout),
-            source(
-                "TESSERA_IDLE_TIMEOUT",
-                flags.idle_timeout.is_some(),
-                file.idle_timeout.is_some(),
-            ),
-        ),
-        (
-            "body_read_timeout",
-            show_duration(config.limits.body_read_timeout),
-            source(
-                "TESSERA_BODY_READ_TIMEOUT",
-                flags.body_read_timeout.is_some(),
-                file.body_read_timeout.is_some(),
-            ),
-        ),
-        (
-            "min_body_rate",
-            config.limits.min_body_rate.to_string(),
-            source(
-                "TESSERA_MIN_BODY_RATE",
-                flags.min_body_rate.is_some(),
-                file.min_body_rate.is_some(),
-            ),
-        ),
+        ("idle_timeout", show_duration(limits.idle_timeout)),
+        ("body_read_timeout", show_duration(limits.body_read_timeout)),
+        ("min_body_rate", limits.min_body_rate.to_string()),
         (
             "security_log_retention_days",
             config.security_log_retention_days.to_string(),
-            source(
-                "TESSERA_SECURITY_LOG_RETENTION_DAYS",
-                flags.security_log_retention_days.is_some(),
-                file.security_log_retention_days.is_some(),
-            ),
         ),
     ];
-    for (key, value, from) in rows {
-        println!("{key:<27} = {value}  ({from})");
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (key, value) in rows {
+        outln!("{key:<width$} = {value}  ({})", source(key))?;
     }
     let u = &config.uplinks;
-    println!(
-        "{:<27} = {}  ({})",
+    let min_release_age = if u.min_release_age.is_zero() {
+        "0 (off)".to_owned()
+    } else {
+        show_duration(u.min_release_age)
+    };
+    outln!(
+        "{:<width$} = {min_release_age}  ({})",
         "min_release_age",
-        if u.min_release_age.is_zero() {
-            "0 (off)".to_owned()
-        } else {
-            show_duration(u.min_release_age)
-        },
-        source(
-            "TESSERA_MIN_RELEASE_AGE",
-            flags.min_release_age.is_some(),
-            file.min_release_age.is_some()
-        )
-    );
-    let uplinks_from = source(
-        "TESSERA_UPLINKS",
-        flags.uplinks.is_some(),
-        file.uplinks.is_some(),
-    );
+        source("min_release_age")
+    )?;
+    let uplinks_from = source("uplinks");
     if u.uplinks.is_empty() {
-        println!("{:<27} = (none)  ({uplinks_from})", "uplinks");
+        outln!("{:<width$} = (none)  ({uplinks_from})", "uplinks")?;
     }
     for up in &u.uplinks {
-        println!(
-            "uplink {:<20} = {} timeout={} max_age={} cache_tarballs={} token={}  ({uplinks_from})",
+        outln!(
+            "uplink {} = {} timeout={} max_age={} cache_tarballs={} token={}  ({uplinks_from})",
             up.name,
             up.url,
             show_duration(up.timeout),
             show_duration(up.max_age),
             up.cache_tarballs,
-            if up.token.is_some() {
-                "(set)"
-            } else {
-                "(none)"
-            },
-        );
+            if up.token.is_some() { "(set)" } else { "(none)" },
+        )?;
     }
     for r in &u.routes {
-        println!(
-            "route {:<21} = uplink={} min_release_age={} allow_shadowing={}  (file)",
+        outln!(
+            "route {} = uplink={} min_release_age={} allow_shadowing={}  (file)",
             r.pattern.as_str(),
             match r.target {
                 crate::config::RouteTarget::Uplink(i) => u.uplinks[i].name.as_str(),
@@ -593,10 +511,10 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
             r.min_release_age
                 .map_or_else(|| "(global)".to_owned(), show_duration),
             r.allow_shadowing
-        );
+        )?;
     }
-    if !u.uplinks.is_empty() {
-        println!("{:<27} = {}", "unrouted names go to", u.uplinks[0].name);
+    if let Some(first) = u.uplinks.first() {
+        outln!("{:<width$} = {}", "unrouted names go to", first.name)?;
     }
     Ok(())
 }
@@ -624,7 +542,7 @@ pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
     let target = crate::store::Store::connect(&args.to_database_url).await?;
     let report = source.store.copy_into(&target).await?;
     for (table, rows) in &report {
-        println!("{table:<16} {rows} row(s)");
+        outln!("{table:<16} {rows} row(s)")?;
     }
     if let Some(blob_target) = &args.to_blob_store {
         let mut raw = args.source.file()?.merge(args.source.raw()?);
@@ -640,11 +558,11 @@ pub async fn migrate_store(args: MigrateStoreArgs) -> anyhow::Result<()> {
             to.put(&key, bytes).await?;
             copied += 1;
         }
-        println!("blobs            {copied} copied");
+        outln!("blobs            {copied} copied")?;
     }
     target.close().await;
     source.shutdown().await;
-    println!("done: point --database-url at the new database");
+    outln!("done: point --database-url at the new database")?;
     Ok(())
 }
 
@@ -667,10 +585,11 @@ pub async fn adopt_scope(args: &ServerArgs, scope: &str, owner: &str) -> anyhow:
         now: app.now(),
     };
     let org = app.store.adopt_scope_as_org(scope, user.id, actor).await?;
-    println!(
+    outln!(
         "@{} is now an organization owned by {}; maintainers of its packages are developers.",
-        org.name, user.name
-    );
+        org.name,
+        user.name
+    )?;
     app.shutdown().await;
     Ok(())
 }

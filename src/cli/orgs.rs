@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::ClientArgs;
 use super::client::Registry;
+use super::output::{Table, clean, outln};
 
 // `adopt` carries the server settings; the enum is parsed once per run.
 #[allow(clippy::large_enum_variant)]
@@ -96,9 +97,9 @@ pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
                     otp.as_deref(),
                 )
                 .await?;
-            println!(
+            outln!(
                 "Created the organization {name}: it owns the scope @{name}, and you are its owner."
-            );
+            )?;
             Ok(())
         }
         OrgCommand::Adopt {
@@ -118,9 +119,9 @@ pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                outln!("{}", serde_json::to_string_pretty(&view)?)?;
             } else {
-                print_publishers(&view["publishers"]);
+                print_publishers(&view["publishers"])?;
             }
             Ok(())
         }
@@ -129,10 +130,10 @@ pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
             let mine = registry.call(Method::GET, "/-/org", None, None).await?;
             let orgs = mine.as_object().cloned().unwrap_or_default();
             if orgs.is_empty() {
-                println!("You are not a member of any organization.");
+                outln!("You are not a member of any organization.")?;
             }
             for (name, role) in orgs {
-                println!("@{name} - {}", text(&role));
+                outln!("@{name} - {}", text(&role))?;
             }
             Ok(())
         }
@@ -143,19 +144,20 @@ pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
                 .call(Method::GET, &format!("/-/org/{name}/log"), None, None)
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&log)?);
+                outln!("{}", serde_json::to_string_pretty(&log)?)?;
                 return Ok(());
             }
+            let mut table = Table::headless(4);
             for e in log["events"].as_array().into_iter().flatten() {
                 let time: String = text(&e["time"]).chars().take(16).collect();
-                println!(
-                    "{}  {:<12} {:<20} {}",
-                    time.replace('T', " "),
-                    text(&e["actor"]),
-                    text(&e["kind"]),
-                    text(&e["detail"])
-                );
+                table.row([
+                    clean(&time.replace('T', " ")),
+                    clean(text(&e["actor"])),
+                    clean(text(&e["kind"])),
+                    clean(text(&e["detail"])),
+                ]);
             }
+            table.print()?;
             Ok(())
         }
     }
@@ -176,31 +178,30 @@ pub async fn package(cmd: PackageCommand) -> anyhow::Result<()> {
                 )
                 .await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
+                outln!("{}", serde_json::to_string_pretty(&view)?)?;
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{} (publishing 2FA policy: {})",
                 name,
                 view["mfa"].as_str().unwrap_or("none")
-            );
-            println!();
-            println!("Who can write it:");
+            )?;
+            outln!()?;
+            outln!("Who can write it:")?;
+            let mut writers = Table::headless(2);
             for w in view["writers"].as_array().into_iter().flatten() {
-                let paths: Vec<&str> = w["paths"]
+                let paths: Vec<String> = w["paths"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(Value::as_str)
+                    .map(clean)
                     .collect();
-                println!(
-                    "  {:<20} {}",
-                    w["user"].as_str().unwrap_or(""),
-                    paths.join("; ")
-                );
+                writers.row_lines([vec![format!("  {}", clean(text(&w["user"])))], paths]);
             }
-            println!();
-            print_publishers(&view["publishers"]);
+            writers.print()?;
+            outln!()?;
+            print_publishers(&view["publishers"])?;
             Ok(())
         }
     }
@@ -212,58 +213,14 @@ fn text(v: &Value) -> &str {
 
 fn day(v: &Value) -> String {
     v.as_str()
-        .map(|s| s.chars().take(10).collect())
+        .map(|s| clean(&s.chars().take(10).collect::<String>()))
         .unwrap_or_else(|| "-".into())
 }
 
-/// One row per credential; columns sized to their content so long values never
-/// shift the others.
-fn print_publishers(list: &Value) {
-    let rows: Vec<[String; 8]> = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|p| {
-            let cidr = p["cidr_whitelist"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_else(|| "any".into());
-            let risks: Vec<&str> = p["risks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            [
-                text(&p["package"]).to_owned(),
-                text(&p["user"]).to_owned(),
-                text(&p["token"]).to_owned(),
-                format!(
-                    "{}{}",
-                    text(&p["token_type"]),
-                    if p["needs_otp"] == json!(true) {
-                        " +otp"
-                    } else {
-                        ""
-                    }
-                ),
-                cidr,
-                day(&p["expires"]),
-                day(&p["last_used"]),
-                risks.join(", "),
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        println!("No token can publish it right now.");
-        return;
-    }
-    let header = [
+/// One row per credential, riskiest first; a long range list or several risks make
+/// a row taller, never shift the columns.
+fn print_publishers(list: &Value) -> std::io::Result<()> {
+    let mut table = Table::new([
         "PACKAGE",
         "USER",
         "TOKEN",
@@ -272,26 +229,38 @@ fn print_publishers(list: &Value) {
         "EXPIRES",
         "LAST USED",
         "RISKS",
-    ];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row.iter()) {
-            *w = (*w).max(cell.chars().count());
+    ]);
+    for p in list.as_array().into_iter().flatten() {
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(clean)
+                .collect()
+        };
+        let mut cidr = strings(&p["cidr_whitelist"]);
+        if cidr.is_empty() {
+            cidr.push("any".into());
         }
+        let otp = if p["needs_otp"] == json!(true) {
+            " +otp"
+        } else {
+            ""
+        };
+        table.row_lines([
+            vec![clean(text(&p["package"]))],
+            vec![clean(text(&p["user"]))],
+            vec![clean(text(&p["token"]))],
+            vec![format!("{}{otp}", clean(text(&p["token_type"])))],
+            cidr,
+            vec![day(&p["expires"])],
+            vec![day(&p["last_used"])],
+            strings(&p["risks"]),
+        ]);
     }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in &rows {
-        line(row.iter().map(String::as_str).collect());
+    if table.is_empty() {
+        return outln!("No token can publish it right now.");
     }
+    table.print()
 }

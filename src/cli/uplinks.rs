@@ -4,6 +4,7 @@
 //! and routes, what the database caches, and the running server's counters read
 //! from its `/-/metrics`).
 
+use super::output::outln;
 use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use std::collections::BTreeSet;
@@ -142,14 +143,14 @@ pub async fn warm(args: WarmArgs) -> anyhow::Result<()> {
     if tty {
         eprintln!();
     }
-    println!(
+    outln!(
         "warmed {docs} packument(s) and {tarballs} tarball(s) ({} KiB) through {}; {} failed",
         bytes / 1024,
         registry.base,
         failures.len()
-    );
+    )?;
     for f in &failures {
-        println!("  failed: {f}");
+        outln!("  failed: {f}")?;
     }
     if failures.is_empty() {
         Ok(())
@@ -201,7 +202,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let config = args.server.resolve()?;
     let u = config.uplinks.clone();
     if u.uplinks.is_empty() {
-        println!("no uplinks configured (--uplink NAME=URL, TESSERA_UPLINKS or [[uplinks]])");
+        outln!("no uplinks configured (--uplink NAME=URL, TESSERA_UPLINKS or [[uplinks]])")?;
         return Ok(());
     }
     let url = args
@@ -224,16 +225,16 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let cached = app.store.uplink_cache_counts().await;
     app.shutdown().await;
     let cached = cached?;
-    println!(
+    outln!(
         "min_release_age: {}",
         if u.min_release_age.is_zero() {
             "0 (off)".to_owned()
         } else {
             humantime::format_duration(u.min_release_age).to_string()
         }
-    );
+    )?;
     for r in &u.routes {
-        println!(
+        outln!(
             "route {} -> {}{}{}",
             r.pattern.as_str(),
             match r.target {
@@ -248,31 +249,31 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             } else {
                 ""
             }
-        );
+        )?;
     }
-    println!("other names -> {}", u.uplinks[0].name);
+    outln!("other names -> {}", u.uplinks[0].name)?;
     for up in &u.uplinks {
-        println!();
-        println!("uplink {} ({})", up.name, up.url);
-        println!(
+        outln!()?;
+        outln!("uplink {} ({})", up.name, up.url)?;
+        outln!(
             "  timeout {}, max_age {}, cache_tarballs {}",
             humantime::format_duration(up.timeout),
             humantime::format_duration(up.max_age),
             up.cache_tarballs
-        );
+        )?;
         let c = cached.iter().find(|c| c.uplink == up.name);
-        println!(
+        outln!(
             "  cached: {} packument(s), {} tarball(s) ({} KiB)",
             c.map_or(0, |c| c.packuments),
             c.map_or(0, |c| c.tarballs),
             c.map_or(0, |c| c.tarball_bytes) / 1024
-        );
+        )?;
         match &metrics {
             Ok(text) => {
                 let c = counters(text, &up.name);
                 let requests = find(&c, "tessera_uplink_requests_total", None);
                 let latency = find(&c, "tessera_uplink_request_seconds_sum", None);
-                println!(
+                outln!(
                     "  requests: {} ok, {} not modified, {} not found, {} failed; mean latency {:.1} ms",
                     find(&c, "tessera_uplink_requests_total", Some("ok")),
                     find(&c, "tessera_uplink_requests_total", Some("not_modified")),
@@ -283,20 +284,20 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                     } else {
                         0.0
                     }
-                );
-                println!(
+                )?;
+                outln!(
                     "  cache: {} hits, {} misses, {} stale serves",
                     find(&c, "tessera_uplink_cache_total", Some("hit")),
                     find(&c, "tessera_uplink_cache_total", Some("miss")),
                     find(&c, "tessera_uplink_cache_total", Some("stale")),
-                );
-                println!(
+                )?;
+                outln!(
                     "  integrity refusals: {}; versions held back: {}",
                     find(&c, "tessera_uplink_integrity_refused_total", None),
                     find(&c, "tessera_uplink_held_back_versions_total", None),
-                );
+                )?;
             }
-            Err(e) => println!("  counters: the server at {url} did not answer ({e:#})"),
+            Err(e) => outln!("  counters: the server at {url} did not answer ({e:#})")?,
         }
     }
     Ok(())

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::ClientArgs;
 use super::client::Registry;
 use super::operator::read_password;
+use super::output::{Table, clean, outln};
 use crate::auth::cidr::CidrList;
 
 #[derive(Debug, Subcommand)]
@@ -127,20 +128,20 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         )
         .await?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&created)?);
+        outln!("{}", serde_json::to_string_pretty(&created)?)?;
     } else {
-        println!(
+        outln!(
             "Created {} token {}",
             created["type"].as_str().unwrap_or("publish"),
             created["token"].as_str().unwrap_or("")
-        );
-        println!("  id:      {}", created["key"].as_str().unwrap_or(""));
+        )?;
+        outln!("  id:      {}", created["key"].as_str().unwrap_or(""))?;
         if let Some(list) = created["cidr_whitelist"].as_array() {
             let ranges: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
-            println!("  allowed: {}", ranges.join(", "));
+            outln!("  allowed: {}", ranges.join(", "))?;
         }
         if let Some(exp) = created["expires"].as_str() {
-            println!("  expires: {exp}");
+            outln!("  expires: {exp}")?;
         }
     }
     eprintln!("This token will not be shown again. Copy it now and store it safely.");
@@ -162,7 +163,7 @@ async fn fetch_all(registry: &Registry) -> anyhow::Result<Vec<Value>> {
 
 fn day(v: &Value) -> String {
     v.as_str()
-        .map(|s| s.chars().take(16).collect::<String>().replace('T', " "))
+        .map(|s| clean(&s.chars().take(16).collect::<String>().replace('T', " ")))
         .unwrap_or_else(|| "-".into())
 }
 
@@ -171,45 +172,43 @@ async fn list(json_out: bool, client: ClientArgs) -> anyhow::Result<()> {
     require_login(&registry)?;
     let tokens = fetch_all(&registry).await?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&tokens)?);
+        outln!("{}", serde_json::to_string_pretty(&tokens)?)?;
         return Ok(());
     }
-    println!(
-        "{:<10} {:<24} {:<10} {:<16} {:<20} {:<16} {:<16} LAST USED",
-        "ID", "NAME", "TYPE", "TOKEN", "CIDR", "CREATED", "EXPIRES"
-    );
+    let mut table = Table::new([
+        "ID",
+        "NAME",
+        "TYPE",
+        "TOKEN",
+        "CIDR",
+        "CREATED",
+        "EXPIRES",
+        "LAST USED",
+    ]);
     for t in &tokens {
-        let cidr = t["cidr_whitelist"]
+        // One range per line: a long list makes the row taller, not the table wider.
+        let cidr: Vec<String> = t["cidr_whitelist"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            })
-            .unwrap_or_else(|| "-".into());
+            .map(|a| a.iter().filter_map(Value::as_str).map(clean).collect())
+            .filter(|ranges: &Vec<String>| !ranges.is_empty())
+            .unwrap_or_else(|| vec!["-".into()]);
         let last_used = match (t["last_used"].as_str(), t["last_used_ip"].as_str()) {
-            (Some(_), Some(ip)) => format!("{} from {ip}", day(&t["last_used"])),
+            (Some(_), Some(ip)) => format!("{} from {}", day(&t["last_used"]), clean(ip)),
             _ => "never".into(),
         };
-        let name: String = t["name"].as_str().unwrap_or("-").chars().take(24).collect();
-        println!(
-            "{:<10} {:<24} {:<10} {:<16} {:<20} {:<16} {:<16} {}",
-            t["key"]
-                .as_str()
-                .unwrap_or("")
-                .chars()
-                .take(10)
-                .collect::<String>(),
-            name,
-            t["type"].as_str().unwrap_or(""),
-            t["masked"].as_str().unwrap_or(""),
+        let key: String = t["key"].as_str().unwrap_or("").chars().take(10).collect();
+        table.row_lines([
+            vec![clean(&key)],
+            vec![clean(t["name"].as_str().unwrap_or("-"))],
+            vec![clean(t["type"].as_str().unwrap_or(""))],
+            vec![clean(t["masked"].as_str().unwrap_or(""))],
             cidr,
-            day(&t["created"]),
-            day(&t["expires"]),
-            last_used
-        );
+            vec![day(&t["created"])],
+            vec![day(&t["expires"])],
+            vec![last_used],
+        ]);
     }
+    table.print()?;
     Ok(())
 }
 
@@ -240,10 +239,10 @@ async fn revoke(ids: Vec<String>, otp: Option<String>, client: ClientArgs) -> an
             .await?;
         removed += 1;
     }
-    println!(
+    outln!(
         "Removed {removed} token{}",
         if removed == 1 { "" } else { "s" }
-    );
+    )?;
     Ok(())
 }
 
@@ -285,7 +284,7 @@ pub async fn login(args: LoginArgs) -> anyhow::Result<()> {
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("the registry sent no token"))?;
     super::npmrc::save_token(&registry.userconfig, &registry.base, token)?;
-    println!("Logged in as {username} on {}.", registry.base);
+    outln!("Logged in as {username} on {}.", registry.base)?;
     Ok(())
 }
 
@@ -302,6 +301,6 @@ pub async fn whoami(args: ClientArgs) -> anyhow::Result<()> {
     let registry = Registry::from_args(&args)?;
     require_login(&registry)?;
     let me = registry.call(Method::GET, "-/whoami", None, None).await?;
-    println!("{}", me["username"].as_str().unwrap_or(""));
+    outln!("{}", me["username"].as_str().unwrap_or(""))?;
     Ok(())
 }

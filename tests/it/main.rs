@@ -6,8 +6,12 @@ mod harness;
 
 /// The `tessera` binary: serve flags, config precedence, shutdown, operator commands.
 mod binary;
+/// What the binary prints: aligned tables, and a quiet end when the reader goes away.
+mod cli_output;
 /// npm, pnpm, yarn and bun: the same round with each, and each client's own commands.
 mod clients;
+/// `tessera config show`: each setting's source, and the README's table of settings.
+mod config_show;
 /// Data safety: kill -9 during publishes, gc beside publishes, a full disk, backup and restore.
 mod data_safety;
 /// Stars and search: who may change and see what, keywords and ranking.
@@ -33,6 +37,8 @@ mod rules;
 mod scale;
 /// Store-level behaviour on SQLite and PostgreSQL.
 mod store;
+/// The Access Tokens pages: our own words for the types, a list that fits, keyboard revoke.
+mod token_pages;
 /// Access tokens: types, CIDR, show-once, list and revoke (npm CLI and `tessera token`).
 mod tokens;
 /// The trust core under attack: credential paths, throttles, limits, hiding, revisions.

@@ -507,7 +507,8 @@ fn tessera_token_cli_creates_lists_and_revokes() {
     assert!(
         list.stdout.contains("cli-ro")
             && list.stdout.contains("read-only")
-            && list.stdout.contains("127.0.0.1/32,::1/128"),
+            && list.stdout.contains("127.0.0.1/32")
+            && list.stdout.contains("::1/128"),
         "{}",
         list.stdout
     );

@@ -15,7 +15,7 @@ use crate::web_harness::{Browser, Npm, Server, browser_missing, package_dir};
 const PASSWORD: &str = "correct horse battery";
 
 /// Form posts without reqwest's `form` feature.
-trait FormExt {
+pub(crate) trait FormExt {
     fn form_(self, fields: &[(&str, &str)]) -> Self;
 }
 
@@ -259,7 +259,7 @@ fn web_tokens_in_browser_and_with_npm() {
             .find(Locator::XPath("//tr[.//span[@class='token-name' and text()='read-only from the browser']]"))
             .await
             .unwrap();
-        row.find(Locator::Css("summary")).await.unwrap().click().await.unwrap();
+        row.find(Locator::Css("td.actions button")).await.unwrap().click().await.unwrap();
         b.screenshot("token-revoke-confirm").await;
         row.find(Locator::XPath(".//button[normalize-space(.)='Yes, revoke this token']"))
             .await
@@ -975,7 +975,7 @@ async fn server_user(url: &str, http: &reqwest::Client, session: &str) -> usize 
 }
 
 /// Signs in over plain HTTP; returns (session cookie, CSRF token of the session).
-async fn http_sign_in(
+pub(crate) async fn http_sign_in(
     http: &reqwest::Client,
     url: &str,
     user: &str,
@@ -1015,7 +1015,7 @@ async fn http_sign_in(
     (session, csrf_field(&body))
 }
 
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()
@@ -1024,7 +1024,7 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(|v| v.split(';').next().unwrap().to_owned())
 }
 
-fn csrf_field(body: &str) -> String {
+pub(crate) fn csrf_field(body: &str) -> String {
     let i = body.find("name=\"csrf\" value=\"").expect("csrf field") + 19;
     body[i..i + body[i..].find('"').unwrap()].to_owned()
 }
@@ -1338,7 +1338,8 @@ fn web_organizations_teams_and_who_can_publish() {
         .await
         .unwrap();
         b.wait_path("/settings/tokens").await;
-        b.css(&format!("tr#token-{automation_key} summary")).await;
+        b.css(&format!("tr#token-{automation_key} td.actions button"))
+            .await;
 
         // Page-load timings, logged for the notes (never asserted).
         for (label, path) in [

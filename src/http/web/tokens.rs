@@ -153,10 +153,11 @@ struct NewTokenPage {
     error: Option<String>,
 }
 
-/// Descriptions of the three types, from the npm documentation the seed quotes.
-pub const READ_ONLY_TEXT: &str = "A read-only token can only be used to download packages from the registry. It will have permission to read any private package that you have access to. This is recommended for automation and workflows where you are installing packages, but not publishing new ones.";
-pub const AUTOMATION_TEXT: &str = "An automation token can download packages and publish new ones, but if you have two-factor authentication (2FA) configured on your account, it will not be enforced. You can use an automation token in continuous integration workflows and other automation systems to publish a package even when you cannot enter a one-time passcode. This is recommended for automation workflows where you are publishing new packages.";
-pub const PUBLISH_TEXT: &str = "A publish token can perform any action on your behalf, including downloading packages, publishing packages, and changing user settings or package settings. If you have two-factor authentication configured on your account, you will be required to enter a one-time passcode when using a publish token. This is recommended for interactive workflows.";
+/// What each type does on this registry, as the form explains it (the rules are in
+/// `domain::access::decision`; keep the two in step).
+pub const READ_ONLY_TEXT: &str = "Installs and views packages, private ones included, wherever your account may read them. It never writes: no publish, unpublish, deprecate or dist-tag change, no package settings, nothing on your account. A good fit for CI jobs and machines that only install.";
+pub const AUTOMATION_TEXT: &str = "Installs and publishes (also unpublish, deprecate and dist-tags) without ever asking for a one-time password, even when your account has two-factor authentication; a package set to require 2FA and refuse tokens still refuses it. It cannot change package settings, your account or your tokens. Meant for release pipelines: narrow it to their packages and their runners' addresses below.";
+pub const PUBLISH_TEXT: &str = "Acts as you: installs, publishes, changes package settings (visibility, maintainers, 2FA policy), and manages your account and tokens. When your account has two-factor authentication, its writes ask for a one-time password as your 2FA mode says. Keep it on your own machine.";
 
 impl NewTokenPage {
     fn kinds(&self) -> [(&'static str, &'static str, &'static str); 3] {
