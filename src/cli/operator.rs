@@ -94,9 +94,14 @@ pub struct ServerArgs {
     /// Days the security log is kept (0: for ever) [default: 365].
     #[arg(long, env = "TESSERA_SECURITY_LOG_RETENTION_DAYS")]
     security_log_retention_days: Option<u32>,
-    /// An upstream registry to proxy, NAME=URL (repeatable; the variable takes a
-    /// comma-separated list). Replaces the file's [[uplinks]].
-    #[arg(long = "uplink", env = "TESSERA_UPLINKS", value_delimiter = ',')]
+    /// An upstream registry to proxy, NAME=URL (repeatable, also spelt --uplink; the
+    /// variable takes a comma-separated list). Replaces the file's [[uplinks]].
+    #[arg(
+        long = "uplinks",
+        visible_alias = "uplink",
+        env = "TESSERA_UPLINKS",
+        value_delimiter = ','
+    )]
     uplinks: Option<Vec<String>>,
     /// Hold back proxied versions younger than this, e.g. 3d or 12h (0: off) [default: 0].
     #[arg(long, env = "TESSERA_MIN_RELEASE_AGE")]
@@ -497,7 +502,11 @@ pub async fn config(cmd: ConfigCommand, matches: &clap::ArgMatches) -> anyhow::R
             show_duration(up.timeout),
             show_duration(up.max_age),
             up.cache_tarballs,
-            if up.token.is_some() { "(set)" } else { "(none)" },
+            if up.token.is_some() {
+                "(set)"
+            } else {
+                "(none)"
+            },
         )?;
     }
     for r in &u.routes {

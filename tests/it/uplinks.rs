@@ -588,6 +588,18 @@ fn integrity_mismatches_are_refused_and_failures_serve_stale_copies() {
         assert_eq!(h.join().unwrap(), 200);
     }
     assert_eq!(stub.requests("/many"), 1);
+    // And for one tarball.
+    let url = format!("{}/many/-/many-1.0.0.tgz", proxy.url);
+    let handles: Vec<_> = (0..12)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || http().get(url).send().unwrap().bytes().unwrap().to_vec())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), tarball_bytes("many", "1.0.0"));
+    }
+    assert_eq!(stub.requests("/many/-/many-1.0.0.tgz"), 1);
 }
 
 #[test]
