@@ -102,9 +102,14 @@ pub struct ServerArgs {
     /// Days the security log is kept (0: for ever) [default: 365].
     #[arg(long, env = "TESSERA_SECURITY_LOG_RETENTION_DAYS")]
     security_log_retention_days: Option<u32>,
-    /// An upstream registry to proxy, NAME=URL (repeatable; the variable takes a
-    /// comma-separated list). Replaces the file's [[uplinks]].
-    #[arg(long = "uplink", env = "TESSERA_UPLINKS", value_delimiter = ',')]
+    /// An upstream registry to proxy, NAME=URL (repeatable, also spelt --uplink; the
+    /// variable takes a comma-separated list). Replaces the file's [[uplinks]].
+    #[arg(
+        long = "uplinks",
+        visible_alias = "uplink",
+        env = "TESSERA_UPLINKS",
+        value_delimiter = ','
+    )]
     uplinks: Option<Vec<String>>,
     /// Hold back proxied versions younger than this, e.g. 3d or 12h (0: off) [default: 0].
     #[arg(long, env = "TESSERA_MIN_RELEASE_AGE")]

@@ -122,6 +122,11 @@ pub fn render(upstream: &Value, r: &Rendering<'_>) -> Result<Proxied, ProxyDocEr
     let mut next_change_ms: Option<i64> = None;
     let mut versions = Map::new();
     for (v, manifest) in versions_in {
+        // A version that is not valid semver never reaches a client (it could not
+        // be installed, and it goes into a URL).
+        if !super::name::valid_version(v) || !manifest.is_object() {
+            continue;
+        }
         if !eligible(upstream, v, r.now_ms, r.min_age_ms) {
             held_back.push(v.clone());
             if let Some(t) = published_ms(upstream, v) {
@@ -187,6 +192,8 @@ pub fn render(upstream: &Value, r: &Rendering<'_>) -> Result<Proxied, ProxyDocEr
     let tessera = json!({"source": "uplink", "uplink": r.uplink});
     let mut full = source.clone();
     full.remove("_attachments");
+    full.insert("_id".into(), Value::String(r.name.to_owned()));
+    full.insert("name".into(), Value::String(r.name.to_owned()));
     full.insert("dist-tags".into(), Value::Object(tags.clone()));
     full.insert("versions".into(), Value::Object(versions.clone()));
     full.insert("time".into(), Value::Object(times));
@@ -246,7 +253,8 @@ mod tests {
                 "2.0.0": {"name":"left-pad","version":"2.0.0",
                     "dist":{"tarball":"https://up/y.tgz","integrity":"sha512-def"}},
                 "3.0.0-rc.1": {"name":"left-pad","version":"3.0.0-rc.1",
-                    "dist":{"tarball":"https://up/z.tgz","integrity":"sha512-ghi"}}
+                    "dist":{"tarball":"https://up/z.tgz","integrity":"sha512-ghi"}},
+                "../../etc": {"name":"left-pad","version":"../../etc"}
             },
             "time": {
                 "created": iso_time(now - 30 * DAY), "modified": iso_time(now - 1000),

@@ -588,6 +588,18 @@ fn integrity_mismatches_are_refused_and_failures_serve_stale_copies() {
         assert_eq!(h.join().unwrap(), 200);
     }
     assert_eq!(stub.requests("/many"), 1);
+    // And for one tarball.
+    let url = format!("{}/many/-/many-1.0.0.tgz", proxy.url);
+    let handles: Vec<_> = (0..12)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || http().get(url).send().unwrap().bytes().unwrap().to_vec())
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), tarball_bytes("many", "1.0.0"));
+    }
+    assert_eq!(stub.requests("/many/-/many-1.0.0.tgz"), 1);
 }
 
 #[test]
@@ -860,4 +872,43 @@ fn the_cache_and_the_shield_work_on_postgres() {
     let again = proxy.npm(None);
     let dir2 = project(&again, "app2", json!({"pg-a": "1.0.0"}));
     again.run_in(&dir2, &["install"]).ok();
+}
+
+#[test]
+fn proxied_packages_pass_the_same_access_decision() {
+    let upstream = TestServer::start();
+    let up_token = upstream.signup("upper");
+    publish_with(
+        &upstream.npm(Some(&up_token)),
+        "gated-lib",
+        "1.0.0",
+        json!({}),
+    );
+    let text = format!("[[uplinks]]\nname = \"up\"\nurl = \"{}\"\n", upstream.url);
+    let s = settings(&text);
+    let proxy = TestServer::builder()
+        .config(move |c| {
+            c.uplinks = s;
+            c.anonymous_read = false;
+        })
+        .start();
+    let login = proxy.signup("alice");
+    let tarball = "/gated-lib/-/gated-lib-1.0.0.tgz";
+    // A closed registry: anonymous reads of proxied packages are refused like any read.
+    assert_eq!(proxy.get("/gated-lib", None).status(), 401);
+    assert_eq!(proxy.get(tarball, None).status(), 401);
+    assert_eq!(proxy.get("/gated-lib", Some(&login)).status(), 200);
+    assert_eq!(proxy.get(tarball, Some(&login)).status(), 200);
+    // A token limited to other addresses.
+    let limited = token_of(&proxy.create_token(
+        &login,
+        "alice",
+        json!({"readonly": true, "cidr_whitelist": ["10.0.0.0/8"]}),
+    ));
+    assert_eq!(proxy.get("/gated-lib", Some(&limited)).status(), 401);
+    assert_eq!(proxy.get(tarball, Some(&limited)).status(), 401);
+    // An expired token (login tokens last 30 days).
+    proxy.clock.advance_ms(31 * DAY_MS);
+    assert_eq!(proxy.get("/gated-lib", Some(&login)).status(), 401);
+    assert_eq!(proxy.get(tarball, Some(&login)).status(), 401);
 }
