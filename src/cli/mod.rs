@@ -8,6 +8,7 @@ mod client;
 mod npmrc;
 mod operator;
 mod orgs;
+mod trust;
 mod user;
 
 use clap::{Args, Parser, Subcommand};

@@ -82,6 +82,15 @@ pub struct ServerArgs {
     /// Days the security log is kept (0: for ever) [default: 365].
     #[arg(long, env = "TESSERA_SECURITY_LOG_RETENTION_DAYS")]
     security_log_retention_days: Option<u32>,
+    /// An OpenID Connect issuer trusted for trusted publishing, as KIND=URL with KIND
+    /// github, gitlab or circleci (the claim layout); repeatable. GitHub Actions,
+    /// GitLab.com and CircleCI are trusted by default.
+    #[arg(
+        long = "oidc-issuer",
+        env = "TESSERA_OIDC_ISSUERS",
+        value_delimiter = ','
+    )]
+    oidc_issuers: Option<Vec<String>>,
 }
 
 impl ServerArgs {
@@ -111,6 +120,12 @@ impl ServerArgs {
             body_read_timeout: self.body_read_timeout.clone(),
             min_body_rate: self.min_body_rate,
             security_log_retention_days: self.security_log_retention_days,
+            oidc_issuers: self.oidc_issuers.as_ref().map(|list| {
+                list.iter()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| crate::config::RawIssuer::parse_pair(s))
+                    .collect()
+            }),
         }
     }
 
@@ -512,6 +527,22 @@ pub async fn config(cmd: ConfigCommand) -> anyhow::Result<()> {
                 "TESSERA_SECURITY_LOG_RETENTION_DAYS",
                 flags.security_log_retention_days.is_some(),
                 file.security_log_retention_days.is_some(),
+            ),
+        ),
+        (
+            "oidc_issuers",
+            format!(
+                "{:?}",
+                config
+                    .oidc_issuers
+                    .iter()
+                    .map(|i| format!("{}={}", i.kind.as_str(), i.url))
+                    .collect::<Vec<_>>()
+            ),
+            source(
+                "TESSERA_OIDC_ISSUERS",
+                flags.oidc_issuers.is_some(),
+                file.oidc_issuers.is_some(),
             ),
         ),
     ];

@@ -21,6 +21,7 @@ mod security;
 mod sessions;
 mod tokens;
 mod transfer;
+mod trust;
 mod users;
 
 pub use backup::{SnapshotFacts, TableCount};
@@ -31,6 +32,7 @@ pub use security::*;
 pub use sessions::*;
 pub use tokens::*;
 pub use transfer::CopyReport;
+pub use trust::*;
 pub use users::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

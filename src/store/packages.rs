@@ -16,6 +16,8 @@ pub struct PackageRow {
     pub access: Stored<PackageAccess>,
     pub publish_requires_tfa: i64,
     pub automation_overrides_tfa: i64,
+    /// 1: new versions only through trusted publishing.
+    pub trusted_publishing_only: i64,
     pub rev: i64,
     pub description: Option<String>,
     pub created_at: i64,
@@ -75,7 +77,7 @@ macro_rules! package_with_rights {
     ($where:literal) => {
         concat!(
             "SELECT p.id, p.name, p.scope, p.access, p.publish_requires_tfa, p.automation_overrides_tfa, \
-             p.rev, p.description, p.created_at, p.modified_at, \
+             p.trusted_publishing_only, p.rev, p.description, p.created_at, p.modified_at, \
              (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = p.id AND m.user_id = $2) AS maintains, \
              (SELECT COUNT(*) FROM orgs o WHERE o.name = p.scope) AS in_org, \
              (SELECT om.role FROM orgs o JOIN org_members om ON om.org_id = o.id \
@@ -273,7 +275,7 @@ const MAY_WRITE_SQL: &str = "SELECT \
       WHERE tp.package_id = $1 AND tm.user_id = $2 AND tp.permission = 'read-write' AND o.name = pk.scope)";
 
 const PACKAGE_SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
-    rev, description, created_at, modified_at FROM packages WHERE name = $1";
+    trusted_publishing_only, rev, description, created_at, modified_at FROM packages WHERE name = $1";
 
 impl Store {
     pub async fn package_by_name(&self, name: &str) -> StoreResult<Option<PackageRow>> {
@@ -674,7 +676,9 @@ impl Store {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
-        const IN_USE: &str = "SELECT COUNT(*) FROM versions WHERE blob_key = $1";
+        // Staged versions hold their tarball too, until approved or rejected.
+        const IN_USE: &str = "SELECT (SELECT COUNT(*) FROM versions WHERE blob_key = $1) \
+            + (SELECT COUNT(*) FROM staged_versions WHERE blob_key = $1)";
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             if let Some(lock) = blob_lock_sql(self.dialect()) {
@@ -1255,7 +1259,8 @@ impl Store {
 
     /// Blob keys referenced by any version (for garbage collection).
     pub async fn referenced_blob_keys(&self) -> StoreResult<Vec<String>> {
-        const SQL: &str = "SELECT DISTINCT blob_key FROM versions";
+        const SQL: &str =
+            "SELECT blob_key FROM versions UNION SELECT blob_key FROM staged_versions";
         Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
             .fetch_all(p)
             .await)?)
@@ -1263,7 +1268,8 @@ impl Store {
 
     /// Whether any version refers to a blob.
     pub async fn blob_in_use(&self, key: &str) -> StoreResult<bool> {
-        const SQL: &str = "SELECT COUNT(*) FROM versions WHERE blob_key = $1";
+        const SQL: &str = "SELECT (SELECT COUNT(*) FROM versions WHERE blob_key = $1) \
+            + (SELECT COUNT(*) FROM staged_versions WHERE blob_key = $1)";
         let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
             .bind(key)
             .fetch_one(p)
@@ -1288,7 +1294,7 @@ impl Store {
 /// The statement that takes a blob's lock for the rest of the transaction.
 /// DIALECT: SQLite write transactions (`BEGIN IMMEDIATE`) already exclude each other,
 /// so none is needed there; PostgreSQL takes a transaction-scoped advisory lock.
-fn blob_lock_sql(dialect: super::Dialect) -> Option<&'static str> {
+pub(super) fn blob_lock_sql(dialect: super::Dialect) -> Option<&'static str> {
     match dialect {
         super::Dialect::Sqlite => None,
         super::Dialect::Postgres => Some("SELECT pg_advisory_xact_lock($1)"),
@@ -1297,7 +1303,7 @@ fn blob_lock_sql(dialect: super::Dialect) -> Option<&'static str> {
 
 /// The advisory lock id of a blob: the first 64 bits of its (hex sha512) key. Two
 /// keys sharing an id only serialise a little more.
-fn blob_lock_id(key: &str) -> i64 {
+pub(super) fn blob_lock_id(key: &str) -> i64 {
     key.get(..16)
         .and_then(|h| u64::from_str_radix(h, 16).ok())
         .map_or(0, |n| n as i64)

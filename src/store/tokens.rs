@@ -11,7 +11,8 @@ macro_rules! select_token {
     ($rest:literal) => {
         concat!(
             "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, limits, cidr, ",
-            "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at FROM tokens ",
+            "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, ",
+            "trust_config_id, oidc FROM tokens ",
             $rest
         )
     };
@@ -40,6 +41,10 @@ pub struct TokenRow {
     pub last_used_at: Option<i64>,
     pub last_used_ip: Option<String>,
     pub revoked_at: Option<i64>,
+    /// For a token minted by trusted publishing: its trust configuration.
+    pub trust_config_id: Option<String>,
+    /// For a token minted by trusted publishing: what it may do (`OidcScope` JSON).
+    pub oidc: Option<String>,
 }
 
 /// A token row with its owner's columns (prefixed `u_`), from one joined read.
@@ -184,7 +189,8 @@ impl Store {
                 name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
                 RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
-                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at";
+                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
+                trust_config_id, oidc";
             let key_prefix = t.key.get(..8).ok_or_else(|| {
                 StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
             })?;
@@ -205,6 +211,60 @@ impl Store {
                     .bind(t.origin)
                     .bind(t.now)
                     .bind(t.expires_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            })?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Stores a token minted by trusted publishing (origin `oidc`), owned by the
+    /// account that configured the trust, tied to its configuration.
+    pub async fn insert_oidc_token(
+        &self,
+        grant: &crate::domain::access::TrustGrant,
+        t: &NewToken<'_>,
+        trust_config_id: &str,
+        oidc: &str,
+    ) -> StoreResult<TokenRow> {
+        if t.user_id != grant.user_id() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a trust grant for one account was used for another"
+            )));
+        }
+        self.writing(async {
+            const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+                name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at, \
+                trust_config_id, oidc) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16) \
+                RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
+                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
+                trust_config_id, oidc";
+            let key_prefix = t.key.get(..8).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
+            })?;
+            let row = on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let row = sqlx::query_as::<_, TokenRow>(SQL)
+                    .bind(t.key)
+                    .bind(key_prefix)
+                    .bind(t.user_id)
+                    .bind(t.hash.to_vec())
+                    .bind(t.display_prefix)
+                    .bind(t.last_four)
+                    .bind(t.name)
+                    .bind(t.description)
+                    .bind(t.kind.as_str())
+                    .bind(t.limits)
+                    .bind(t.cidr)
+                    .bind(t.origin)
+                    .bind(t.now)
+                    .bind(t.expires_at)
+                    .bind(trust_config_id)
+                    .bind(oidc)
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -264,7 +324,7 @@ impl Store {
     ) -> StoreResult<Option<(Arc<TokenRow>, Arc<UserRow>)>> {
         const SQL: &str = "SELECT t.id, t.key, t.user_id, t.display_prefix, t.last_four, t.name, t.description, \
             t.kind, t.limits, t.cidr, t.origin, t.created_at, t.updated_at, t.expires_at, t.last_used_at, \
-            t.last_used_ip, t.revoked_at, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
+            t.last_used_ip, t.revoked_at, t.trust_config_id, t.oidc, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
             u.fullname AS u_fullname, u.homepage AS u_homepage, u.twitter AS u_twitter, u.github AS u_github, \
             u.freenode AS u_freenode, u.tfa_mode AS u_tfa_mode, u.tfa_pending AS u_tfa_pending, \
             u.tfa_secret AS u_tfa_secret, u.tfa_last_step AS u_tfa_last_step, u.created_at AS u_created_at, \

@@ -60,6 +60,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("last_used_at", Int),
             ("last_used_ip", Text),
             ("revoked_at", Int),
+            ("trust_config_id", Text),
+            ("oidc", Text),
         ],
     ),
     (
@@ -76,6 +78,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("modified_at", Int),
             ("keywords", Text),
+            ("trusted_publishing_only", Int),
         ],
     ),
     (
@@ -123,6 +126,42 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("scopes", &[("name", Text), ("owner_id", Int)]),
+    (
+        "trust_configs",
+        &[
+            ("id", Text),
+            ("package_id", Int),
+            ("kind", Text),
+            ("issuer", Text),
+            ("claims", Text),
+            ("permissions", Text),
+            ("created_by", Int),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "oidc_token_ids",
+        &[("issuer", Text), ("jti", Text), ("expires_at", Int)],
+    ),
+    (
+        "staged_versions",
+        &[
+            ("id", Text),
+            ("package_id", Int),
+            ("version", Text),
+            ("tag", Text),
+            ("manifest", Text),
+            ("readme", Text),
+            ("blob_key", Text),
+            ("size", Int),
+            ("integrity", Text),
+            ("shasum", Text),
+            ("staged_by", Int),
+            ("actor", Text),
+            ("actor_type", Text),
+            ("created_at", Int),
+        ],
+    ),
     (
         "recovery_codes",
         &[

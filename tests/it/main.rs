@@ -37,6 +37,9 @@ mod store;
 mod tokens;
 /// The trust core under attack: credential paths, throttles, limits, hiding, revisions.
 mod trust;
+/// Trusted publishing (a local OIDC issuer, npm in GitHub Actions and GitLab CI
+/// mode) and staged releases with `npm stage`.
+mod trusted_publishing;
 /// Two-factor authentication.
 mod two_factor;
 /// The website in headless Chromium: sign-in, Access Tokens, 2FA, browser login for npm.

@@ -1,0 +1,870 @@
+//! Trusted publishing and staged releases with the real npm CLI: a local OpenID
+//! Connect issuer (discovery and JWKS on loopback, keys it rotates, id tokens it
+//! signs), npm publishing in GitHub Actions and GitLab CI mode, the refusals an
+//! attacker meets, the "trusted publishing only" policy and `npm stage` end to end.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use reqwest::Method;
+use serde_json::{Value, json};
+use tessera::clock::Clock;
+use tessera::config::{CiKind, OidcIssuer};
+
+use crate::harness::*;
+use crate::rules::publish_body;
+
+/// P-256 test keys (kid, PKCS#8 PEM, JWK x, JWK y). Test fixtures, not secrets.
+const KEYS: [(&str, &str, &str, &str); 3] = [
+    (
+        "key-one",
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgQw8z5gAo7xjh0PGA\nXKRU67xELgRmmMvVfyXehK3H4R6hRANCAAQ5bgY51y2xF43JAqQontPOmXenmFoZ\nqBomUPXkv8yEV9Y9IAMeP9Z8+VaVG6O7kmg25UGBKKIxSCEy1kk/v1NH\n-----END PRIVATE KEY-----\n",
+        "OW4GOdctsReNyQKkKJ7Tzpl3p5haGagaJlD15L_MhFc",
+        "1j0gAx4_1nz5VpUbo7uSaDblQYEoojFIITLWST-_U0c",
+    ),
+    (
+        "key-two",
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg/qJ1Ele/aEekS1d+\ns+HY9o1FcIWMe0GRg0iJ/KUNMHShRANCAAT0Z8OQ9h2v4sPQoSfOjRU6IIBFItwo\nLd9OQVoDE3BuTGxZvlbnyj9prKltTeZqrtRaBcogDnmTSNGJ56XGJxmc\n-----END PRIVATE KEY-----\n",
+        "9GfDkPYdr-LD0KEnzo0VOiCARSLcKC3fTkFaAxNwbkw",
+        "bFm-VufKP2msqW1N5mqu1FoFyiAOeZNI0YnnpcYnGZw",
+    ),
+    (
+        "key-never-published",
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg2QeCcL5R0vx7CERB\nUXdPq0v0lFq4F/iwTf626yPEzvahRANCAATpGQinwGjqmK16WjyiGRzrTVYD9WfD\neQ/aBJANPJF4nlqr1uoYRmHhQxgI+6+KrS2DOUeU48wJUcp4AbkP3/3V\n-----END PRIVATE KEY-----\n",
+        "6RkIp8Bo6pitelo8ohkc601WA_Vnw3kP2gSQDTyReJ4",
+        "WqvW6hhGYeFDGAj7r4qtLYM5R5TjzAlRyngBuQ_f_dU",
+    ),
+];
+
+/// The secret the GitHub Actions runner would give a job for its id-token requests.
+const REQUEST_TOKEN: &str = "runner-request-secret";
+
+struct IssuerState {
+    base: String,
+    /// Indexes into `KEYS` of the keys the JWKS publishes.
+    published: Mutex<Vec<usize>>,
+    /// The key that signs what `/gh/token` hands out.
+    signing: Mutex<usize>,
+    /// Claims `/gh/token` signs next (its `aud` comes from the request).
+    next: Mutex<Value>,
+}
+
+/// A local OpenID Connect issuer with two issuer paths, `/gh` and `/gl`.
+pub struct Issuer {
+    pub base: String,
+    state: Arc<IssuerState>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+async fn discovery(
+    State(s): State<Arc<IssuerState>>,
+    UrlPath(which): UrlPath<String>,
+) -> axum::Json<Value> {
+    axum::Json(json!({
+        "issuer": format!("{}/{which}", s.base),
+        "jwks_uri": format!("{}/{which}/jwks", s.base),
+        "id_token_signing_alg_values_supported": ["ES256"],
+    }))
+}
+
+async fn jwks(State(s): State<Arc<IssuerState>>) -> axum::Json<Value> {
+    let keys: Vec<Value> = s
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|&i| {
+            let (kid, _, x, y) = KEYS[i];
+            json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "alg": "ES256", "use": "sig"})
+        })
+        .collect();
+    axum::Json(json!({ "keys": keys }))
+}
+
+/// GitHub's id-token endpoint: `?audience=` from npm, the runner's bearer secret.
+async fn gh_token(
+    State(s): State<Arc<IssuerState>>,
+    headers: HeaderMap,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Result<axum::Json<Value>, axum::http::StatusCode> {
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth != format!("Bearer {REQUEST_TOKEN}") {
+        return Err(axum::http::StatusCode::UNAUTHORIZED);
+    }
+    let mut claims = s.next.lock().unwrap().clone();
+    if let Some(aud) = q.get("audience") {
+        claims["aud"] = json!(aud);
+    }
+    let key = *s.signing.lock().unwrap();
+    Ok(axum::Json(json!({"value": sign(key, &claims)})))
+}
+
+/// Signs `claims` with `KEYS[key]` (ES256, its kid in the header).
+fn sign(key: usize, claims: &Value) -> String {
+    let (kid, pem, _, _) = KEYS[key];
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+    jsonwebtoken::encode(&header, claims, &key).unwrap()
+}
+
+impl Issuer {
+    pub fn start() -> Issuer {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(IssuerState {
+            base: base.clone(),
+            published: Mutex::new(vec![0]),
+            signing: Mutex::new(0),
+            next: Mutex::new(Value::Null),
+        });
+        let app = axum::Router::new()
+            .route("/{which}/.well-known/openid-configuration", get(discovery))
+            .route("/{which}/jwks", get(jwks))
+            .route("/gh/token", get(gh_token))
+            .with_state(state.clone());
+        runtime.spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Issuer {
+            base,
+            state,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn url(&self, which: &str) -> String {
+        format!("{}/{which}", self.base)
+    }
+
+    /// Publishes `keys` (indexes into `KEYS`) and signs with `signing` from now on.
+    pub fn rotate(&self, keys: &[usize], signing: usize) {
+        *self.state.published.lock().unwrap() = keys.to_vec();
+        *self.state.signing.lock().unwrap() = signing;
+    }
+
+    /// What the next GitHub id-token request is handed (signed then).
+    pub fn hand_out(&self, claims: Value) {
+        *self.state.next.lock().unwrap() = claims;
+    }
+
+    pub fn sign(&self, claims: &Value) -> String {
+        sign(*self.state.signing.lock().unwrap(), claims)
+    }
+}
+
+/// A server trusting the local issuer: `/gh` as GitHub Actions, `/gl` as GitLab.
+fn server_trusting(issuer: &Issuer) -> TestServer {
+    let (gh, gl) = (issuer.url("gh"), issuer.url("gl"));
+    TestServer::builder()
+        .config(move |c| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Github,
+                url: gh,
+                configured: true,
+            });
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Gitlab,
+                url: gl,
+                configured: true,
+            });
+        })
+        .start()
+}
+
+fn now_s(server: &TestServer) -> i64 {
+    server.clock.now_ms() / 1000
+}
+
+/// The claims GitHub Actions puts in an id token for `repo`'s `workflow`.
+fn github_claims(issuer: &Issuer, server: &TestServer, repo: &str, workflow: &str) -> Value {
+    let now = now_s(server);
+    json!({
+        "iss": issuer.url("gh"),
+        "aud": "npm:127.0.0.1",
+        "sub": format!("repo:{repo}:ref:refs/heads/main"),
+        "jti": tessera::auth::token::random_base62(20),
+        "repository": repo,
+        "repository_owner": repo.split('/').next().unwrap(),
+        "repository_visibility": "private",
+        "workflow_ref": format!("{repo}/.github/workflows/{workflow}@refs/heads/main"),
+        "ref": "refs/heads/main",
+        "event_name": "push",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+    })
+}
+
+/// The claims GitLab CI puts in an id token for `project`.
+fn gitlab_claims(issuer: &Issuer, server: &TestServer, project: &str) -> Value {
+    let now = now_s(server);
+    json!({
+        "iss": issuer.url("gl"),
+        "aud": "npm:127.0.0.1",
+        "sub": format!("project_path:{project}:ref_type:branch:ref:main"),
+        "jti": tessera::auth::token::random_base62(20),
+        "project_path": project,
+        "project_visibility": "private",
+        "ci_config_ref_uri": format!("gitlab.example.com/{project}//.gitlab-ci.yml@refs/heads/main"),
+        "ref": "main",
+        "iat": now,
+        "nbf": now,
+        "exp": now + 300,
+    })
+}
+
+/// Runs npm like `Npm::run_in`, plus the CI environment in `env`.
+fn npm_ci(npm: &Npm, cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut cmd = Command::new("npm");
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", npm.dir.path().join("home"))
+        .env("npm_config_userconfig", &npm.userconfig)
+        .env("npm_config_cache", npm.dir.path().join("cache"))
+        .env("npm_config_registry", &npm.registry)
+        .env("npm_config_audit", "false")
+        .env("npm_config_fund", "false")
+        .env("npm_config_update_notifier", "false")
+        .env("npm_config_loglevel", "verbose")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("npm is installed");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        command: format!("npm {} (CI)", args.join(" ")),
+    }
+}
+
+/// The environment of a GitHub Actions job whose workflow may ask for id tokens.
+fn github_env(issuer: &Issuer) -> Vec<(&'static str, String)> {
+    vec![
+        ("GITHUB_ACTIONS", "true".into()),
+        ("CI", "true".into()),
+        (
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            format!("{}/gh/token?api-version=2.0", issuer.base),
+        ),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", REQUEST_TOKEN.into()),
+    ]
+}
+
+fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn user_id(server: &TestServer, name: &str) -> i64 {
+    server
+        .block_on(server.app.store.user_by_name(name))
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+fn packument(server: &TestServer, name: &str, token: Option<&str>) -> Value {
+    server
+        .get(&format!("/{}", name.replace('/', "%2f")), token)
+        .json()
+        .unwrap()
+}
+
+/// POSTs an id token to the exchange.
+fn exchange(server: &TestServer, name: &str, id_token: &str) -> (u16, Value) {
+    let r = http()
+        .post(format!(
+            "{}/-/npm/v1/oidc/token/exchange/package/{}",
+            server.url,
+            name.replace('/', "%2f")
+        ))
+        .bearer_auth(id_token)
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().unwrap_or(Value::Null))
+}
+
+/// alice publishes `name`@1.0.0 and trusts `acme/widget`'s `release.yml` with npm.
+fn trusted_package(server: &TestServer, name: &str, allow: &str) -> (String, Npm) {
+    let alice = server.signup("alice");
+    let npm = server.npm(Some(&alice));
+    npm.publish(name, "1.0.0", &[]).ok();
+    let run = npm
+        .run(&[
+            "trust",
+            "github",
+            name,
+            "--file",
+            "release.yml",
+            "--repository",
+            "acme/widget",
+            allow,
+            "--yes",
+        ])
+        .ok();
+    assert!(run.stdout.contains("acme/widget"), "{}", run.all());
+    (alice, npm)
+}
+
+#[test]
+fn github_actions_publishes_with_an_exchanged_token() {
+    let issuer = Issuer::start();
+    let server = server_trusting(&issuer);
+    let (alice, npm) = trusted_package(&server, "acme-widget", "--allow-publish");
+
+    let listed = npm.run(&["trust", "list", "acme-widget"]).ok();
+    assert!(listed.stdout.contains("release.yml"), "{}", listed.all());
+    assert!(listed.stdout.contains("publish"), "{}", listed.all());
+
+    // The CI job has no token at all: only the exchange can make this publish work.
+    let ci = server.npm(None);
+    let dir = ci.package("acme-widget", "1.1.0", json!({}));
+    issuer.hand_out(github_claims(
+        &issuer,
+        &server,
+        "acme/widget",
+        "release.yml",
+    ));
+    let run = npm_ci(&ci, &dir, &["publish"], &env_refs(&github_env(&issuer))).ok();
+    assert!(run.stdout.contains("+ acme-widget@1.1.0"), "{}", run.all());
+
+    // Which credential published: the workflow, through its minted token.
+    let doc = packument(&server, "acme-widget", None);
+    let who = &doc["versions"]["1.1.0"]["_npmUser"];
+    assert_eq!(
+        who["trustedPublisher"]["identity"],
+        "GitHub Actions acme/widget/.github/workflows/release.yml@refs/heads/main",
+        "{who}"
+    );
+    assert!(doc["versions"]["1.0.0"]["_npmUser"]["trustedPublisher"].is_null());
+    let alice_id = user_id(&server, "alice");
+    let log: Vec<String> = security_log_rows(&server, alice_id)
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert!(
+        log.iter()
+            .any(|d| d.contains("acme-widget@1.1.0 published through trusted publishing")),
+        "{log:?}"
+    );
+    assert!(
+        log.iter()
+            .any(|d| d.contains("minted to publish acme-widget")),
+        "{log:?}"
+    );
+
+    // The minted token is listed with its origin and the workflow identity.
+    let tokens: Value = server.get("/-/npm/v1/tokens", Some(&alice)).json().unwrap();
+    let minted = tokens["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["origin"] == "oidc")
+        .unwrap_or_else(|| panic!("no oidc token in {tokens}"));
+    assert!(
+        minted["description"]
+            .as_str()
+            .unwrap()
+            .contains("acme/widget/.github/workflows/release.yml"),
+        "{minted}"
+    );
+    assert!(minted["expires"].is_string());
+
+    // A minted token publishes that one package and nothing else.
+    let claims = github_claims(&issuer, &server, "acme/widget", "release.yml");
+    let id_token = issuer.sign(&claims);
+    let (status, body) = exchange(&server, "acme-widget", &id_token);
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["token_type"], "oidc");
+    let token = body["token"].as_str().unwrap().to_owned();
+    // Replayed: refused.
+    let (status, body) = exchange(&server, "acme-widget", &id_token);
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exchanged"),
+        "{body}"
+    );
+
+    alice_publishes_other(&server, &alice);
+    let r = server
+        .request(Method::PUT, "/alice-other", Some(&token))
+        .json(&publish_body("alice-other", "2.0.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = server
+        .request(Method::PUT, "/brand-new-name", Some(&token))
+        .json(&publish_body("brand-new-name", "1.0.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    for (method, path, body) in [
+        (Method::GET, "/-/npm/v1/tokens", Value::Null),
+        (
+            Method::POST,
+            "/-/npm/v1/tokens",
+            json!({"password": password_of("alice")}),
+        ),
+        (Method::GET, "/-/npm/v1/user", Value::Null),
+        (
+            Method::PUT,
+            "/-/package/acme-widget/dist-tags/beta",
+            json!("1.0.0"),
+        ),
+        (
+            Method::POST,
+            "/-/package/acme-widget/access",
+            json!({"publish_requires_tfa": false}),
+        ),
+        (Method::GET, "/-/package/acme-widget/trust", Value::Null),
+        (Method::POST, "/-/org", json!({"name": "acme"})),
+    ] {
+        let mut req = server.request(method.clone(), path, Some(&token));
+        if !body.is_null() {
+            req = req.json(&body);
+        }
+        let status = req.send().unwrap().status().as_u16();
+        assert!(status == 403, "{method} {path}: {status}");
+    }
+    // It does publish the package it was minted for.
+    let r = server
+        .request(Method::PUT, "/acme-widget", Some(&token))
+        .json(&publish_body("acme-widget", "1.2.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+
+    // Revoking the configuration revokes the tokens minted from it.
+    let id = npm
+        .run(&["trust", "list", "acme-widget", "--json"])
+        .ok()
+        .stdout;
+    let configs: Value = serde_json::from_str(&id).unwrap_or(Value::Null);
+    let config_id = configs
+        .as_array()
+        .and_then(|a| a.first())
+        .or(Some(&configs))
+        .and_then(|c| c["id"].as_str())
+        .unwrap_or_else(|| panic!("no id in {id}"))
+        .to_owned();
+    npm.run(&["trust", "revoke", "acme-widget", "--id", &config_id])
+        .ok();
+    let r = server
+        .request(Method::PUT, "/acme-widget", Some(&token))
+        .json(&publish_body("acme-widget", "1.3.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let (status, _) = exchange(
+        &server,
+        "acme-widget",
+        &issuer.sign(&github_claims(
+            &issuer,
+            &server,
+            "acme/widget",
+            "release.yml",
+        )),
+    );
+    assert_eq!(status, 404);
+}
+
+fn alice_publishes_other(server: &TestServer, alice: &str) {
+    let r = server
+        .request(Method::PUT, "/alice-other", Some(alice))
+        .json(&publish_body("alice-other", "1.0.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[test]
+fn bad_id_tokens_are_refused_and_npm_falls_back_to_its_token() {
+    let issuer = Issuer::start();
+    let server = server_trusting(&issuer);
+    let (alice, _) = trusted_package(&server, "acme-widget", "--allow-publish");
+    let good = || github_claims(&issuer, &server, "acme/widget", "release.yml");
+    let with = |key: &str, value: Value| {
+        let mut c = good();
+        c[key] = value;
+        c
+    };
+    let now = now_s(&server);
+    for (what, claims, status, needle) in [
+        (
+            "repository",
+            with("repository", json!("evil/widget")),
+            403,
+            "repository",
+        ),
+        (
+            "workflow",
+            with(
+                "workflow_ref",
+                json!("acme/widget/.github/workflows/other.yml@refs/heads/main"),
+            ),
+            403,
+            "workflow",
+        ),
+        (
+            "audience",
+            with("aud", json!("npm:registry.npmjs.org")),
+            401,
+            "audience",
+        ),
+        (
+            "issuer",
+            with("iss", json!("https://token.example.com")),
+            401,
+            "not trusted",
+        ),
+        ("expired", with("exp", json!(now - 3600)), 401, "expired"),
+        (
+            "not yet valid",
+            with("nbf", json!(now + 3600)),
+            401,
+            "not valid yet",
+        ),
+    ] {
+        let (s, body) = exchange(&server, "acme-widget", &issuer.sign(&claims));
+        assert_eq!(s, status, "{what}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(needle), "{what}: {body}");
+    }
+    // Not an id token at all, and a Tessera token in its place.
+    assert_eq!(exchange(&server, "acme-widget", "not-a-jwt").0, 401);
+    assert_eq!(exchange(&server, "acme-widget", &alice).0, 401);
+    // A forged signature: another key under the published key id.
+    let good_token = issuer.sign(&good());
+    let forged = {
+        let (kid, pem, _, _) = KEYS[2];
+        let _ = kid;
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(KEYS[0].0.to_owned());
+        let key = jsonwebtoken::EncodingKey::from_ec_pem(pem.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &good(), &key).unwrap()
+    };
+    let (s, body) = exchange(&server, "acme-widget", &forged);
+    assert_eq!(s, 401, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("signature"),
+        "{body}"
+    );
+    // An unknown key id is refused, even after the issuer's keys are fetched again.
+    server.clock.advance_ms(60_000);
+    issuer.rotate(&[0], 2);
+    let unknown = issuer.sign(&good());
+    issuer.rotate(&[0], 0);
+    let (s, body) = exchange(&server, "acme-widget", &unknown);
+    assert_eq!(s, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("key-never-published"),
+        "{body}"
+    );
+    // Rotation: a token signed with a new key is accepted once the issuer publishes
+    // it (the cache refreshes on the unknown key id).
+    server.clock.advance_ms(60_000);
+    issuer.rotate(&[0, 1], 1);
+    let (s, body) = exchange(&server, "acme-widget", &issuer.sign(&good()));
+    assert_eq!(s, 201, "{body}");
+    // The old key still works while it is published.
+    let (s, body) = exchange(&server, "acme-widget", &good_token);
+    assert_eq!(s, 201, "{body}");
+
+    // npm in CI with a wrong repository: the exchange fails and npm publishes with
+    // the token it is configured with (alice's), which the record shows.
+    let ci = server.npm(Some(&alice));
+    let dir = ci.package("acme-widget", "1.1.0", json!({}));
+    issuer.hand_out(with("repository", json!("evil/widget")));
+    let run = npm_ci(&ci, &dir, &["publish"], &env_refs(&github_env(&issuer))).ok();
+    assert!(run.all().contains("Failed token exchange"), "{}", run.all());
+    let doc = packument(&server, "acme-widget", None);
+    assert!(doc["versions"]["1.1.0"]["_npmUser"]["trustedPublisher"].is_null());
+    assert_eq!(doc["versions"]["1.1.0"]["_npmUser"]["name"], "alice");
+}
+
+#[test]
+fn gitlab_ci_publishes_with_npm_id_token() {
+    let issuer = Issuer::start();
+    let server = server_trusting(&issuer);
+    let alice = server.signup("alice");
+    let npm = server.npm(Some(&alice));
+    npm.publish("@alice/lib", "1.0.0", &[]).ok();
+    npm.run(&[
+        "trust",
+        "gitlab",
+        "@alice/lib",
+        "--file",
+        ".gitlab-ci.yml",
+        "--project",
+        "group/project",
+        "--allow-publish",
+        "--yes",
+    ])
+    .ok();
+    let listed = npm.run(&["trust", "list", "@alice/lib", "--json"]).ok();
+    assert!(
+        listed.stdout.contains(&issuer.url("gl")) || listed.stdout.contains("group/project"),
+        "{}",
+        listed.all()
+    );
+
+    let ci = server.npm(None);
+    let dir = ci.package("@alice/lib", "1.1.0", json!({}));
+    let id_token = issuer.sign(&gitlab_claims(&issuer, &server, "group/project"));
+    let run = npm_ci(
+        &ci,
+        &dir,
+        &["publish"],
+        &[
+            ("GITLAB_CI", "true"),
+            ("CI", "true"),
+            ("NPM_ID_TOKEN", &id_token),
+        ],
+    )
+    .ok();
+    assert!(run.stdout.contains("+ @alice/lib@1.1.0"), "{}", run.all());
+    let doc = packument(&server, "@alice/lib", Some(&alice));
+    assert!(
+        doc["versions"]["1.1.0"]["_npmUser"]["trustedPublisher"]["identity"]
+            .as_str()
+            .unwrap()
+            .starts_with("GitLab CI gitlab.example.com/group/project//.gitlab-ci.yml"),
+        "{doc}"
+    );
+    // Another project of the same GitLab is not trusted.
+    let other = issuer.sign(&gitlab_claims(&issuer, &server, "group/other"));
+    assert_eq!(exchange(&server, "@alice/lib", &other).0, 403);
+    // A GitLab id token is not accepted for the GitHub issuer's configurations.
+    let mut as_github = gitlab_claims(&issuer, &server, "group/project");
+    as_github["iss"] = json!(issuer.url("gh"));
+    assert_eq!(
+        exchange(&server, "@alice/lib", &issuer.sign(&as_github)).0,
+        404
+    );
+}
+
+#[test]
+fn trusted_publishing_only_refuses_token_publishes() {
+    let issuer = Issuer::start();
+    let server = server_trusting(&issuer);
+    let (alice, npm) = trusted_package(&server, "acme-widget", "--allow-publish");
+    let registry = server.url.clone();
+    let run = tessera(
+        &[
+            "package",
+            "trust",
+            "only",
+            "acme-widget",
+            "on",
+            "--registry",
+            &registry,
+            "--userconfig",
+            npm.userconfig.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    assert!(
+        run.stdout.contains("only through trusted publishing"),
+        "{}",
+        run.all()
+    );
+    npm.publish("acme-widget", "1.1.0", &[])
+        .fails_with("accepts new versions only through trusted publishing");
+    let status = npm.run(&["access", "get", "status", "acme-widget"]).ok();
+    assert!(
+        status
+            .all()
+            .contains("new versions only through trusted publishing"),
+        "{}",
+        status.all()
+    );
+    // The workflow still publishes.
+    let ci = server.npm(Some(&alice));
+    let dir = ci.package("acme-widget", "1.2.0", json!({}));
+    issuer.hand_out(github_claims(
+        &issuer,
+        &server,
+        "acme/widget",
+        "release.yml",
+    ));
+    npm_ci(&ci, &dir, &["publish"], &env_refs(&github_env(&issuer))).ok();
+    let doc = packument(&server, "acme-widget", None);
+    assert!(doc["versions"]["1.2.0"]["_npmUser"]["trustedPublisher"].is_object());
+    assert!(doc["versions"]["1.1.0"].is_null());
+    // Only maintainers change the policy.
+    let bob = server.signup("bob");
+    let r = server
+        .request(Method::POST, "/-/package/acme-widget/access", Some(&bob))
+        .json(&json!({"trusted_publishing_only": false}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let list = tessera(
+        &[
+            "package",
+            "trust",
+            "list",
+            "acme-widget",
+            "--registry",
+            &registry,
+            "--userconfig",
+            npm.userconfig.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    assert!(
+        list.stdout.contains("acme/widget workflow release.yml"),
+        "{}",
+        list.all()
+    );
+    let r = server.get("/-/package/acme-widget/trust", Some(&bob));
+    assert_eq!(r.status(), 403);
+}
+
+#[test]
+fn npm_stage_end_to_end_with_approval_under_two_factor() {
+    let issuer = Issuer::start();
+    let server = server_trusting(&issuer);
+    let (alice, npm) = trusted_package(&server, "acme-widget", "--allow-stage-publish");
+    let (secret, _) = crate::two_factor::enable(&server, &alice, "alice", "auth-and-writes");
+
+    // The workflow may only stage: a direct publish with its token is refused.
+    let ci = server.npm(None);
+    let dir = ci.package("acme-widget", "1.1.0", json!({}));
+    issuer.hand_out(github_claims(
+        &issuer,
+        &server,
+        "acme/widget",
+        "release.yml",
+    ));
+    npm_ci(&ci, &dir, &["publish"], &env_refs(&github_env(&issuer))).fails_with("may only stage");
+    issuer.hand_out(github_claims(
+        &issuer,
+        &server,
+        "acme/widget",
+        "release.yml",
+    ));
+    let staged = npm_ci(
+        &ci,
+        &dir,
+        &["stage", "publish"],
+        &env_refs(&github_env(&issuer)),
+    )
+    .ok();
+    let id = staged
+        .stdout
+        .split("staged with id ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no stage id in {}", staged.all()))
+        .to_owned();
+
+    // Invisible to installs until approved.
+    let doc = packument(&server, "acme-widget", None);
+    assert!(doc["versions"]["1.1.0"].is_null(), "{doc}");
+    let app = server.npm(None);
+    app.run(&["install", "acme-widget@1.1.0"])
+        .fails_with("No matching version");
+
+    let list = npm.run(&["stage", "list", "acme-widget"]).ok();
+    assert!(
+        list.stdout.contains(&id) && list.stdout.contains("1.1.0"),
+        "{}",
+        list.all()
+    );
+    assert!(list.stdout.contains("oidc"), "{}", list.all());
+    let view = npm.run(&["stage", "view", &id]).ok();
+    assert!(view.stdout.contains("acme/widget"), "{}", view.all());
+    let download = npm.run(&["stage", "download", &id]).ok();
+    assert!(
+        npm.work()
+            .join(format!("acme-widget-1.1.0-{id}.tgz"))
+            .exists(),
+        "{}",
+        download.all()
+    );
+    // Others see nothing.
+    let bob = server.signup("bob");
+    assert_eq!(
+        server.get(&format!("/-/stage/{id}"), Some(&bob)).status(),
+        403
+    );
+    let bobs: Value = server.get("/-/stage", Some(&bob)).json().unwrap();
+    assert_eq!(bobs["total"], 0, "{bobs}");
+
+    // Approval asks alice's second factor.
+    npm.run(&["stage", "approve", &id]).fails_with("EOTP");
+    let otp = otp_now(&server, &secret);
+    let approved = npm
+        .run(&["stage", "approve", &id, &format!("--otp={otp}")])
+        .ok();
+    assert!(approved.stdout.contains("approved"), "{}", approved.all());
+    let doc = packument(&server, "acme-widget", None);
+    assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "{doc}");
+    assert!(doc["versions"]["1.1.0"]["_npmUser"]["trustedPublisher"].is_object());
+    app.run(&["install", "acme-widget@1.1.0"]).ok();
+    assert_eq!(
+        server.get(&format!("/-/stage/{id}"), Some(&alice)).status(),
+        404
+    );
+
+    // A rejected version is deleted.
+    server.clock.advance_ms(30_000);
+    let dir = ci.package("acme-widget", "1.2.0", json!({}));
+    issuer.hand_out(github_claims(
+        &issuer,
+        &server,
+        "acme/widget",
+        "release.yml",
+    ));
+    let staged = npm_ci(
+        &ci,
+        &dir,
+        &["stage", "publish"],
+        &env_refs(&github_env(&issuer)),
+    )
+    .ok();
+    let id = staged
+        .stdout
+        .split("staged with id ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap()
+        .to_owned();
+    let otp = otp_now(&server, &secret);
+    npm.run(&["stage", "reject", &id, &format!("--otp={otp}")])
+        .ok();
+    let list = npm.run(&["stage", "list", "acme-widget"]).ok();
+    assert!(list.stdout.contains("No staged versions"), "{}", list.all());
+    assert!(packument(&server, "acme-widget", None)["versions"]["1.2.0"].is_null());
+}
