@@ -868,3 +868,172 @@ fn npm_stage_end_to_end_with_approval_under_two_factor() {
     assert!(list.stdout.contains("No staged versions"), "{}", list.all());
     assert!(packument(&server, "acme-widget", None)["versions"]["1.2.0"].is_null());
 }
+
+/// The website's side on both databases: trust a workflow from the settings page,
+/// review a version the workflow staged (files, package.json against `latest`),
+/// approve it with a one-time password, then allow only trusted publishing.
+#[test]
+fn website_trust_settings_and_staged_review() {
+    let issuer = Issuer::start();
+    let gh = issuer.url("gh");
+    let run = |server: TestServer| {
+        let alice = server.signup("alice");
+        let r = server
+            .request(Method::PUT, "/acme-widget", Some(&alice))
+            .json(&publish_body("acme-widget", "1.0.0"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let automation = server.create_token(&alice, "alice", json!({"automation": true}));
+        let (secret, _) = crate::two_factor::enable(&server, &alice, "alice", "auth-and-writes");
+        let web = http_session_with_otp(&server, "alice", || Some(otp_now(&server, &secret)));
+        server.clock.advance_ms(30_000);
+        let (status, page) = web.get("/package/acme-widget/settings");
+        assert_eq!(status, 200);
+        assert!(page.contains("Trusted publishing") && page.contains("No CI workflow is trusted"));
+
+        let settings = "/package/acme-widget/settings";
+        let trust_form = |otp: &str| {
+            web.post(
+                &format!("{settings}/trust"),
+                &[
+                    ("csrf", &web.csrf(settings)),
+                    ("kind", "github"),
+                    ("repository", "acme/widget"),
+                    ("file", "release.yml"),
+                    ("allow_stage", "on"),
+                    ("otp", otp),
+                ],
+            )
+        };
+        // Without the second factor nothing is trusted.
+        let r = trust_form("");
+        assert_eq!(r.status(), 401);
+        assert!(r.text().unwrap().contains("one-time password"));
+        let r = trust_form(&otp_now(&server, &secret));
+        assert_eq!(r.status(), 303);
+        let (_, page) = web.get(settings);
+        assert!(page.contains("acme/widget, workflow release.yml"), "{page}");
+        assert!(page.contains("stage publish"));
+
+        // The workflow stages 1.1.0 with its exchanged token.
+        let (status, body) = exchange(
+            &server,
+            "acme-widget",
+            &issuer.sign(&github_claims(
+                &issuer,
+                &server,
+                "acme/widget",
+                "release.yml",
+            )),
+        );
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().unwrap().to_owned();
+        let r = server
+            .request(Method::POST, "/-/stage/package/acme-widget", Some(&token))
+            .json(&publish_body("acme-widget", "1.1.0"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let id = r.json::<Value>().unwrap()["stageId"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        // Staging the same version twice is refused; a publish with it too.
+        let r = server
+            .request(Method::POST, "/-/stage/package/acme-widget", Some(&token))
+            .json(&publish_body("acme-widget", "1.1.0"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        let r = server
+            .request(Method::PUT, "/acme-widget", Some(&token))
+            .json(&publish_body("acme-widget", "1.1.0"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403);
+
+        let (_, page) = web.get(settings);
+        assert!(
+            page.contains(&format!("/package/acme-widget/staged/{id}")),
+            "{page}"
+        );
+        let review = format!("/package/acme-widget/staged/{id}");
+        let (status, page) = web.get(&review);
+        assert_eq!(status, 200, "{page}");
+        assert!(page.contains("<code>package.json</code>"), "{page}");
+        assert!(page.contains("against 1.0.0"), "{page}");
+        assert!(
+            page.contains("+   &#34;version&#34;: &#34;1.1.0&#34;")
+                || page.contains("+   &quot;version&quot;: &quot;1.1.0&quot;"),
+            "{page}"
+        );
+        assert!(page.contains("GitHub Actions acme/widget/.github/workflows/release.yml"));
+        // bob may not review it.
+        server.signup("bob");
+        let bob = http_session(&server, "bob");
+        assert_eq!(bob.get(&review).0, 403);
+
+        // Approve: the second factor is asked.
+        server.clock.advance_ms(30_000);
+        let r = web.post(
+            &format!("{review}/approve"),
+            &[("csrf", &web.csrf(&review)), ("otp", "")],
+        );
+        assert_eq!(r.status(), 401);
+        assert!(packument(&server, "acme-widget", None)["versions"]["1.1.0"].is_null());
+        let r = web.post(
+            &format!("{review}/approve"),
+            &[
+                ("csrf", &web.csrf(&review)),
+                ("otp", &otp_now(&server, &secret)),
+            ],
+        );
+        assert_eq!(r.status(), 303);
+        let doc = packument(&server, "acme-widget", None);
+        assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "{doc}");
+        assert_eq!(web.get(&review).0, 404);
+
+        // Only trusted publishing from now on.
+        server.clock.advance_ms(30_000);
+        let r = web.post(
+            &format!("{settings}/trust-only"),
+            &[
+                ("csrf", &web.csrf(settings)),
+                ("trusted_only", "on"),
+                ("otp", &otp_now(&server, &secret)),
+            ],
+        );
+        assert_eq!(r.status(), 303);
+        let r = server
+            .request(Method::PUT, "/acme-widget", Some(&token_of(&automation)))
+            .json(&publish_body("acme-widget", "1.2.0"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let (_, page) = web.get(settings);
+        assert!(page.contains("trusted-only-badge"));
+    };
+    let gh2 = gh.clone();
+    let start = |postgres: bool| {
+        let gh = gh2.clone();
+        let mut b = TestServer::builder();
+        if postgres {
+            b = b.postgres();
+        }
+        b.config(move |c| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Github,
+                url: gh,
+                configured: true,
+            })
+        })
+        .start()
+    };
+    run(start(false));
+    if postgres_url().is_some() {
+        run(start(true));
+    } else {
+        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
+    }
+}
