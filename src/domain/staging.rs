@@ -158,12 +158,13 @@ pub fn diff_lines(old: &[String], new: &[String]) -> Vec<DiffLine> {
             out.push(DiffLine::Same(old[i].clone()));
             i += 1;
             j += 1;
-        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
-            out.push(DiffLine::Added(new[j].clone()));
-            j += 1;
-        } else {
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            // Removed lines come before the lines that replace them.
             out.push(DiffLine::Removed(old[i].clone()));
             i += 1;
+        } else {
+            out.push(DiffLine::Added(new[j].clone()));
+            j += 1;
         }
     }
     out
@@ -374,5 +375,14 @@ mod tests {
             ]
         );
         assert!(diff_lines(&[], &[]).is_empty());
+        assert_eq!(
+            diff_lines(&lines("x\n1\ny"), &lines("x\n2\ny")),
+            vec![
+                DiffLine::Same("x".into()),
+                DiffLine::Removed("1".into()),
+                DiffLine::Added("2".into()),
+                DiffLine::Same("y".into()),
+            ]
+        );
     }
 }

@@ -1037,3 +1037,116 @@ fn website_trust_settings_and_staged_review() {
         assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
     }
 }
+
+/// The review page in headless Chromium: a workflow stages a version, its maintainer
+/// opens the page from the package's settings, sees the files and the package.json
+/// change, approves with a one-time password and lands on the package page.
+#[test]
+fn staged_review_page_in_chromium() {
+    use crate::web_harness::{Browser, Server, browser_missing};
+    if let Some(why) = browser_missing() {
+        assert!(std::env::var("CI").is_err(), "{why}");
+        eprintln!("{why}");
+        return;
+    }
+    let issuer = Issuer::start();
+    let gh = issuer.url("gh");
+    let server = Server::start_with(move |c| {
+        c.oidc_issuers.push(OidcIssuer {
+            kind: CiKind::Github,
+            url: gh,
+            configured: true,
+        })
+    });
+    let url = server.url.clone();
+    let password = password_of("alice");
+    let now = tessera::clock::SystemClock.now_ms() / 1000;
+    let claims = json!({
+        "iss": issuer.url("gh"), "aud": "npm:127.0.0.1", "jti": "chromium-review",
+        "repository": "acme/widget",
+        "workflow_ref": "acme/widget/.github/workflows/release.yml@refs/heads/main",
+        "iat": now, "nbf": now, "exp": now + 300,
+    });
+    let id_token = issuer.sign(&claims);
+    server.rt.block_on(async move {
+        let http = reqwest::Client::new();
+        let login: Value = http
+            .put(format!("{url}/-/user/org.couchdb.user:alice"))
+            .json(&json!({"name": "alice", "password": password, "email": "alice@example.com"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let alice = login["token"].as_str().unwrap().to_owned();
+        let send = |method: Method, path: &str, token: &str, body: Value| {
+            http.request(method, format!("{url}{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+        };
+        let r = send(Method::PUT, "/acme-widget", &alice, publish_body("acme-widget", "1.0.0")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        let r = send(
+            Method::POST,
+            "/-/package/acme-widget/trust",
+            &alice,
+            json!([{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}, "permissions": ["createStagedPackage"]}]),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201);
+        // 2FA from here on: approval asks for a one-time password.
+        let r = send(Method::POST, "/-/npm/v1/user", &alice, json!({"tfa": {"mode": "auth-only", "password": password_of("alice")}})).await.unwrap();
+        let otpauth = r.json::<Value>().await.unwrap()["tfa"].as_str().unwrap().to_owned();
+        let secret = secret_from_otpauth(&otpauth);
+        let code = |offset: i64| {
+            let t = tessera::clock::SystemClock.now_ms() / 1000 + offset;
+            tessera::auth::totp::code_at(&secret, t as u64)
+        };
+        let r = send(Method::POST, "/-/npm/v1/user", &alice, json!({"tfa": [code(-30)]})).await.unwrap();
+        assert_eq!(r.status(), 200);
+
+        let minted: Value = http
+            .post(format!("{url}/-/npm/v1/oidc/token/exchange/package/acme-widget"))
+            .bearer_auth(&id_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = minted["token"].as_str().unwrap().to_owned();
+        let staged: Value = send(Method::POST, "/-/stage/package/acme-widget", &token, publish_body("acme-widget", "1.1.0"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = staged["stageId"].as_str().unwrap().to_owned();
+
+        let b = Browser::start(&url).await;
+        b.sign_in("alice", &password_of("alice")).await;
+        b.wait_path("/login/otp").await;
+        // Each one-time password is a later step than the one before (replay rule).
+        b.fill("One-time password", &code(0)).await;
+        b.click_button("Verify").await;
+        b.goto("/package/acme-widget/settings").await;
+        b.click_link("1.1.0").await;
+        b.wait_path(&format!("/package/acme-widget/staged/{id}")).await;
+        b.screenshot("staged-review").await;
+        assert!(b.text("h1").await.contains("acme-widget@1.1.0"));
+        assert!(b.text("table.files").await.contains("package.json"));
+        let diff = b.text("#manifest-diff").await;
+        assert!(diff.contains("+ ") && diff.contains("1.1.0") && diff.contains("- "), "{diff}");
+        b.fill("One-time password", &code(30)).await;
+        b.click_button("Approve and publish").await;
+        b.wait_path("/package/acme-widget").await;
+        let page = b.source().await;
+        assert!(page.contains("approved and published"), "{page}");
+        b.close().await;
+        let doc: Value = http.get(format!("{url}/acme-widget")).send().await.unwrap().json().await.unwrap();
+        assert_eq!(doc["dist-tags"]["latest"], "1.1.0");
+    });
+}
