@@ -1150,3 +1150,108 @@ fn staged_review_page_in_chromium() {
         assert_eq!(doc["dist-tags"]["latest"], "1.1.0");
     });
 }
+
+/// Issuers from the file, the environment and flags; `config show` lists them with
+/// the defaults; a plain-http issuer off loopback stops the server from starting.
+#[test]
+fn oidc_issuers_from_every_source_show_in_config_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\n[[oidc_issuers]]\nkind = \"gitlab\"\nurl = \"https://gitlab.example.com\"\n",
+            dir.path().join("data").to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let shown = tessera(&["config", "show", "--config", cfg], None, &[]).ok();
+    let line = shown
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("oidc_issuers"))
+        .unwrap_or_else(|| panic!("{}", shown.stdout))
+        .to_owned();
+    for needle in [
+        "github=https://token.actions.githubusercontent.com",
+        "gitlab=https://gitlab.com",
+        "circleci=https://oidc.circleci.com",
+        "gitlab=https://gitlab.example.com",
+        "(file)",
+    ] {
+        assert!(line.contains(needle), "{needle} in {line}");
+    }
+    let shown = tessera(
+        &["config", "show", "--config", cfg],
+        None,
+        &[(
+            "TESSERA_OIDC_ISSUERS",
+            "gitlab=https://git.corp.example,github=https://ghe.corp.example/_services/token",
+        )],
+    )
+    .ok();
+    assert!(
+        shown.stdout.contains("gitlab=https://git.corp.example"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown
+            .stdout
+            .contains("github=https://ghe.corp.example/_services/token")
+    );
+    assert!(
+        !shown.stdout.contains("gitlab=https://gitlab.example.com"),
+        "env replaces the file"
+    );
+    let shown = tessera(
+        &[
+            "config",
+            "show",
+            "--config",
+            cfg,
+            "--oidc-issuer",
+            "circleci=https://circleci.corp.example",
+            "--oidc-issuer",
+            "github=http://127.0.0.1:9999",
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    assert!(
+        shown
+            .stdout
+            .contains("circleci=https://circleci.corp.example"),
+        "{}",
+        shown.stdout
+    );
+    assert!(shown.stdout.contains("github=http://127.0.0.1:9999"));
+    tessera(
+        &[
+            "config",
+            "show",
+            "--config",
+            cfg,
+            "--oidc-issuer",
+            "gitlab=http://gitlab.example.com",
+        ],
+        None,
+        &[],
+    )
+    .fails_with("only on a loopback address");
+    tessera(
+        &[
+            "config",
+            "show",
+            "--config",
+            cfg,
+            "--oidc-issuer",
+            "forgejo=https://code.example.com",
+        ],
+        None,
+        &[],
+    )
+    .fails_with("--oidc-issuer");
+}
