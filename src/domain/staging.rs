@@ -253,17 +253,26 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
             staged.version
         )));
     }
-    let key = staged.blob_key.clone();
-    let blob_present = || async {
-        match app.blobs.get(&key).await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(Error::Unavailable(format!(
+    // The tarball in hand, so the publish can write it again if `tessera gc` removes
+    // it once the staged row no longer refers to it.
+    let tarball = app
+        .blobs
+        .get(&staged.blob_key)
+        .await
+        .map_err(|e| Error::Unavailable(format!("blob store: {e}")))?
+        .ok_or_else(|| {
+            Error::Unavailable(format!(
                 "the staged tarball of {name}@{} is gone",
                 staged.version
-            ))),
-            Err(e) => Err(Error::Unavailable(format!("blob store: {e}"))),
-        }
-    };
+            ))
+        })?;
+    // Claim the staged version first: an approval and a rejection (or two
+    // approvals) at once cannot both act on it.
+    if !app.store.remove_staged(&grant, id).await? {
+        return Err(not_found());
+    }
+    let key = staged.blob_key.clone();
+    let blob_present = || async { Ok::<_, Error>(app.blobs.ensure(&key, tarball).await?) };
     let outcome = app
         .store
         .publish_version(
@@ -287,20 +296,28 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
                 now: app.now(),
             },
         )
-        .await?;
-    match outcome {
-        PublishOutcome::Published { .. } => {}
-        PublishOutcome::VersionExists => {
+        .await;
+    let failure = match outcome {
+        Ok(PublishOutcome::Published { .. }) => None,
+        // Published meanwhile: the staged version has no future.
+        Ok(PublishOutcome::VersionExists) => {
             return Err(Error::Forbidden(format!(
                 "You cannot publish over the previously published versions: {}.",
                 staged.version
             )));
         }
-        PublishOutcome::NotMaintainer | PublishOutcome::ScopeTaken => {
-            return Err(Error::Forbidden(access::publish_refusal(&name)));
+        Ok(PublishOutcome::NotMaintainer | PublishOutcome::ScopeTaken) => {
+            Some(Error::Forbidden(access::publish_refusal(&name)))
         }
+        Err(e) => Some(e),
+    };
+    if let Some(e) = failure {
+        // Not published: the staged version waits again for someone who can.
+        if let Err(put_back) = app.store.restore_staged(&grant, &staged).await {
+            tracing::warn!(error = %put_back, "could not put back a staged version after a failed approval");
+        }
+        return Err(e);
     }
-    app.store.remove_staged(&grant, id).await?;
     security_log::record(
         app,
         caller.user.id,

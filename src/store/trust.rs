@@ -403,6 +403,46 @@ impl Store {
         .await)?)
     }
 
+    /// Puts back a staged version whose approval failed after it was claimed.
+    pub async fn restore_staged(
+        &self,
+        grant: &PackageGrant<act::ApproveStage>,
+        row: &StagedRow,
+    ) -> StoreResult<()> {
+        if row.package_id != grant.package_id() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a staged version of another package"
+            )));
+        }
+        self.writing(async {
+            on_pool!(self, |p| sqlx::query(
+                "INSERT INTO staged_versions (id, package_id, version, tag, manifest, readme, \
+                 blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                 ON CONFLICT DO NOTHING"
+            )
+            .bind(&row.id)
+            .bind(row.package_id)
+            .bind(&row.version)
+            .bind(&row.tag)
+            .bind(&row.manifest)
+            .bind(&row.readme)
+            .bind(&row.blob_key)
+            .bind(row.size)
+            .bind(&row.integrity)
+            .bind(&row.shasum)
+            .bind(row.staged_by)
+            .bind(&row.actor)
+            .bind(&row.actor_type)
+            .bind(row.created_at)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Deletes a staged version of the grant's package (rejected, or just published).
     pub async fn remove_staged(
         &self,
