@@ -71,6 +71,17 @@ async fn discovery(
     }))
 }
 
+/// CircleCI names one issuer per organization: `<base>/org/<organization id>`.
+async fn org_discovery(
+    State(s): State<Arc<IssuerState>>,
+    UrlPath((which, org)): UrlPath<(String, String)>,
+) -> axum::Json<Value> {
+    axum::Json(json!({
+        "issuer": format!("{}/{which}/org/{org}", s.base),
+        "jwks_uri": format!("{}/{which}/jwks", s.base),
+    }))
+}
+
 async fn jwks(State(s): State<Arc<IssuerState>>) -> axum::Json<Value> {
     let keys: Vec<Value> = s
         .published
@@ -135,6 +146,10 @@ impl Issuer {
         let app = axum::Router::new()
             .route("/{which}/.well-known/openid-configuration", get(discovery))
             .route("/{which}/jwks", get(jwks))
+            .route(
+                "/{which}/org/{org}/.well-known/openid-configuration",
+                get(org_discovery),
+            )
             .route("/gh/token", get(gh_token))
             .with_state(state.clone());
         runtime.spawn(async move {
@@ -1254,4 +1269,104 @@ fn oidc_issuers_from_every_source_show_in_config_show() {
         &[],
     )
     .fails_with("--oidc-issuer");
+}
+
+/// CircleCI: an operator-configured CircleCI issuer, whose id tokens name the
+/// organization in the issuer; trust configured with `tessera package trust circleci`.
+#[test]
+fn circleci_id_tokens_match_organization_and_project() {
+    let issuer = Issuer::start();
+    let cc = issuer.url("cc");
+    let server = TestServer::builder()
+        .config(move |c| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Circleci,
+                url: cc,
+                configured: true,
+            })
+        })
+        .start();
+    let (alice, npm) = {
+        let alice = server.signup("alice");
+        let npm = server.npm(Some(&alice));
+        npm.publish("circle-lib", "1.0.0", &[]).ok();
+        (alice, npm)
+    };
+    let org = "8a5b2b5e-0e0e-4c4c-9a9a-0123456789ab";
+    let project = "3f1c0c1e-1111-4222-8333-444455556666";
+    tessera(
+        &[
+            "package",
+            "trust",
+            "circleci",
+            "circle-lib",
+            "--org-id",
+            org,
+            "--project-id",
+            project,
+            "--allow-publish",
+            "--registry",
+            &server.url,
+            "--userconfig",
+            npm.userconfig.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    let now = now_s(&server);
+    let claims = |org_in_issuer: &str, project: &str| {
+        json!({
+            "iss": format!("{}/org/{org_in_issuer}", issuer.url("cc")),
+            "aud": "npm:127.0.0.1",
+            "jti": tessera::auth::token::random_base62(20),
+            "sub": format!("org/{org}/project/{project}/user/u1"),
+            "oidc.circleci.com/org-id": org,
+            "oidc.circleci.com/project-id": project,
+            "oidc.circleci.com/vcs-origin": "github.com/acme/circle-lib",
+            "iat": now, "nbf": now, "exp": now + 300,
+        })
+    };
+    let (status, body) = exchange(&server, "circle-lib", &issuer.sign(&claims(org, project)));
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap().to_owned();
+    let r = server
+        .request(Method::PUT, "/circle-lib", Some(&token))
+        .json(&publish_body("circle-lib", "1.1.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let doc = packument(&server, "circle-lib", None);
+    assert!(
+        doc["versions"]["1.1.0"]["_npmUser"]["trustedPublisher"]["identity"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("CircleCI project {project}")),
+        "{doc}"
+    );
+    // Another project of the organization is not trusted.
+    let other = "99999999-1111-4222-8333-444455556666";
+    let (status, body) = exchange(&server, "circle-lib", &issuer.sign(&claims(org, other)));
+    assert_eq!(status, 403, "{body}");
+    // An issuer path that is not an organization id is not a trusted issuer.
+    let mut odd = claims(org, project);
+    odd["iss"] = json!(format!("{}/org/../evil", issuer.url("cc")));
+    assert_eq!(exchange(&server, "circle-lib", &issuer.sign(&odd)).0, 401);
+    let listed = tessera(
+        &[
+            "package",
+            "trust",
+            "list",
+            "circle-lib",
+            "--registry",
+            &server.url,
+            "--userconfig",
+            npm.userconfig.to_str().unwrap(),
+        ],
+        None,
+        &[],
+    )
+    .ok();
+    assert!(listed.stdout.contains(project), "{}", listed.all());
+    let _ = alice;
 }
