@@ -1028,6 +1028,17 @@ fn website_trust_settings_and_staged_review() {
         assert_eq!(r.status(), 403);
         let (_, page) = web.get(settings);
         assert!(page.contains("trusted-only-badge"));
+        let page = http()
+            .get(format!("{}/package/acme-widget", server.url))
+            .header("accept", "text/html")
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert!(
+            page.contains("New versions only through trusted publishing"),
+            "{page}"
+        );
     };
     let gh2 = gh.clone();
     let start = |postgres: bool| {
