@@ -1381,3 +1381,88 @@ fn circleci_id_tokens_match_organization_and_project() {
     assert!(listed.stdout.contains(project), "{}", listed.all());
     let _ = alice;
 }
+
+/// Two instances on one PostgreSQL database: an id token exchanged through one is
+/// refused by the other (the replay record is in the database, not in a process).
+#[test]
+fn an_id_token_is_exchanged_once_across_instances() {
+    if postgres_url().is_none() {
+        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
+        eprintln!("skipped: TESSERA_TEST_DATABASE_URL is not set");
+        return;
+    }
+    let issuer = Issuer::start();
+    let with_issuer = |gh: String| {
+        move |c: &mut tessera::config::Config| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Github,
+                url: gh,
+                configured: true,
+            })
+        }
+    };
+    let first = TestServer::builder()
+        .postgres()
+        .config(with_issuer(issuer.url("gh")))
+        .start();
+    let database = first.app.config.database_url.clone();
+    let key_file = first.app.config.server_key_file.clone();
+    let add_issuer = with_issuer(issuer.url("gh"));
+    let second = TestServer::builder()
+        .config(move |c| {
+            c.database_url = database;
+            c.server_key_file = key_file;
+            add_issuer(c);
+        })
+        .start();
+    let alice = first.signup("alice");
+    let r = first
+        .request(Method::PUT, "/acme-widget", Some(&alice))
+        .json(&publish_body("acme-widget", "1.0.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = first
+        .request(Method::POST, "/-/package/acme-widget/trust", Some(&alice))
+        .json(&json!([{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}, "permissions": ["createPackage"]}]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id_token = issuer.sign(&github_claims(
+        &issuer,
+        &first,
+        "acme/widget",
+        "release.yml",
+    ));
+    let (status, body) = exchange(&first, "acme-widget", &id_token);
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = exchange(&second, "acme-widget", &id_token);
+    assert_eq!(status, 401, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exchanged")
+    );
+    // The token minted by one instance publishes through the other.
+    let token = exchange(
+        &second,
+        "acme-widget",
+        &issuer.sign(&github_claims(
+            &issuer,
+            &second,
+            "acme/widget",
+            "release.yml",
+        )),
+    )
+    .1["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = first
+        .request(Method::PUT, "/acme-widget", Some(&token))
+        .json(&publish_body("acme-widget", "1.1.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
