@@ -50,6 +50,8 @@ pub struct App {
     pub publish_slots: tokio::sync::Semaphore,
     /// Held while serving an embedded database (see `server::bind`).
     pub serve_lock: std::sync::OnceLock<std::fs::File>,
+    /// Signing keys of the trusted OpenID Connect issuers (trusted publishing).
+    pub oidc_keys: crate::domain::trust::keys::IssuerKeys,
 }
 
 /// Loads the server key from its file, creating it (mode 0600) on first start. Every
@@ -159,6 +161,7 @@ impl App {
             hashing: crate::domain::credentials::Hashing::for_this_machine(),
             publish_slots: tokio::sync::Semaphore::new(config_publishes),
             serve_lock: std::sync::OnceLock::new(),
+            oidc_keys: Default::default(),
         }))
     }
 

@@ -118,6 +118,122 @@ pub struct RawConfig {
     /// `min_release_age` / `TESSERA_MIN_RELEASE_AGE` / `--min-release-age`: proxied
     /// versions younger than this are held back (`3d`, `12h`; `0` = off, the default).
     pub min_release_age: Option<String>,
+    /// `[[oidc_issuers]]` (`kind`, `url`) / `TESSERA_OIDC_ISSUERS` (comma-separated
+    /// `KIND=URL`) / `--oidc-issuer KIND=URL` (repeatable): OpenID Connect issuers
+    /// trusted for trusted publishing, besides GitHub Actions, GitLab.com and CircleCI.
+    pub oidc_issuers: Option<Vec<RawIssuer>>,
+}
+
+/// An OpenID Connect issuer as written in a setting.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    pub kind: String,
+    pub url: String,
+}
+
+impl RawIssuer {
+    /// `github=https://ghe.example.com/_services/token` (flags and environment).
+    pub fn parse_pair(text: &str) -> RawIssuer {
+        match text.split_once('=') {
+            Some((kind, url)) => RawIssuer {
+                kind: kind.trim().to_owned(),
+                url: url.trim().to_owned(),
+            },
+            None => RawIssuer {
+                kind: text.trim().to_owned(),
+                url: String::new(),
+            },
+        }
+    }
+}
+
+/// The claim layout an OpenID Connect issuer uses, named after the CI system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CiKind {
+    Github,
+    Gitlab,
+    Circleci,
+}
+
+impl CiKind {
+    pub const ALL: [CiKind; 3] = [CiKind::Github, CiKind::Gitlab, CiKind::Circleci];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CiKind::Github => "github",
+            CiKind::Gitlab => "gitlab",
+            CiKind::Circleci => "circleci",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CiKind> {
+        CiKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The issuer trusted without configuration. CircleCI's id tokens name one
+    /// issuer per organization: `<this>/org/<org id>`.
+    pub fn default_issuer(self) -> &'static str {
+        match self {
+            CiKind::Github => "https://token.actions.githubusercontent.com",
+            CiKind::Gitlab => "https://gitlab.com",
+            CiKind::Circleci => "https://oidc.circleci.com",
+        }
+    }
+}
+
+/// A trusted OpenID Connect issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OidcIssuer {
+    pub kind: CiKind,
+    /// Without a trailing slash.
+    pub url: String,
+    /// Configured by the operator (else one of the defaults).
+    pub configured: bool,
+}
+
+/// The repeatable flag is singular: `--oidc-issuer`.
+fn invalid_issuer(problem: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!(
+        "invalid oidc_issuers (--oidc-issuer, TESSERA_OIDC_ISSUERS, [[oidc_issuers]]): {problem}"
+    )
+}
+
+/// Checks an issuer URL: `https://host[/path]`, or `http://` on a loopback address
+/// (for tests and local setups).
+fn check_issuer_url(text: &str) -> Result<String, String> {
+    let url = text.trim().trim_end_matches('/');
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| format!("{text:?} is not a URL; write KIND=https://host"))?;
+    if rest.contains(['?', '#']) || rest.chars().any(char::is_whitespace) {
+        return Err(format!("{text:?} must be a plain base URL"));
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    if host.is_empty() || authority.contains('@') {
+        return Err(format!("{text:?} names no host"));
+    }
+    match scheme {
+        "https" => Ok(url.to_owned()),
+        "http" => {
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            if loopback {
+                Ok(url.to_owned())
+            } else {
+                Err(format!(
+                    "{text:?} uses http://, which is accepted only on a loopback address; use https://"
+                ))
+            }
+        }
+        _ => Err(format!("{text:?} must start with https://")),
+    }
 }
 
 /// One `[[uplinks]]` table.
@@ -209,6 +325,7 @@ impl RawConfig {
             uplinks: over.uplinks.or(self.uplinks),
             routes: over.routes.or(self.routes),
             min_release_age: over.min_release_age.or(self.min_release_age),
+            oidc_issuers: over.oidc_issuers.or(self.oidc_issuers),
         }
     }
 }
@@ -363,6 +480,8 @@ pub struct Config {
     pub security_log_retention_days: u32,
     /// Upstream registries and the routes that choose between them.
     pub uplinks: UplinkSettings,
+    /// Trusted OpenID Connect issuers: the defaults, then the configured ones.
+    pub oidc_issuers: Vec<OidcIssuer>,
 }
 
 /// One upstream registry.
@@ -927,7 +1046,31 @@ impl Config {
             Some(p) => p,
             None => data_dir.join("server.key"),
         };
+        let mut oidc_issuers: Vec<OidcIssuer> = CiKind::ALL
+            .into_iter()
+            .map(|kind| OidcIssuer {
+                kind,
+                url: kind.default_issuer().to_owned(),
+                configured: false,
+            })
+            .collect();
+        for raw_issuer in raw.oidc_issuers.unwrap_or_default() {
+            let kind = CiKind::parse(raw_issuer.kind.trim()).ok_or_else(|| {
+                invalid_issuer(format!(
+                    "{:?} is not an issuer kind; write github=URL, gitlab=URL or circleci=URL",
+                    raw_issuer.kind
+                ))
+            })?;
+            let url = check_issuer_url(&raw_issuer.url).map_err(invalid_issuer)?;
+            oidc_issuers.retain(|i| i.url != url);
+            oidc_issuers.push(OidcIssuer {
+                kind,
+                url,
+                configured: true,
+            });
+        }
         Ok(Config {
+            oidc_issuers,
             listen,
             server_key_file,
             data_dir,
@@ -948,6 +1091,12 @@ impl Config {
             security_log_retention_days,
             uplinks,
         })
+    }
+
+    /// The issuer a new trust configuration of `kind` is bound to when it names none:
+    /// the last one the operator configured for that kind, else the default.
+    pub fn primary_issuer(&self, kind: CiKind) -> Option<&OidcIssuer> {
+        self.oidc_issuers.iter().rev().find(|i| i.kind == kind)
     }
 
     /// A configuration for tests and embedding: everything under `dir`, ephemeral port.
@@ -1143,6 +1292,45 @@ mod tests {
         ] {
             with(|r| r.database_url = Some(good.into())).unwrap();
         }
+    }
+
+    #[test]
+    fn oidc_issuers_are_checked() {
+        let issuer = |kind: &str, url: &str| RawIssuer {
+            kind: kind.into(),
+            url: url.into(),
+        };
+        let c = with(|r| {
+            r.oidc_issuers = Some(vec![
+                issuer("gitlab", "https://gitlab.example.com/"),
+                issuer("github", "http://127.0.0.1:9000/gh"),
+            ])
+        })
+        .unwrap();
+        assert_eq!(c.oidc_issuers.len(), 5);
+        assert_eq!(
+            c.primary_issuer(CiKind::Gitlab).unwrap().url,
+            "https://gitlab.example.com"
+        );
+        assert_eq!(
+            c.primary_issuer(CiKind::Circleci).unwrap().url,
+            "https://oidc.circleci.com"
+        );
+        for (kind, url, needle) in [
+            ("forgejo", "https://x.example", "not an issuer kind"),
+            ("gitlab", "http://gitlab.example.com", "loopback"),
+            ("gitlab", "ftp://x", "https://"),
+            ("gitlab", "", "not a URL"),
+            ("gitlab", "https://", "not a URL"),
+            ("gitlab", "https://:443", "no host"),
+            ("gitlab", "https://h/?x", "plain base URL"),
+        ] {
+            refused(|r| r.oidc_issuers = Some(vec![issuer(kind, url)]), needle);
+        }
+        assert_eq!(
+            RawIssuer::parse_pair("gitlab=https://g.example"),
+            issuer("gitlab", "https://g.example")
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod npmrc;
 mod operator;
 mod orgs;
 mod output;
+mod trust;
 mod uplinks;
 mod user;
 

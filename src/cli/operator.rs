@@ -114,6 +114,16 @@ pub struct ServerArgs {
     /// Hold back proxied versions younger than this, e.g. 3d or 12h (0: off) [default: 0].
     #[arg(long, env = "TESSERA_MIN_RELEASE_AGE")]
     min_release_age: Option<String>,
+    /// An OpenID Connect issuer trusted for trusted publishing, as KIND=URL with KIND
+    /// github, gitlab or circleci (the claim layout); repeatable, also spelt
+    /// --oidc-issuer. GitHub Actions, GitLab.com and CircleCI are trusted by default.
+    #[arg(
+        long = "oidc-issuers",
+        visible_alias = "oidc-issuer",
+        env = "TESSERA_OIDC_ISSUERS",
+        value_delimiter = ','
+    )]
+    oidc_issuers: Option<Vec<String>>,
 }
 
 impl ServerArgs {
@@ -159,6 +169,12 @@ impl ServerArgs {
             uplinks,
             routes: None,
             min_release_age: self.min_release_age.clone(),
+            oidc_issuers: self.oidc_issuers.as_ref().map(|list| {
+                list.iter()
+                    .filter(|s| !s.trim().is_empty())
+                    .map(|s| crate::config::RawIssuer::parse_pair(s))
+                    .collect()
+            }),
         })
     }
 
@@ -532,6 +548,17 @@ pub async fn config(cmd: ConfigCommand, matches: &clap::ArgMatches) -> anyhow::R
         (
             "security_log_retention_days",
             config.security_log_retention_days.to_string(),
+        ),
+        (
+            "oidc_issuers",
+            format!(
+                "{:?}",
+                config
+                    .oidc_issuers
+                    .iter()
+                    .map(|i| format!("{}={}", i.kind.as_str(), i.url))
+                    .collect::<Vec<_>>()
+            ),
         ),
     ];
     let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -8,7 +8,7 @@ use base64::Engine;
 use secrecy::SecretString;
 use std::sync::Arc;
 
-use super::access::{Credential, Limits, Principal, TokenKind};
+use super::access::{Credential, Limits, OidcScope, Principal, TokenKind};
 use super::credentials;
 use super::{Error, Result};
 use crate::app::App;
@@ -41,6 +41,8 @@ pub struct TokenSettings {
     pub kind: TokenKind,
     pub limits: Option<Limits>,
     pub cidr: Option<CidrList>,
+    /// A token minted by trusted publishing: what it may do.
+    pub oidc: Option<OidcScope>,
 }
 
 /// A token whose stored settings cannot be read: refused everywhere.
@@ -66,7 +68,22 @@ impl TokenSettings {
                 )
             }
         };
-        Ok(TokenSettings { kind, limits, cidr })
+        // A trusted-publishing token acts only through its scope; without a
+        // readable one it is refused, never taken for the plain type it also stores.
+        let oidc = match (row.origin.as_str(), row.oidc.as_deref()) {
+            ("oidc", Some(text)) => {
+                Some(serde_json::from_str::<OidcScope>(text).map_err(|_| UNREADABLE)?)
+            }
+            ("oidc", None) => return Err(UNREADABLE),
+            (_, None) => None,
+            (_, Some(_)) => return Err(UNREADABLE),
+        };
+        Ok(TokenSettings {
+            kind,
+            limits,
+            cidr,
+            oidc,
+        })
     }
 }
 
@@ -157,13 +174,14 @@ pub async fn authenticate_token(app: &App, text: &str, ip: ClientAddr) -> Result
         }
     };
     app.usage.record(&row, ip, app.now());
-    let principal = principal_for(
-        &user,
-        Credential::Token {
+    let credential = match settings.oidc {
+        Some(scope) => Credential::Oidc(scope),
+        None => Credential::Token {
             kind: settings.kind,
             limits: settings.limits,
         },
-    );
+    };
+    let principal = principal_for(&user, credential);
     Ok(Caller {
         user,
         principal,

@@ -1,7 +1,7 @@
 //! Scheduled pruning of rows that only matter for a while: one-time-password and
 //! sign-in failure counters once they are older than any throttling window,
 //! security-log entries older than `security_log_retention_days`, expired website
-//! sessions and expired browser logins. `tessera serve` runs it at start and every
+//! sessions, expired browser logins and the replay records of expired OIDC id tokens. `tessera serve` runs it at start and every
 //! hour; with several instances each one prunes, and the deletes are idempotent.
 
 use std::sync::Arc;
@@ -27,11 +27,17 @@ pub struct Pruned {
     pub security_events: u64,
     pub sessions: u64,
     pub web_logins: u64,
+    /// Exchanged OIDC id tokens past their expiry (they can no longer be replayed).
+    pub oidc_token_ids: u64,
 }
 
 impl Pruned {
     pub fn total(&self) -> u64 {
-        self.auth_failures + self.security_events + self.sessions + self.web_logins
+        self.auth_failures
+            + self.security_events
+            + self.sessions
+            + self.web_logins
+            + self.oidc_token_ids
     }
 }
 
@@ -58,6 +64,7 @@ pub async fn prune(app: &App) -> Result<Pruned> {
             .prune_sessions(now - IDLE_MS, now - ABSOLUTE_MS, now - PENDING_OTP_MS)
             .await?,
         web_logins: app.store.delete_expired_web_logins(now).await?,
+        oidc_token_ids: app.store.prune_oidc_token_ids(now).await?,
     })
 }
 
@@ -73,6 +80,7 @@ pub async fn run(app: Arc<App>) {
                 security_events = pruned.security_events,
                 sessions = pruned.sessions,
                 web_logins = pruned.web_logins,
+                oidc_token_ids = pruned.oidc_token_ids,
                 "pruned expired rows"
             ),
             Ok(_) => {}

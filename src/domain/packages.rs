@@ -654,6 +654,8 @@ impl MfaPolicy {
 pub struct Settings {
     pub public: bool,
     pub mfa: MfaPolicy,
+    /// New versions only through trusted publishing.
+    pub trusted_publishing_only: bool,
 }
 
 /// Visibility and publishing policy of a readable package.
@@ -662,6 +664,7 @@ pub async fn settings(app: &App, caller: Option<&Caller>, name: &PackageName) ->
     Ok(Settings {
         public: grant.row().is_public(),
         mfa: MfaPolicy::of(grant.row()),
+        trusted_publishing_only: grant.row().trusted_publishing_only != 0,
     })
 }
 

@@ -66,6 +66,30 @@ pub async fn preflight(app: &App, caller: &Caller, name: &PackageName) -> Result
     Ok(new_name_rules(app, caller, &target).await.err())
 }
 
+/// Decides, before the body is read, whether `caller` may stage a version of `name`
+/// (`Some(refusal)` otherwise). Staging never asks for a one-time password.
+pub async fn stage_preflight(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+) -> Result<Option<Error>> {
+    let target = package_facts(app, Some(caller), name).await?;
+    match access::preflight(app, Some(caller), Action::StagePublish, Some(&target)) {
+        Decision::Allow | Decision::AllowWithOtp => Ok(None),
+        Decision::Deny(_) => {
+            Ok(Some(
+                match access::authorize::<access::act::StagePublish>(app, Some(caller), &target)
+                    .await
+                {
+                    Err(Error::NotFound(_)) => stage_needs_package(name),
+                    Err(e) => e,
+                    Ok(_) => return Ok(None),
+                },
+            ))
+        }
+    }
+}
+
 /// Rules for creating a package: no Node core module names, no name deleted less
 /// than `NAME_RESERVED_MS` ago unless the caller maintained it.
 async fn new_name_rules(app: &App, caller: &Caller, target: &Target) -> Result<()> {
@@ -386,10 +410,29 @@ pub async fn publish(
         )
         .await?;
     match outcome {
-        PublishOutcome::Published { .. } => Ok(Published {
-            name: name.to_string(),
-            version,
-        }),
+        PublishOutcome::Published { .. } => {
+            if let access::Credential::Oidc(scope) = &caller.principal.credential {
+                super::security_log::record(
+                    app,
+                    caller.user.id,
+                    "trusted-publish",
+                    &format!(
+                        "{name}@{version} published through trusted publishing by {} (token {})",
+                        scope.identity,
+                        caller
+                            .token
+                            .as_ref()
+                            .map_or("?", |t| t.display_prefix.as_str())
+                    ),
+                    Some(&caller.ip_text()),
+                )
+                .await;
+            }
+            Ok(Published {
+                name: name.to_string(),
+                version,
+            })
+        }
         PublishOutcome::VersionExists => Err(version_exists(&version)),
         // Rights changed between the decision and the commit: the same answer the
         // decision gives (it tells a stranger nothing).
@@ -397,6 +440,122 @@ pub async fn publish(
             Err(Error::Forbidden(access::publish_refusal(name)))
         }
     }
+}
+
+/// A staged version (`npm stage publish`).
+#[derive(Debug)]
+pub struct Staged {
+    pub id: String,
+    pub name: String,
+    pub version: String,
+}
+
+/// The refusal a stage gets for a package that does not exist (or is hidden).
+fn stage_needs_package(name: &PackageName) -> Error {
+    Error::NotFound(format!(
+        "package {name} not found: a staged release is for a package that exists; publish its first version directly"
+    ))
+}
+
+/// Stages the single version of a parsed publish body: checked exactly like a
+/// publish (body, tarball, manifests), stored with its tarball, invisible to
+/// installs until a maintainer approves it (`domain::staging`). No one-time password
+/// is asked: the second factor comes with the approval.
+pub async fn stage(
+    app: &App,
+    caller: &Caller,
+    name: &PackageName,
+    buf: Vec<u8>,
+    body: PublishBody,
+) -> Result<Staged> {
+    let checked = check_body(name, body)?;
+    let version = checked.version.clone();
+    let target = package_facts(app, Some(caller), name).await?;
+    let grant = access::authorize::<access::act::StagePublish>(app, Some(caller), &target)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound(_) => stage_needs_package(name),
+            other => other,
+        })?;
+    if app
+        .store
+        .staged_version_ever_published(&grant, version::key(&version))
+        .await?
+    {
+        return Err(version_exists(&version));
+    }
+    let limits = tarball::Limits {
+        max_unpacked_bytes: app.config.max_unpacked_bytes,
+        ..tarball::Limits::default()
+    };
+    let (checked, unpacked) = tokio::task::spawn_blocking(move || {
+        let unpacked = unpack(buf, &checked, &limits);
+        (checked, unpacked)
+    })
+    .await
+    .map_err(|e| Error::Internal(e.into()))?;
+    let Unpacked {
+        tarball,
+        digests,
+        facts,
+    } = unpacked?;
+    manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
+    // Maintainers are filled in when the version is approved.
+    let (stored, readme) = stored_manifest(
+        checked.manifest,
+        name,
+        &version,
+        caller,
+        &[],
+        &digests,
+        &facts,
+    );
+    let manifest_text = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.into()))?;
+    let size = i64::try_from(tarball.len()).map_err(|e| Error::Internal(e.into()))?;
+    let tag = checked
+        .tags
+        .first()
+        .map_or_else(|| "latest".to_owned(), |(t, _)| t.clone());
+    let (actor, actor_type) = match &caller.principal.credential {
+        access::Credential::Oidc(scope) => (scope.identity.clone(), "oidc"),
+        _ => (caller.user.name.clone(), "user"),
+    };
+    app.blobs.put(&digests.sha512_hex, tarball.clone()).await?;
+    let blob_present =
+        || async { Ok::<_, Error>(app.blobs.ensure(&digests.sha512_hex, tarball).await?) };
+    let id = uuid::Uuid::new_v4().to_string();
+    let stored = app
+        .store
+        .stage_version(
+            &grant,
+            blob_present,
+            &crate::store::NewStaged {
+                id: &id,
+                version: &version,
+                tag: &tag,
+                manifest: &manifest_text,
+                readme: readme.as_deref(),
+                blob_key: &digests.sha512_hex,
+                size,
+                integrity: &digests.integrity,
+                shasum: &digests.shasum,
+                staged_by: caller.user.id,
+                actor: &actor,
+                actor_type,
+                now: app.now(),
+            },
+        )
+        .await?;
+    if !stored {
+        return Err(Error::Conflict(format!(
+            "{name}@{version} is already staged; approve or reject it first"
+        )));
+    }
+    Ok(Staged {
+        id,
+        name: name.to_string(),
+        version,
+    })
 }
 
 /// Client fields kept among the `_`-prefixed ones; every other one is dropped.
@@ -427,10 +586,12 @@ fn stored_manifest(
         !server_owned
     });
     manifest.insert("_id".into(), json!(format!("{name}@{version}")));
-    manifest.insert(
-        "_npmUser".into(),
-        json!({"name": caller.user.name, "email": caller.user.email}),
-    );
+    let mut npm_user = json!({"name": caller.user.name, "email": caller.user.email});
+    if let access::Credential::Oidc(scope) = &caller.principal.credential {
+        // Which credential published: a CI identity through trusted publishing.
+        npm_user["trustedPublisher"] = json!({"identity": scope.identity});
+    }
+    manifest.insert("_npmUser".into(), npm_user);
     manifest.insert(
         "maintainers".into(),
         Value::Array(

@@ -353,6 +353,66 @@ async fn insert(
     )))
 }
 
+/// What to store for a token minted by trusted publishing.
+pub struct OidcSpec<'a> {
+    pub name: &'a str,
+    pub description: &'a str,
+    pub kind: TokenKind,
+    pub limits: &'a Limits,
+    pub config_id: &'a str,
+    pub scope: &'a access::OidcScope,
+    pub expires_at: i64,
+}
+
+/// Generates and stores a trusted-publishing token (origin `oidc`) for the account
+/// that configured the trust.
+pub async fn mint_oidc(
+    app: &App,
+    grant: &access::TrustGrant,
+    user: &UserRow,
+    spec: OidcSpec<'_>,
+) -> Result<Created> {
+    let now = app.now();
+    let limits = serde_json::to_string(spec.limits).map_err(|e| Error::Internal(e.into()))?;
+    let scope = serde_json::to_string(spec.scope).map_err(|e| Error::Internal(e.into()))?;
+    let name: String = spec.name.chars().take(128).collect();
+    let description: String = spec.description.chars().take(512).collect();
+    for _ in 0..5 {
+        let plain = PlainToken::generate();
+        let key = random_base62(24);
+        let hash = plain.hash(&app.keys.token_hash);
+        let prefix = plain.display_prefix();
+        let last_four = plain.last_four();
+        let new = NewToken {
+            key: &key,
+            user_id: user.id,
+            hash: hash.as_bytes(),
+            display_prefix: &prefix,
+            last_four: &last_four,
+            name: Some(&name),
+            description: Some(&description),
+            kind: spec.kind,
+            limits: Some(&limits),
+            cidr: None,
+            origin: "oidc",
+            now,
+            expires_at: Some(spec.expires_at),
+        };
+        match app
+            .store
+            .insert_oidc_token(grant, &new, spec.config_id, &scope)
+            .await
+        {
+            Ok(row) => return Ok(Created { plain, row }),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Internal(anyhow::anyhow!(
+        "could not allocate a unique token key"
+    )))
+}
+
 /// Issues the publish-type token a login (`npm login`, password or browser) receives,
 /// named after the client.
 pub async fn issue_login_token(

@@ -24,7 +24,7 @@ use tower_http::request_id::{
 };
 
 use extract::AppState;
-use npm::{meta, orgs, packages, profile, stars, tokens, users};
+use npm::{meta, orgs, packages, profile, stars, tokens, trust, users};
 
 /// Builds the whole router for `app`.
 pub fn router(app: AppState) -> Router {
@@ -97,6 +97,18 @@ pub fn router(app: AppState) -> Router {
         .route("/-/npm/v1/security/advisories/bulk", post(meta::audit))
         .route("/-/npm/v1/security/audits/quick", post(meta::audit_quick))
         .route("/-/package/{*rest}", any(meta::package_endpoint))
+        .route(
+            "/-/npm/v1/oidc/token/exchange/package/{*name}",
+            post(trust::exchange),
+        )
+        .route("/-/stage", get(trust::stage_list))
+        .route("/-/stage/package/{*name}", post(trust::stage_publish))
+        .route(
+            "/-/stage/{id}",
+            get(trust::stage_view).delete(trust::stage_reject),
+        )
+        .route("/-/stage/{id}/approve", post(trust::stage_approve))
+        .route("/-/stage/{id}/tarball", get(trust::stage_tarball))
         .route(
             "/{*path}",
             get(packages::get_package_path)

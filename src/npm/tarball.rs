@@ -249,6 +249,34 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<TarballFacts, TarballErr
     }
 }
 
+/// The regular files of a tarball that already passed `inspect`, with their sizes,
+/// paths without the leading `package/`, at most `max` of them (for review pages).
+pub fn list_files(bytes: &[u8], max: usize) -> Result<Vec<(String, u64)>, TarballError> {
+    let mut archive = tar::Archive::new(flate2::read::MultiGzDecoder::new(bytes));
+    let mut out = Vec::new();
+    for entry in archive.entries().map_err(corrupt)? {
+        let entry = entry.map_err(corrupt)?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let path = entry
+            .path()
+            .map_err(corrupt)?
+            .to_string_lossy()
+            .into_owned();
+        let path = path
+            .split_once('/')
+            .map_or(path.as_str(), |(_, rest)| rest)
+            .to_owned();
+        out.push((path, entry.size()));
+        if out.len() >= max {
+            break;
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 struct Walk<'l> {
     limits: &'l Limits,
     paths: HashSet<u64>,

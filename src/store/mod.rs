@@ -23,6 +23,7 @@ mod sessions;
 mod signing;
 mod tokens;
 mod transfer;
+mod trust;
 mod uplinks;
 mod users;
 
@@ -35,6 +36,7 @@ pub use sessions::*;
 pub use signing::*;
 pub use tokens::*;
 pub use transfer::CopyReport;
+pub use trust::*;
 pub use uplinks::*;
 pub use users::*;
 
@@ -578,6 +580,7 @@ mod every_write_advances_the_generation {
             ("sessions.rs", include_str!("sessions.rs")),
             ("signing.rs", include_str!("signing.rs")),
             ("tokens.rs", include_str!("tokens.rs")),
+            ("trust.rs", include_str!("trust.rs")),
             ("uplinks.rs", include_str!("uplinks.rs")),
             ("users.rs", include_str!("users.rs")),
         ];

@@ -16,6 +16,8 @@ pub struct PackageRow {
     pub access: Stored<PackageAccess>,
     pub publish_requires_tfa: i64,
     pub automation_overrides_tfa: i64,
+    /// 1: new versions only through trusted publishing.
+    pub trusted_publishing_only: i64,
     pub rev: i64,
     pub description: Option<String>,
     pub created_at: i64,
@@ -75,7 +77,7 @@ macro_rules! package_with_rights {
     ($where:literal) => {
         concat!(
             "SELECT p.id, p.name, p.scope, p.access, p.publish_requires_tfa, p.automation_overrides_tfa, \
-             p.rev, p.description, p.created_at, p.modified_at, \
+             p.trusted_publishing_only, p.rev, p.description, p.created_at, p.modified_at, \
              (SELECT COUNT(*) FROM maintainers m WHERE m.package_id = p.id AND m.user_id = $2) AS maintains, \
              (SELECT COUNT(*) FROM orgs o WHERE o.name = p.scope) AS in_org, \
              (SELECT om.role FROM orgs o JOIN org_members om ON om.org_id = o.id \
@@ -273,7 +275,7 @@ const MAY_WRITE_SQL: &str = "SELECT \
       WHERE tp.package_id = $1 AND tm.user_id = $2 AND tp.permission = 'read-write' AND o.name = pk.scope)";
 
 const PACKAGE_SQL: &str = "SELECT id, name, scope, access, publish_requires_tfa, automation_overrides_tfa, \
-    rev, description, created_at, modified_at FROM packages WHERE name = $1";
+    trusted_publishing_only, rev, description, created_at, modified_at FROM packages WHERE name = $1";
 
 impl Store {
     pub async fn package_by_name(&self, name: &str) -> StoreResult<Option<PackageRow>> {
@@ -674,8 +676,11 @@ impl Store {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
+        // Staged versions hold their tarball too, until approved or rejected; so do
+        // tarballs cached from an uplink.
         const IN_USE: &str = "SELECT (SELECT COUNT(*) FROM versions WHERE blob_key = $1) \
-                              + (SELECT COUNT(*) FROM uplink_tarballs WHERE blob_key = $1)";
+            + (SELECT COUNT(*) FROM staged_versions WHERE blob_key = $1) \
+            + (SELECT COUNT(*) FROM uplink_tarballs WHERE blob_key = $1)";
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
             if let Some(lock) = blob_lock_sql(self.dialect()) {
@@ -1254,6 +1259,7 @@ impl Store {
     /// Blob keys referenced by any version (for garbage collection).
     pub async fn referenced_blob_keys(&self) -> StoreResult<Vec<String>> {
         const SQL: &str = "SELECT blob_key FROM versions \
+                           UNION SELECT blob_key FROM staged_versions \
                            UNION SELECT blob_key FROM uplink_tarballs";
         Ok(on_pool!(self, |p| sqlx::query_scalar(SQL)
             .fetch_all(p)
@@ -1262,7 +1268,8 @@ impl Store {
 
     /// Whether any version refers to a blob.
     pub async fn blob_in_use(&self, key: &str) -> StoreResult<bool> {
-        const SQL: &str = "SELECT COUNT(*) FROM versions WHERE blob_key = $1";
+        const SQL: &str = "SELECT (SELECT COUNT(*) FROM versions WHERE blob_key = $1) \
+            + (SELECT COUNT(*) FROM staged_versions WHERE blob_key = $1)";
         let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
             .bind(key)
             .fetch_one(p)

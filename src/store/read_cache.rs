@@ -289,6 +289,7 @@ mod tests {
                 access: crate::store::Stored::Known(crate::domain::access::PackageAccess::Public),
                 publish_requires_tfa: 0,
                 automation_overrides_tfa: 0,
+                trusted_publishing_only: 0,
                 rev,
                 description: None,
                 created_at: 0,

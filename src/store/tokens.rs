@@ -14,7 +14,7 @@ macro_rules! select_token {
         concat!(
             "SELECT id, key, user_id, display_prefix, last_four, name, description, kind, limits, cidr, ",
             "origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, ",
-            "rotated_from, replaced_by, revoked_reason FROM tokens ",
+            "rotated_from, replaced_by, revoked_reason, trust_config_id, oidc FROM tokens ",
             $rest
         )
     };
@@ -49,6 +49,10 @@ pub struct TokenRow {
     pub replaced_by: Option<i64>,
     /// Why the registry revoked it (`found exposed at …`); `None` when its owner did.
     pub revoked_reason: Option<String>,
+    /// For a token minted by trusted publishing: its trust configuration.
+    pub trust_config_id: Option<String>,
+    /// For a token minted by trusted publishing: what it may do (`OidcScope` JSON).
+    pub oidc: Option<String>,
 }
 
 /// A token row with its owner's columns (prefixed `u_`), from one joined read.
@@ -194,7 +198,7 @@ impl Store {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
                 RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
                 cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
-                rotated_from, replaced_by, revoked_reason";
+                rotated_from, replaced_by, revoked_reason, trust_config_id, oidc";
             let key_prefix = t.key.get(..8).ok_or_else(|| {
                 StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
             })?;
@@ -215,6 +219,60 @@ impl Store {
                     .bind(t.origin)
                     .bind(t.now)
                     .bind(t.expires_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(row)
+            })?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Stores a token minted by trusted publishing (origin `oidc`), owned by the
+    /// account that configured the trust, tied to its configuration.
+    pub async fn insert_oidc_token(
+        &self,
+        grant: &crate::domain::access::TrustGrant,
+        t: &NewToken<'_>,
+        trust_config_id: &str,
+        oidc: &str,
+    ) -> StoreResult<TokenRow> {
+        if t.user_id != grant.user_id() {
+            return Err(StoreError::Other(anyhow::anyhow!(
+                "a trust grant for one account was used for another"
+            )));
+        }
+        self.writing(async {
+            const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
+                name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at, \
+                trust_config_id, oidc) \
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16) \
+                RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
+                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
+                rotated_from, replaced_by, revoked_reason, trust_config_id, oidc";
+            let key_prefix = t.key.get(..8).ok_or_else(|| {
+                StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
+            })?;
+            let row = on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let row = sqlx::query_as::<_, TokenRow>(SQL)
+                    .bind(t.key)
+                    .bind(key_prefix)
+                    .bind(t.user_id)
+                    .bind(t.hash.to_vec())
+                    .bind(t.display_prefix)
+                    .bind(t.last_four)
+                    .bind(t.name)
+                    .bind(t.description)
+                    .bind(t.kind.as_str())
+                    .bind(t.limits)
+                    .bind(t.cidr)
+                    .bind(t.origin)
+                    .bind(t.now)
+                    .bind(t.expires_at)
+                    .bind(trust_config_id)
+                    .bind(oidc)
                     .fetch_one(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -274,7 +332,7 @@ impl Store {
     ) -> StoreResult<Option<(Arc<TokenRow>, Arc<UserRow>)>> {
         const SQL: &str = "SELECT t.id, t.key, t.user_id, t.display_prefix, t.last_four, t.name, t.description, \
             t.kind, t.limits, t.cidr, t.origin, t.created_at, t.updated_at, t.expires_at, t.last_used_at, \
-            t.last_used_ip, t.revoked_at, t.rotated_from, t.replaced_by, t.revoked_reason, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
+            t.last_used_ip, t.revoked_at, t.rotated_from, t.replaced_by, t.revoked_reason, t.trust_config_id, t.oidc, u.name AS u_name, u.email AS u_email, u.password_hash AS u_password_hash, \
             u.fullname AS u_fullname, u.homepage AS u_homepage, u.twitter AS u_twitter, u.github AS u_github, \
             u.freenode AS u_freenode, u.tfa_mode AS u_tfa_mode, u.tfa_pending AS u_tfa_pending, \
             u.tfa_secret AS u_tfa_secret, u.tfa_last_step AS u_tfa_last_step, u.created_at AS u_created_at, \
@@ -386,7 +444,7 @@ impl Store {
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15) \
                 RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
                 cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
-                rotated_from, replaced_by, revoked_reason";
+                rotated_from, replaced_by, revoked_reason, trust_config_id, oidc";
             const RETIRE: &str = "UPDATE tokens SET replaced_by = $2, updated_at = $3, \
                 expires_at = CASE WHEN expires_at IS NULL OR expires_at > $4 THEN $4 ELSE expires_at END \
                 WHERE id = $1 AND user_id = $5 AND revoked_at IS NULL AND replaced_by IS NULL";

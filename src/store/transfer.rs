@@ -63,6 +63,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("rotated_from", Int),
             ("replaced_by", Int),
             ("revoked_reason", Text),
+            ("trust_config_id", Text),
+            ("oidc", Text),
         ],
     ),
     (
@@ -79,6 +81,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("created_at", Int),
             ("modified_at", Int),
             ("keywords", Text),
+            ("trusted_publishing_only", Int),
         ],
     ),
     (
@@ -126,6 +129,42 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     ("scopes", &[("name", Text), ("owner_id", Int)]),
+    (
+        "trust_configs",
+        &[
+            ("id", Text),
+            ("package_id", Int),
+            ("kind", Text),
+            ("issuer", Text),
+            ("claims", Text),
+            ("permissions", Text),
+            ("created_by", Int),
+            ("created_at", Int),
+        ],
+    ),
+    (
+        "oidc_token_ids",
+        &[("issuer", Text), ("jti", Text), ("expires_at", Int)],
+    ),
+    (
+        "staged_versions",
+        &[
+            ("id", Text),
+            ("package_id", Int),
+            ("version", Text),
+            ("tag", Text),
+            ("manifest", Text),
+            ("readme", Text),
+            ("blob_key", Text),
+            ("size", Int),
+            ("integrity", Text),
+            ("shasum", Text),
+            ("staged_by", Int),
+            ("actor", Text),
+            ("actor_type", Text),
+            ("created_at", Int),
+        ],
+    ),
     (
         "recovery_codes",
         &[

@@ -52,6 +52,9 @@ mod token_pages;
 mod tokens;
 /// The trust core under attack: credential paths, throttles, limits, hiding, revisions.
 mod trust;
+/// Trusted publishing (a local OIDC issuer, npm in GitHub Actions and GitLab CI
+/// mode) and staged releases with `npm stage`.
+mod trusted_publishing;
 /// Two-factor authentication.
 mod two_factor;
 /// Uplinks: proxied packages, the dependency-confusion shield, the release cooldown,

@@ -831,7 +831,8 @@ fn pruning_removes_expired_rows_and_keeps_fresh_ones() {
                 auth_failures: 2,
                 security_events: 0,
                 sessions: 3,
-                web_logins: 1
+                web_logins: 1,
+                oidc_token_ids: 0,
             }
         );
         server.block_on(async {

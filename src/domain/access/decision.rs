@@ -166,6 +166,21 @@ impl Limits {
     }
 }
 
+/// What a token minted by trusted publishing may do: publish and/or stage versions
+/// of one package, nothing else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcScope {
+    /// The one package the token reaches.
+    pub package: String,
+    /// `npm publish` (`createPackage`).
+    pub publish: bool,
+    /// `npm stage publish` (`createStagedPackage`).
+    pub stage: bool,
+    /// The CI identity it was minted for, as shown in the token list and logs.
+    pub identity: String,
+}
+
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -178,6 +193,9 @@ pub enum Credential {
         /// `None`: a classic token (no limits).
         limits: Option<Limits>,
     },
+    /// A short-lived token from an OpenID Connect exchange (trusted publishing): it
+    /// acts for the account that configured the trust, on one package only.
+    Oidc(OidcScope),
 }
 
 /// The account's two-factor mode (a pending enrolment is still off).
@@ -255,8 +273,15 @@ impl Principal {
     pub fn effective_kind(&self) -> TokenKind {
         match &self.credential {
             Credential::Token { kind, .. } => *kind,
+            // No one-time password and no settings, like an automation token.
+            Credential::Oidc(_) => TokenKind::Automation,
             _ => TokenKind::Publish,
         }
+    }
+
+    /// Whether this is a trusted-publishing token.
+    pub fn is_oidc(&self) -> bool {
+        matches!(self.credential, Credential::Oidc(_))
     }
 
     /// Whether this credential skips two-factor prompts (automation tokens).
@@ -272,7 +297,7 @@ impl Principal {
                 kind: TokenKind::Publish,
                 limits: None,
             } => Reach::Full,
-            Credential::Token { .. } => Reach::PackagesOnly,
+            Credential::Token { .. } | Credential::Oidc(_) => Reach::PackagesOnly,
         }
     }
 
@@ -294,6 +319,8 @@ impl Principal {
                     .unwrap_or(PackagePermission::ReadWrite)
                     .min(ceiling)
             }
+            Credential::Oidc(scope) if scope.package == name.as_str() => ceiling,
+            Credential::Oidc(_) => PackagePermission::NoAccess,
             _ => ceiling,
         }
     }
@@ -339,10 +366,21 @@ pub enum Action {
     /// Read an organization's log and every credential that can publish its
     /// packages (owners).
     AuditOrg,
+    /// Store a version for review (`npm stage publish`): invisible until approved.
+    StagePublish,
+    /// List, view and download staged versions.
+    ReviewStage,
+    /// Approve (publish) or reject (delete) a staged version.
+    ApproveStage,
+    /// List a package's trust configurations.
+    ReadTrust,
+    /// Create or revoke trust configurations, and set "publish only through
+    /// trusted publishing".
+    ManageTrust,
 }
 
 impl Action {
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 29] = [
         Action::ReadPackage,
         Action::Star,
         Action::Publish,
@@ -367,19 +405,32 @@ impl Action {
         Action::ManageOrg,
         Action::ManageOrgOwners,
         Action::AuditOrg,
+        Action::StagePublish,
+        Action::ReviewStage,
+        Action::ApproveStage,
+        Action::ReadTrust,
+        Action::ManageTrust,
     ];
 
     pub fn is_package_write(self) -> bool {
         matches!(
             self,
-            Action::Publish | Action::Unpublish | Action::Deprecate | Action::DistTag
+            Action::Publish
+                | Action::Unpublish
+                | Action::Deprecate
+                | Action::DistTag
+                | Action::StagePublish
+                | Action::ApproveStage
         )
     }
 
     pub fn is_package_setting(self) -> bool {
         matches!(
             self,
-            Action::ChangeAccess | Action::ChangeOwners | Action::ChangeMfaPolicy
+            Action::ChangeAccess
+                | Action::ChangeOwners
+                | Action::ChangeMfaPolicy
+                | Action::ManageTrust
         )
     }
 
@@ -426,6 +477,8 @@ pub struct PackageFacts {
     pub may_create: bool,
     pub publish_requires_tfa: bool,
     pub automation_overrides_tfa: bool,
+    /// New versions only through trusted publishing (tokens may not publish).
+    pub trusted_publishing_only: bool,
 }
 
 impl PackageFacts {
@@ -490,6 +543,15 @@ pub fn publish_refusal(name: &PackageName) -> String {
     )
 }
 
+/// The refusal a token publish gets on a package that accepts new versions only
+/// through trusted publishing.
+pub fn trusted_only_refusal(name: &PackageName) -> String {
+    format!(
+        "{name} accepts new versions only through trusted publishing: publish from a CI \
+         workflow its maintainers trust (`npm trust list {name}`), not with a token"
+    )
+}
+
 /// The refusal for a password used where a token is needed.
 pub const PASSWORD_NOT_ENOUGH: &str = "The account password is accepted only to log in and to create a token; \
      use a token for this (run `npm login`, or create one with `npm token create`).";
@@ -512,10 +574,15 @@ pub fn decide(
             None => Decision::Deny(Denial::Unauthenticated),
             Some(_) => decide_read(who, package, anonymous_read),
         },
-        Action::ReadPackageCredentials => match (who, package) {
+        Action::ReadPackageCredentials | Action::ReadTrust => match (who, package) {
             (None, _) => Decision::Deny(Denial::Unauthenticated),
             (Some(_), None) => forbid("no package given"),
-            (Some(p), Some((name, facts))) => decide_credentials_view(p, name, facts),
+            (Some(p), Some((name, facts))) => decide_credentials_view(p, action, name, facts),
+        },
+        Action::ReviewStage => match (who, package) {
+            (None, _) => Decision::Deny(Denial::Unauthenticated),
+            (Some(_), None) => forbid("no package given"),
+            (Some(p), Some((name, facts))) => decide_stage_review(p, name, facts),
         },
         a if a.is_org_action() => forbid("an organization action needs an organization"),
         a if a.is_package_change() => match (who, package) {
@@ -590,6 +657,29 @@ fn decide_package_change(
     if kind == TokenKind::ReadOnly {
         return forbid("This token is read-only and cannot change packages");
     }
+    if let Credential::Oidc(scope) = &who.credential {
+        let allowed = match action {
+            Action::Publish => scope.publish,
+            Action::StagePublish => scope.stage,
+            _ => false,
+        };
+        if !allowed || scope.package != name.as_str() {
+            return forbid(format!(
+                "This trusted-publishing token may only {} {}",
+                match (scope.publish, scope.stage) {
+                    (true, true) => "publish and stage versions of",
+                    (true, false) => "publish versions of",
+                    _ => "stage versions of",
+                },
+                scope.package
+            ));
+        }
+    }
+    if action == Action::ApproveStage && kind != TokenKind::Publish {
+        return forbid(
+            "A staged version is approved by a maintainer: sign in on the website or use a publish token",
+        );
+    }
     if action.is_package_setting() && kind != TokenKind::Publish {
         return forbid("Automation tokens cannot change package settings; use a publish token");
     }
@@ -607,7 +697,34 @@ fn decide_package_change(
     } else if !facts.caller_may_write() {
         return forbid(publish_refusal(name));
     }
+    if matches!(action, Action::Publish | Action::StagePublish)
+        && facts.trusted_publishing_only
+        && !who.is_oidc()
+    {
+        return forbid(trusted_only_refusal(name));
+    }
+    if who.is_oidc() {
+        // The trust configuration stands in for the second factor, as it does on
+        // npm's registry (also under "require 2FA and disallow tokens").
+        return Decision::Allow;
+    }
     let two_factor_on = who.tfa != TfaMode::Off;
+    if action == Action::StagePublish {
+        // Staging defers the second factor to the approval.
+        return Decision::Allow;
+    }
+    if action == Action::ApproveStage {
+        if facts.publish_requires_tfa && !two_factor_on {
+            return forbid(format!(
+                "{name} requires two-factor authentication; enable it with `npm profile enable-2fa`"
+            ));
+        }
+        return if two_factor_on {
+            Decision::AllowWithOtp
+        } else {
+            Decision::Allow
+        };
+    }
     if action.is_package_write() && facts.publish_requires_tfa {
         if who.bypasses_2fa() {
             if facts.automation_overrides_tfa {
@@ -625,7 +742,7 @@ fn decide_package_change(
         }
         return Decision::AllowWithOtp;
     }
-    if action == Action::ChangeMfaPolicy && two_factor_on {
+    if matches!(action, Action::ChangeMfaPolicy | Action::ManageTrust) && two_factor_on {
         return Decision::AllowWithOtp;
     }
     if who.tfa == TfaMode::AuthAndWrites && !who.bypasses_2fa() {
@@ -635,12 +752,47 @@ fn decide_package_change(
     }
 }
 
-/// Who can see a package's credentials: its maintainers and its organization's
-/// owners and admins, with a credential that may change the package's settings.
-fn decide_credentials_view(who: &Principal, name: &PackageName, facts: &PackageFacts) -> Decision {
+/// Who can list, view and download staged versions: whoever may write the package,
+/// with a credential that may write it (trusted-publishing tokens only stage).
+fn decide_stage_review(who: &Principal, name: &PackageName, facts: &PackageFacts) -> Decision {
+    match who.reach() {
+        Reach::LoginOnly if who.tfa != TfaMode::Off => return forbid(PASSWORD_NEEDS_OTP),
+        Reach::LoginOnly => return forbid(PASSWORD_NOT_ENOUGH),
+        Reach::Full | Reach::PackagesOnly => {}
+    }
     if !facts.exists || facts.hidden() {
         return Decision::Deny(Denial::Hidden);
     }
+    if who.is_oidc() || who.permission_for(name) < PackagePermission::ReadOnly {
+        return forbid(format!(
+            "This token cannot review staged versions of {name}"
+        ));
+    }
+    if facts.caller_may_write() {
+        Decision::Allow
+    } else {
+        forbid(format!(
+            "Only those who may publish {name} review its staged versions"
+        ))
+    }
+}
+
+/// Who can see a package's credentials: its maintainers and its organization's
+/// owners and admins, with a credential that may change the package's settings.
+fn decide_credentials_view(
+    who: &Principal,
+    action: Action,
+    name: &PackageName,
+    facts: &PackageFacts,
+) -> Decision {
+    if !facts.exists || facts.hidden() {
+        return Decision::Deny(Denial::Hidden);
+    }
+    let what = if action == Action::ReadTrust {
+        "trust configurations"
+    } else {
+        "credentials"
+    };
     match who.reach() {
         Reach::LoginOnly => return forbid(PASSWORD_NOT_ENOUGH),
         Reach::Full => {}
@@ -648,9 +800,9 @@ fn decide_credentials_view(who: &Principal, name: &PackageName, facts: &PackageF
             if who.effective_kind() != TokenKind::Publish
                 || who.permission_for(name) < PackagePermission::ReadWrite
             {
-                return forbid(
-                    "This token cannot see the package's credentials; use a publish token",
-                );
+                return forbid(format!(
+                    "This token cannot see the package's {what}; use a publish token"
+                ));
             }
         }
     }
@@ -658,7 +810,7 @@ fn decide_credentials_view(who: &Principal, name: &PackageName, facts: &PackageF
         Decision::Allow
     } else {
         forbid(format!(
-            "Only maintainers of {name} and its organization's owners and admins see its credentials"
+            "Only maintainers of {name} and its organization's owners and admins see its {what}"
         ))
     }
 }
@@ -705,6 +857,7 @@ pub fn decide_org(
             level >= Some(needed)
         }
         Credential::Token { kind, limits: None } => !changes || *kind == TokenKind::Publish,
+        Credential::Oidc(_) => false,
     };
     let Some(role) = facts.role.filter(|_| facts.exists) else {
         return Decision::Deny(Denial::Hidden);
@@ -743,6 +896,7 @@ fn decide_account(who: &Principal, action: Action) -> Decision {
     match who.reach() {
         Reach::PackagesOnly => {
             let what = match &who.credential {
+                Credential::Oidc(_) => "A trusted-publishing token",
                 Credential::Token {
                     limits: Some(_), ..
                 } => "A granular token",

@@ -577,6 +577,7 @@ mod properties {
             ),
             prop::option::of(prop::sample::select(OrgRole::ALL.to_vec())),
             permission(),
+            any::<bool>(),
         )
             .prop_map(
                 |(
@@ -590,6 +591,7 @@ mod properties {
                     ),
                     org_role,
                     team_permission,
+                    trusted_publishing_only,
                 )| PackageFacts {
                     exists,
                     public,
@@ -599,6 +601,7 @@ mod properties {
                     may_create: may_create && !exists,
                     publish_requires_tfa,
                     automation_overrides_tfa,
+                    trusted_publishing_only,
                 },
             )
     }

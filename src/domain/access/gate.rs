@@ -6,9 +6,12 @@ use std::sync::Arc;
 
 use super::grant::{
     AccountAct, AccountGrant, ExposedTokenGrant, ListingGrant, LoginGrant, LogoutGrant, OrgAct,
-    OrgGrant, PackageAct, PackageGrant, ProxyGrant, PublishGrant,
+    OrgGrant, PackageAct, PackageGrant, ProxyGrant, PublishGrant, TrustGrant, act,
 };
-use super::{Action, Decision, Denial, OrgFacts, PackageFacts, TfaMode, decide, decide_org};
+use super::{
+    Action, Credential, Decision, Denial, OidcScope, OrgFacts, PackageFacts, Principal, TfaMode,
+    decide, decide_org,
+};
 use crate::app::App;
 use crate::domain::credentials::{self, OtpOk, PasswordOk};
 use crate::domain::{Caller, Error, Result};
@@ -51,6 +54,7 @@ pub async fn package_facts(
         facts.public = row.is_public();
         facts.publish_requires_tfa = row.publish_requires_tfa != 0;
         facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
+        facts.trusted_publishing_only = row.trusted_publishing_only != 0;
         if caller.is_some() {
             facts.is_maintainer = rights.maintains;
             facts.org_role = rights.org_role;
@@ -82,6 +86,7 @@ pub async fn package_facts_of_user(app: &App, user_id: i64, name: &PackageName) 
         facts.public = row.is_public();
         facts.publish_requires_tfa = row.publish_requires_tfa != 0;
         facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
+        facts.trusted_publishing_only = row.trusted_publishing_only != 0;
         facts.is_maintainer = rights.maintains;
         facts.org_role = rights.org_role;
         facts.team_permission = rights.team_permission;
@@ -196,6 +201,55 @@ pub async fn authorize_publish(
         target.name.clone(),
         caller.user.id,
     ))
+}
+
+/// Authorizes approving or rejecting a staged version of `target`: the approval
+/// decision (a maintainer, with a one-time password when the account has 2FA), and
+/// with it the grant that publishes the staged version as this caller.
+pub async fn authorize_stage_approval(
+    app: &App,
+    caller: &Caller,
+    target: &Target,
+) -> Result<(PackageGrant<act::ApproveStage>, PublishGrant)> {
+    let grant = authorize::<act::ApproveStage>(app, Some(caller), target).await?;
+    let publish = PublishGrant::new(target.row.clone(), target.name.clone(), caller.user.id);
+    Ok((grant, publish))
+}
+
+/// Authorizes minting a trusted-publishing token for a configuration that matched a
+/// verified id token: the decision for the token about to be minted, that is the
+/// configuring account's live rights narrowed to one package and to what the
+/// configuration allows. `configured_by` is that account.
+pub async fn authorize_trust_exchange(
+    app: &App,
+    configured_by: &UserRow,
+    name: &PackageName,
+    scope: OidcScope,
+) -> Result<TrustGrant> {
+    let target = package_facts_of_user(app, configured_by.id, name).await?;
+    let who = Principal {
+        credential: Credential::Oidc(scope.clone()),
+        tfa: configured_by.tfa_mode(),
+    };
+    let action = if scope.publish {
+        Action::Publish
+    } else {
+        Action::StagePublish
+    };
+    let decision = decide(
+        Some(&who),
+        action,
+        Some((name, &target.facts)),
+        app.config.anonymous_read,
+    );
+    match (decision, &target.row) {
+        (Decision::Allow, Some(row)) => Ok(TrustGrant::new(configured_by.id, row.id, scope)),
+        _ => Err(Error::Forbidden(format!(
+            "the account that configured this trust ({}) can no longer publish {name}; \
+             a maintainer must configure trusted publishing again",
+            configured_by.name
+        ))),
+    }
 }
 
 /// Authorizes reading `name` from an uplink. The caller must have checked that no

@@ -46,7 +46,7 @@ pub mod act {
         )*};
     }
 
-    acts!(PackageAct: ReadPackage, Star, Unpublish, Deprecate, DistTag, ChangeAccess, ChangeOwners, ChangeMfaPolicy, ReadPackageCredentials);
+    acts!(PackageAct: ReadPackage, Star, Unpublish, Deprecate, DistTag, ChangeAccess, ChangeOwners, ChangeMfaPolicy, ReadPackageCredentials, StagePublish, ReviewStage, ApproveStage, ReadTrust, ManageTrust);
     acts!(AccountAct: ReadProfile, ChangeProfile, ChangeTwoFactor, ListTokens, CreateToken, RevokeToken, ApproveWebLogin, ReadSecurityLog, CreateOrg);
     acts!(OrgAct: ReadOrg, ManageOrg, ManageOrgOwners, AuditOrg);
 }
@@ -304,6 +304,44 @@ impl ExposedTokenGrant {
 
     pub fn hash(&self) -> &[u8] {
         &self.hash
+    }
+}
+
+/// Permission to mint one trusted-publishing token: the configuration matched a
+/// verified id token, and the decision for the token to be minted (the configuring
+/// account's live rights, narrowed to one package) allows it.
+#[derive(Debug)]
+pub struct TrustGrant {
+    user_id: i64,
+    package_id: i64,
+    scope: super::OidcScope,
+}
+
+impl TrustGrant {
+    pub(super) fn new(user_id: i64, package_id: i64, scope: super::OidcScope) -> Self {
+        TrustGrant {
+            user_id,
+            package_id,
+            scope,
+        }
+    }
+
+    pub fn user_id(&self) -> i64 {
+        self.user_id
+    }
+
+    pub fn package_id(&self) -> i64 {
+        self.package_id
+    }
+
+    pub fn scope(&self) -> &super::OidcScope {
+        &self.scope
+    }
+}
+
+impl IssuesTokens for TrustGrant {
+    fn token_owner(&self) -> i64 {
+        self.user_id
     }
 }
 

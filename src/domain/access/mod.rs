@@ -11,12 +11,12 @@ pub mod grant;
 pub use decision::*;
 pub use gate::{
     OrgTarget, Target, authorize, authorize_account, authorize_listing, authorize_logout,
-    authorize_org, authorize_proxied_read, authorize_publish, exposed_token_grant, login_grant,
-    may_read_maintained_restricted, org_facts, org_preflight, package_facts, package_facts_of_user,
-    preflight, require_otp,
+    authorize_org, authorize_proxied_read, authorize_publish, authorize_stage_approval,
+    authorize_trust_exchange, exposed_token_grant, login_grant, may_read_maintained_restricted,
+    org_facts, org_preflight, package_facts, package_facts_of_user, preflight, require_otp,
 };
 pub use grant::{
     AccountAct, AccountGrant, ExposedTokenGrant, IssuesTokens, ListingGrant, LoginGrant,
-    LogoutGrant, ManagesOrg, OrgGrant, PackageGrant, ProxyGrant, PublishGrant, ViewsCredentials,
-    act,
+    LogoutGrant, ManagesOrg, OrgGrant, PackageGrant, ProxyGrant, PublishGrant, TrustGrant,
+    ViewsCredentials, act,
 };

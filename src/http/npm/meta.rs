@@ -215,6 +215,11 @@ pub async fn package_endpoint(
                 json!({"public": settings.public, "mfa": mfa}),
             );
             // npm prints this header, so `npm access get status` also shows the 2FA policy.
+            let trusted = if settings.trusted_publishing_only {
+                "; new versions only through trusted publishing"
+            } else {
+                ""
+            };
             let notice = match settings.mfa {
                 MfaPolicy::Publish => format!(
                     "{name}: mfa=publish (two-factor authentication required; tokens that skip it are refused)"
@@ -225,7 +230,7 @@ pub async fn package_endpoint(
                 MfaPolicy::None => format!(
                     "{name}: mfa=none (publishing does not require two-factor authentication)"
                 ),
-            };
+            } + trusted;
             if let Ok(value) = axum::http::HeaderValue::from_str(&notice) {
                 response.headers_mut().insert("npm-notice", value);
             }
@@ -236,7 +241,7 @@ pub async fn package_endpoint(
             let public = settings.public;
             Ok(no_store(
                 StatusCode::OK,
-                json!({"public": public, "access": if public {"public"} else {"restricted"}, "mfa": settings.mfa.as_str()}),
+                json!({"public": public, "access": if public {"public"} else {"restricted"}, "mfa": settings.mfa.as_str(), "trusted_publishing_only": settings.trusted_publishing_only}),
             ))
         }
         ("POST" | "PUT", ["access"]) => {
@@ -251,13 +256,36 @@ pub async fn package_endpoint(
                     .get("automation_token_overrides_tfa")
                     .and_then(Value::as_bool),
             };
-            if change.access.is_none() && change.publish_requires_tfa.is_none() {
+            // Tessera's own field (`tessera package trust only on|off`); npm's
+            // `access set mfa=` leaves it alone.
+            let trusted_only = match body.get("trusted_publishing_only") {
+                None => None,
+                Some(Value::Bool(b)) => Some(*b),
+                Some(_) => {
+                    return Err(ApiError::bad_request(
+                        "trusted_publishing_only must be true or false",
+                    ));
+                }
+            };
+            if change.access.is_none()
+                && change.publish_requires_tfa.is_none()
+                && trusted_only.is_none()
+            {
                 return Err(ApiError::bad_request(
-                    "nothing to change: send access or publish_requires_tfa",
+                    "nothing to change: send access, publish_requires_tfa or trusted_publishing_only",
                 ));
             }
-            packages::change_access(&app, &need(&caller)?, &name, change).await?;
+            let caller = need(&caller)?;
+            if let Some(on) = trusted_only {
+                crate::domain::trust::set_trusted_only(&app, &caller, &name, on).await?;
+            }
+            if change.access.is_some() || change.publish_requires_tfa.is_some() {
+                packages::change_access(&app, &caller, &name, change).await?;
+            }
             Ok(no_store(StatusCode::OK, json!({"ok": true})))
+        }
+        (method, ["trust", rest @ ..]) => {
+            super::trust::trust_endpoint(&app, &need(&caller)?, method, &name, rest, &body).await
         }
         ("GET", ["credentials"]) => {
             let caller = need(&caller)?;

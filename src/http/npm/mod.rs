@@ -7,4 +7,5 @@ pub mod packages;
 pub mod profile;
 pub mod stars;
 pub mod tokens;
+pub mod trust;
 pub mod users;

@@ -257,14 +257,14 @@ fn unauthenticated() -> ApiError {
     ))
 }
 
-fn too_large() -> ApiError {
+pub(super) fn too_large() -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         "request body is larger than this registry accepts",
     )
 }
 
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+pub(super) fn content_length(headers: &HeaderMap) -> Option<u64> {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -272,13 +272,13 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
 }
 
 /// Why a body was not read whole.
-enum BodyError {
+pub(super) enum BodyError {
     TooLarge,
     Read(String),
 }
 
 /// Reads a body of at most `limit` bytes (an announced length is reserved once).
-async fn read_limited(
+pub(super) async fn read_limited(
     body: Body,
     limit: usize,
     announced: Option<u64>,
@@ -303,7 +303,12 @@ async fn read_limited(
 /// does not wait for `100 Continue`) may then lose the answer and report
 /// `ECONNRESET` instead of the 401 (OTP), 403 or 413. Nothing read is kept. A client
 /// that sent `Expect: 100-continue` is never asked for its body.
-fn answer_early(headers: &HeaderMap, body: Body, max: usize, answer: ApiError) -> ApiError {
+pub(super) fn answer_early(
+    headers: &HeaderMap,
+    body: Body,
+    max: usize,
+    answer: ApiError,
+) -> ApiError {
     let expects_continue = headers
         .get(header::EXPECT)
         .and_then(|v| v.to_str().ok())

@@ -309,6 +309,7 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "2fa-mode" => "The two-factor mode was changed.",
         "approved" => "The login was approved.",
         "settings" => "The package settings were saved.",
+        "approved-version" => "The staged version was approved and published.",
         _ => return None,
     })
 }

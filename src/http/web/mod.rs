@@ -17,6 +17,7 @@ mod publishers;
 mod session;
 mod tfa;
 mod tokens;
+mod trust;
 
 use axum::Router;
 use axum::extract::{Request, State};

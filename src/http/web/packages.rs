@@ -151,6 +151,7 @@ struct PackagePage {
     maintainers: Vec<String>,
     public: bool,
     mfa: &'static str,
+    trusted_only: bool,
     modified: String,
     can_manage: bool,
     install: String,
@@ -270,13 +271,14 @@ async fn package_page(
         })
         .unwrap_or_default();
     // A proxied package is public and has no settings here.
-    let (public, mfa, can_manage) = match &served.uplink {
-        Some(_) => (true, "none", false),
+    let (public, mfa, trusted_only, can_manage) = match &served.uplink {
+        Some(_) => (true, "none", false, false),
         None => {
             let settings = packages::settings(app, caller, name).await?;
             (
                 settings.public,
                 settings.mfa.as_str(),
+                settings.trusted_publishing_only,
                 packages::may_change_settings(app, caller, name).await?,
             )
         }
@@ -316,6 +318,7 @@ async fn package_page(
         maintainers,
         public,
         mfa,
+        trusted_only,
         modified: fmt_date(doc.modified_ms),
         can_manage,
         source,
@@ -342,6 +345,7 @@ struct SettingsPage {
     writers: Vec<WriterRow>,
     publishers: Vec<PublisherRow>,
     show_package: bool,
+    trust: super::trust::TrustSection,
 }
 
 async fn settings_page(
@@ -366,6 +370,7 @@ async fn settings_page(
         Err(domain::Error::Forbidden(_)) => (None, Vec::new(), Vec::new()),
         Err(e) => return Err(e.into()),
     };
+    let trust = super::trust::section(app, caller, name, settings.trusted_publishing_only).await?;
     Ok(page::render(
         status,
         &SettingsPage {
@@ -382,6 +387,7 @@ async fn settings_page(
             writers,
             publishers,
             show_package: false,
+            trust,
         },
     ))
 }
@@ -409,6 +415,9 @@ pub async fn package_get(
     {
         [] => package_page(&app, &viewer, &name, q.notice.as_deref()).await,
         ["settings"] => settings_page(&app, &viewer, &name, None, StatusCode::OK).await,
+        ["staged", id] => {
+            super::trust::review_page(&app, &viewer, &name, id, None, StatusCode::OK).await
+        }
         _ => Err(PageError::not_found().with_layout(Layout::new(&app, &viewer, "Not found"))),
     }
 }
@@ -422,6 +431,14 @@ pub struct SettingsForm {
     add: String,
     remove: String,
     otp: String,
+    kind: String,
+    repository: String,
+    file: String,
+    environment: String,
+    allow_publish: String,
+    allow_stage: String,
+    id: String,
+    trusted_only: String,
 }
 
 csrf_form!(SettingsForm);
@@ -467,6 +484,27 @@ pub async fn package_post(
                 ..Default::default()
             };
             packages::change_access(&app, &caller, &name, change).await
+        }
+        ["settings", "trust"] | ["settings", "trust", "revoke"] | ["settings", "trust-only"] => {
+            let action = match tail.last().map(String::as_str) {
+                Some("revoke") => "revoke",
+                Some("trust-only") => "only",
+                _ => "trust",
+            };
+            let form = super::trust::TrustForm {
+                kind: &form.kind,
+                repository: &form.repository,
+                file: &form.file,
+                environment: &form.environment,
+                allow_publish: form.allow_publish == "on",
+                allow_stage: form.allow_stage == "on",
+                id: &form.id,
+                trusted_only: form.trusted_only == "on",
+            };
+            super::trust::post_setting(&app, &caller, &name, action, form).await
+        }
+        ["staged", id, action @ ("approve" | "reject")] => {
+            return super::trust::decide(&app, &viewer, &caller, &name, id, action).await;
         }
         ["settings", "owners"] => match packages::owners(&app, Some(&caller), &name).await {
             Ok(owners) => {
