@@ -550,6 +550,12 @@ mod every_write_advances_the_generation {
             "last-used time and address decide nothing",
         ),
         (
+            "trust.rs",
+            "claim_oidc_token_id",
+            "exchanged id-token ids are checked by an insert, never cached",
+        ),
+        ("trust.rs", "prune_oidc_token_ids", "pruning"),
+        (
             "uplinks.rs",
             "put_cached_packument",
             "an upstream copy decides nothing: the shield reads local names uncached",

@@ -4,7 +4,7 @@
 //! replay record) feed the decision and are ungated, like a token lookup by hash.
 
 use super::packages::{blob_lock_id, blob_lock_sql};
-use super::{BeginWrite, Store, StoreError, StoreResult, on_pool};
+use super::{BeginWrite, Store, StoreError, StoreResult, execute_write, on_pool};
 use crate::domain::access::{PackageGrant, TrustGrant, act};
 
 /// A trust configuration as stored.
@@ -219,16 +219,16 @@ impl Store {
     ) -> StoreResult<()> {
         let package_id = grant.package_id();
         self.writing(async {
-            on_pool!(self, |p| sqlx::query(
+            execute_write!(
+                self,
+                sqlx::query(
                 "UPDATE packages SET trusted_publishing_only = $2, rev = rev + 1, modified_at = $3 \
                  WHERE id = $1"
             )
             .bind(package_id)
             .bind(i64::from(on))
             .bind(now)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            )?;
             Ok(())
         })
         .await
@@ -282,11 +282,10 @@ impl Store {
         Fut: std::future::Future<Output = Result<(), E>>,
     {
         let package_id = grant.package_id();
-        let result: StoreResult<Result<bool, E>> = self
-            .writing(async {
-                on_pool!(self, |p| {
-                    let mut tx = p.begin_write().await?;
-                    let inserted = sqlx::query(
+        let write = async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let inserted = sqlx::query(
                         "INSERT INTO staged_versions (id, package_id, version, tag, manifest, readme, \
                          blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
@@ -309,23 +308,23 @@ impl Store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                    if inserted == 0 {
-                        return Ok(Ok(false));
-                    }
-                    if let Some(lock) = blob_lock_sql(self.dialect()) {
-                        sqlx::query(lock)
-                            .bind(blob_lock_id(v.blob_key))
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    if let Err(e) = blob_present().await {
-                        return Ok(Err(e));
-                    }
-                    tx.commit().await?;
-                    Ok::<_, StoreError>(Ok(true))
-                })
+                if inserted == 0 {
+                    return Ok(Ok(false));
+                }
+                if let Some(lock) = blob_lock_sql(self.dialect()) {
+                    sqlx::query(lock)
+                        .bind(blob_lock_id(v.blob_key))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Err(e) = blob_present().await {
+                    return Ok(Err(e));
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(Ok(true))
             })
-            .await;
+        };
+        let result: StoreResult<Result<bool, E>> = self.writing(write).await;
         result?
     }
 
@@ -415,29 +414,29 @@ impl Store {
             )));
         }
         self.writing(async {
-            on_pool!(self, |p| sqlx::query(
-                "INSERT INTO staged_versions (id, package_id, version, tag, manifest, readme, \
+            execute_write!(
+                self,
+                sqlx::query(
+                    "INSERT INTO staged_versions (id, package_id, version, tag, manifest, readme, \
                  blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
                  ON CONFLICT DO NOTHING"
-            )
-            .bind(&row.id)
-            .bind(row.package_id)
-            .bind(&row.version)
-            .bind(&row.tag)
-            .bind(&row.manifest)
-            .bind(&row.readme)
-            .bind(&row.blob_key)
-            .bind(row.size)
-            .bind(&row.integrity)
-            .bind(&row.shasum)
-            .bind(row.staged_by)
-            .bind(&row.actor)
-            .bind(&row.actor_type)
-            .bind(row.created_at)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+                )
+                .bind(&row.id)
+                .bind(row.package_id)
+                .bind(&row.version)
+                .bind(&row.tag)
+                .bind(&row.manifest)
+                .bind(&row.readme)
+                .bind(&row.blob_key)
+                .bind(row.size)
+                .bind(&row.integrity)
+                .bind(&row.shasum)
+                .bind(row.staged_by)
+                .bind(&row.actor)
+                .bind(&row.actor_type)
+                .bind(row.created_at)
+            )?;
             Ok(())
         })
         .await
@@ -451,14 +450,12 @@ impl Store {
     ) -> StoreResult<bool> {
         let package_id = grant.package_id();
         self.writing(async {
-            let gone = on_pool!(self, |p| sqlx::query(
-                "DELETE FROM staged_versions WHERE id = $1 AND package_id = $2"
-            )
-            .bind(id)
-            .bind(package_id)
-            .execute(p)
-            .await
-            .map(|r| r.rows_affected()))?;
+            let gone = execute_write!(
+                self,
+                sqlx::query("DELETE FROM staged_versions WHERE id = $1 AND package_id = $2")
+                    .bind(id)
+                    .bind(package_id)
+            )?;
             Ok(gone == 1)
         })
         .await

@@ -170,6 +170,11 @@ impl TestServer {
         Builder::default().live().start()
     }
 
+    /// A server on the system clock with its configuration changed first.
+    pub fn start_with(tweak: impl FnOnce(&mut Config) + 'static) -> TestServer {
+        Builder::default().live().config(tweak).start()
+    }
+
     /// Creates an account through the domain (as `tessera user add` does).
     pub fn create_user(&self, name: &str, password: &str) {
         self.block_on(tessera::domain::users::create_user(
