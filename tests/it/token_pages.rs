@@ -213,7 +213,7 @@ fn token_list_fits_a_desktop_window_and_revokes_from_the_keyboard() {
             .execute(
                 "const w = document.querySelector('.table-wrap');
                  const d = document.documentElement;
-                 const buttons = [...document.querySelectorAll('table.tokens td.actions > button')]
+                 const buttons = [...document.querySelectorAll('table.tokens td.actions > button[popovertarget^=revoke-]')]
                    .map(e => { const r = e.getBoundingClientRect();
                                return [e.tagName, r.left, r.right, r.top, r.bottom]; });
                  const columns = [...document.querySelectorAll('table.tokens th')]
