@@ -273,15 +273,24 @@ impl Metrics {
             uplink: name.to_owned(),
             result,
         };
+        // One statement per series: `get_or_create` hands out a read guard, and a
+        // second call for a new label set needs the family's write lock.
+        let requests =
+            UplinkResult::ALL.map(|r| f.requests.get_or_create(&outcome(r.label())).clone());
+        let latency = f.durations.get_or_create(&one()).clone();
+        let hits = f.cache.get_or_create(&outcome("hit")).clone();
+        let misses = f.cache.get_or_create(&outcome("miss")).clone();
+        let stale_serves = f.cache.get_or_create(&outcome("stale")).clone();
+        let integrity_refused = f.integrity_refused.get_or_create(&one()).clone();
+        let held_back = f.held_back.get_or_create(&one()).clone();
         std::sync::Arc::new(UplinkStats {
-            requests: UplinkResult::ALL
-                .map(|r| f.requests.get_or_create(&outcome(r.label())).clone()),
-            latency: f.durations.get_or_create(&one()).clone(),
-            hits: f.cache.get_or_create(&outcome("hit")).clone(),
-            misses: f.cache.get_or_create(&outcome("miss")).clone(),
-            stale_serves: f.cache.get_or_create(&outcome("stale")).clone(),
-            integrity_refused: f.integrity_refused.get_or_create(&one()).clone(),
-            held_back: f.held_back.get_or_create(&one()).clone(),
+            requests,
+            latency,
+            hits,
+            misses,
+            stale_serves,
+            integrity_refused,
+            held_back,
         })
     }
 
@@ -358,6 +367,25 @@ mod tests {
         assert!(text.contains(
             "tessera_requests_total{method=\"GET\",route=\"/{*path}\",status=\"200\"} 2\n"
         ));
+    }
+
+    #[test]
+    fn an_uplink_gets_every_series_without_waiting_on_itself() {
+        let m = super::Metrics::default();
+        let stats = m.uplink("up");
+        stats.hits.inc();
+        stats.request(super::UplinkResult::Ok, Duration::from_millis(3));
+        let again = m.uplink("up");
+        assert_eq!(again.hits.get(), 1);
+        let text = m.render();
+        assert!(
+            text.contains("tessera_uplink_cache_total{uplink=\"up\",result=\"hit\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_uplink_requests_total{uplink=\"up\",result=\"ok\"} 1"),
+            "{text}"
+        );
     }
 
     #[test]
