@@ -16,7 +16,7 @@ use tessera::npm::tarball::{self, Limits};
 fuzz_target!(|data: &[u8]| check(data));
 
 fn check(data: &[u8]) {
-    let Ok(parsed) = publish_body::parse(data) else {
+    let Ok(parsed) = publish_body::parse(data, "fuzzer") else {
         return;
     };
     // What the streaming parser accepts is JSON that serde_json reads the same way,
