@@ -599,6 +599,14 @@ pub async fn rotate(app: &App, caller: &Caller, req: RotateRequest) -> Result<Ro
             old.display_prefix
         )));
     }
+    // A trusted-publishing token's one-package scope lives in its `oidc` column, which
+    // a successor would not inherit; it lives minutes, so there is nothing to rotate.
+    if old.oidc.is_some() || old.trust_config_id.is_some() {
+        return Err(invalid(format!(
+            "The token {}... was minted by trusted publishing and cannot be rotated: it expires within minutes.",
+            old.display_prefix
+        )));
+    }
     if old.replaced_by.is_some() {
         return Err(Error::Conflict(format!(
             "The token {}... was already rotated; rotate its successor instead.",

@@ -404,6 +404,21 @@ fn github_actions_publishes_with_an_exchanged_token() {
         "{minted}"
     );
     assert!(minted["expires"].is_string());
+    // Not even its owner can rotate it: a successor would not keep its one-package scope.
+    let r = server
+        .request(
+            Method::POST,
+            &format!(
+                "/-/npm/v1/tokens/token/{}/rotate",
+                minted["key"].as_str().unwrap()
+            ),
+            Some(&alice),
+        )
+        .json(&json!({"password": password_of("alice")}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().unwrap().contains("cannot be rotated"));
 
     // A minted token publishes that one package and nothing else.
     let claims = github_claims(&issuer, &server, "acme/widget", "release.yml");
