@@ -8,11 +8,11 @@
 use serde_json::{Map, Value};
 
 use super::access::{self, Action, act};
-use super::{Caller, Error, Result, package_facts, security_log};
+use super::{Caller, Error, Result, package_facts};
 use crate::app::App;
 use crate::npm::name::PackageName;
-use crate::npm::{packument::iso_time, version};
-use crate::store::{NewVersion, PublishOutcome, StagedRow};
+use crate::npm::packument::iso_time;
+use crate::store::{NewVersion, PublishOutcome, StagedApproval, StagedLog, StagedRow};
 
 fn not_found() -> Error {
     Error::NotFound("staged version not found".into())
@@ -202,7 +202,10 @@ pub async fn review(app: &App, caller: &Caller, id: &str) -> Result<Review> {
 }
 
 /// Approves a staged version: it is published as this caller would publish it, with
-/// the dist-tag it was staged with (and `latest` if the package has none).
+/// the dist-tag it was staged with (and `latest` if the package has none). The
+/// store does it in one transaction (`Store::approve_staged`): a second approval or
+/// a rejection at the same time finds it gone (404); a refused publish (the version
+/// was published directly meanwhile: 409) leaves it staged.
 pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> {
     let name = package_of(app, id).await?;
     let target = package_facts(app, Some(caller), &name).await?;
@@ -238,23 +241,10 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
         .get("description")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let mut tags = vec![(staged.tag.clone(), staged.version.clone())];
-    if staged.tag != "latest" && !app.store.has_dist_tag(&publish, "latest").await? {
-        tags.push(("latest".into(), staged.version.clone()));
-    }
-    if app
-        .store
-        .version_ever_published(&publish, version::key(&staged.version))
-        .await?
-    {
-        app.store.remove_staged(&grant, id).await?;
-        return Err(Error::Forbidden(format!(
-            "You cannot publish over the previously published versions: {}.",
-            staged.version
-        )));
-    }
-    // The tarball in hand, so the publish can write it again if `tessera gc` removes
-    // it once the staged row no longer refers to it.
+    let tags = vec![(staged.tag.clone(), staged.version.clone())];
+    // The tarball in hand, so the approval can write it again should it be missing
+    // from the blob store; the staged row keeps `tessera gc` away from it until the
+    // version row that replaces it commits, in the same transaction.
     let tarball = app
         .blobs
         .get(&staged.blob_key)
@@ -266,17 +256,22 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
                 staged.version
             ))
         })?;
-    // Claim the staged version first: an approval and a rejection (or two
-    // approvals) at once cannot both act on it.
-    if !app.store.remove_staged(&grant, id).await? {
-        return Err(not_found());
-    }
     let key = staged.blob_key.clone();
     let blob_present = || async { Ok::<_, Error>(app.blobs.ensure(&key, tarball).await?) };
+    let ip = caller.ip_text();
+    let detail = format!(
+        "{name}@{} approved and published (staged by {} on {})",
+        staged.version,
+        staged.actor,
+        iso_time(staged.created_at)
+    );
+    let now = app.now();
     let outcome = app
         .store
-        .publish_version(
+        .approve_staged(
+            &grant,
             &publish,
+            id,
             blob_present,
             &NewVersion {
                 name: name.as_str(),
@@ -293,48 +288,33 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
                 shasum: &staged.shasum,
                 user_id: caller.user.id,
                 tags: &tags,
-                now: app.now(),
+                now,
+            },
+            &StagedLog {
+                user_id: caller.user.id,
+                kind: "stage-approved",
+                detail: &detail,
+                ip: Some(&ip),
+                now,
             },
         )
-        .await;
-    let failure = match outcome {
-        Ok(PublishOutcome::Published { .. }) => None,
-        // Published meanwhile: the staged version has no future.
-        Ok(PublishOutcome::VersionExists) => {
-            return Err(Error::Forbidden(format!(
-                "You cannot publish over the previously published versions: {}.",
-                staged.version
-            )));
-        }
-        Ok(PublishOutcome::NotMaintainer | PublishOutcome::ScopeTaken) => {
-            Some(Error::Forbidden(access::publish_refusal(&name)))
-        }
-        Err(e) => Some(e),
-    };
-    if let Some(e) = failure {
-        // Not published: the staged version waits again for someone who can.
-        if let Err(put_back) = app.store.restore_staged(&grant, &staged).await {
-            tracing::warn!(error = %put_back, "could not put back a staged version after a failed approval");
-        }
-        return Err(e);
+        .await?;
+    match outcome {
+        StagedApproval::Published => Ok(staged),
+        StagedApproval::StagedGone => Err(not_found()),
+        // Published directly meanwhile (or ever): the staged version stays for a
+        // maintainer to reject.
+        StagedApproval::Refused(PublishOutcome::VersionExists) => Err(Error::Conflict(format!(
+            "{name}@{} was published meanwhile; the staged version cannot be approved \
+             (reject it with `npm stage reject {id}`)",
+            staged.version
+        ))),
+        StagedApproval::Refused(_) => Err(Error::Forbidden(access::publish_refusal(&name))),
     }
-    security_log::record(
-        app,
-        caller.user.id,
-        "stage-approved",
-        &format!(
-            "{name}@{} approved and published (staged by {} on {})",
-            staged.version,
-            staged.actor,
-            iso_time(staged.created_at)
-        ),
-        Some(&caller.ip_text()),
-    )
-    .await;
-    Ok(staged)
 }
 
-/// Rejects (deletes) a staged version.
+/// Rejects (deletes) a staged version; the deletion and its security-log entry
+/// commit together.
 pub async fn reject(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> {
     let name = package_of(app, id).await?;
     let target = package_facts(app, Some(caller), &name).await?;
@@ -352,22 +332,23 @@ pub async fn reject(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> {
         .staged_version(&grant, id)
         .await?
         .ok_or_else(not_found)?;
-    if !app.store.remove_staged(&grant, id).await? {
+    let ip = caller.ip_text();
+    let detail = format!(
+        "{name}@{} rejected (staged by {} on {})",
+        staged.version,
+        staged.actor,
+        iso_time(staged.created_at)
+    );
+    let log = StagedLog {
+        user_id: caller.user.id,
+        kind: "stage-rejected",
+        detail: &detail,
+        ip: Some(&ip),
+        now: app.now(),
+    };
+    if !app.store.reject_staged(&grant, id, &log).await? {
         return Err(not_found());
     }
-    security_log::record(
-        app,
-        caller.user.id,
-        "stage-rejected",
-        &format!(
-            "{name}@{} rejected (staged by {} on {})",
-            staged.version,
-            staged.actor,
-            iso_time(staged.created_at)
-        ),
-        Some(&caller.ip_text()),
-    )
-    .await;
     Ok(staged)
 }
 

@@ -208,6 +208,169 @@ macro_rules! refresh_keywords {
             .map(|_| ())
     }};
 }
+pub(super) use refresh_keywords;
+
+/// Publishes one version inside the write transaction `$tx`, as `publish_versions`
+/// describes; evaluates to the package id and the outcome. Anything but `Published`
+/// may leave writes behind: the caller then drops the transaction (rolls back). A
+/// macro so it type-checks per backend, shared by a publish and a staged approval.
+macro_rules! publish_in_tx {
+    ($tx:expr, $v:expr) => {{
+        let v: &$crate::store::NewVersion<'_> = $v;
+        'publish: {
+            let inserted: Option<i64> = sqlx::query_scalar(
+                "INSERT INTO packages (name, scope, access, rev, description, created_at, modified_at) \
+                 VALUES ($1, $2, $3, 0, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
+            )
+            .bind(v.name)
+            .bind(v.scope)
+            .bind(v.access_if_new)
+            .bind(v.description)
+            .bind(v.now)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let created = inserted.is_some();
+            // Locks the package row (PostgreSQL) so concurrent publishes serialise here.
+            let package_id: i64 = sqlx::query_scalar(
+                "UPDATE packages SET rev = rev + 1, modified_at = $2, \
+                 description = COALESCE($3, description), access = COALESCE($4, access) \
+                 WHERE name = $1 RETURNING id",
+            )
+            .bind(v.name)
+            .bind(v.now)
+            .bind(v.description)
+            .bind(v.access_change)
+            .fetch_one(&mut *$tx)
+            .await?;
+            if created {
+                // In an organization's scope, any member creates; elsewhere the
+                // scope belongs to whoever published in it first.
+                let org_member: Option<i64> = match v.scope {
+                    Some(scope) => sqlx::query_scalar(
+                        "SELECT (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id AND m.user_id = $2) \
+                         FROM orgs o WHERE o.name = $1",
+                    )
+                    .bind(scope)
+                    .bind(v.user_id)
+                    .fetch_optional(&mut *$tx)
+                    .await?,
+                    None => None,
+                };
+                if org_member == Some(0) {
+                    break 'publish (package_id, $crate::store::PublishOutcome::ScopeTaken);
+                }
+                if let Some(scope) = v.scope.filter(|_| org_member.is_none()) {
+                    sqlx::query("INSERT INTO scopes (name, owner_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                        .bind(scope)
+                        .bind(v.user_id)
+                        .execute(&mut *$tx)
+                        .await?;
+                    let owner: i64 =
+                        sqlx::query_scalar("SELECT owner_id FROM scopes WHERE name = $1")
+                            .bind(scope)
+                            .fetch_one(&mut *$tx)
+                            .await?;
+                    if owner != v.user_id {
+                        break 'publish (package_id, $crate::store::PublishOutcome::ScopeTaken);
+                    }
+                }
+                sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
+                    .bind(package_id)
+                    .bind(v.user_id)
+                    .execute(&mut *$tx)
+                    .await?;
+            } else {
+                // Rights at commit time, as the access decision reads them: a
+                // maintainer (a member, in an organization's scope), an owner or
+                // admin of the organization, or a team granted read-write.
+                let n: i64 = sqlx::query_scalar($crate::store::packages::MAY_WRITE_SQL)
+                .bind(package_id)
+                .bind(v.user_id)
+                .fetch_one(&mut *$tx)
+                .await?;
+                if n == 0 {
+                    break 'publish (package_id, $crate::store::PublishOutcome::NotMaintainer);
+                }
+            }
+            // A version key is published once per name, ever: the history row is
+            // the first claim, the versions table's unique keys the second.
+            let version_key = $crate::npm::version::key(v.version);
+            let first = sqlx::query(
+                "INSERT INTO version_history (name, version_key, version, published_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name, version_key) DO NOTHING",
+            )
+            .bind(v.name)
+            .bind(version_key)
+            .bind(v.version)
+            .bind(v.now)
+            .execute(&mut *$tx)
+            .await?;
+            if first.rows_affected() == 0 {
+                break 'publish (package_id, $crate::store::PublishOutcome::VersionExists);
+            }
+            let result = sqlx::query(
+                "INSERT INTO versions (package_id, version, version_key, manifest, readme, blob_key, size, \
+                 integrity, shasum, published_by, published_at) \
+                 VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+            )
+            .bind(package_id)
+            .bind(v.version)
+            .bind(v.manifest)
+            .bind(v.readme)
+            .bind(v.blob_key)
+            .bind(v.size)
+            .bind(v.integrity)
+            .bind(v.shasum)
+            .bind(v.user_id)
+            .bind(v.now)
+            .bind(version_key)
+            .execute(&mut *$tx)
+            .await?;
+            if result.rows_affected() == 0 {
+                break 'publish (package_id, $crate::store::PublishOutcome::VersionExists);
+            }
+            for (tag, version) in v.tags {
+                sqlx::query(
+                    "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
+                     ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
+                )
+                .bind(package_id)
+                .bind(tag)
+                .bind(version)
+                .execute(&mut *$tx)
+                .await?;
+            }
+            if v.tags.iter().any(|(tag, _)| tag == "latest") {
+                $crate::store::packages::refresh_keywords!($tx, package_id)?;
+            }
+            (
+                package_id,
+                $crate::store::PublishOutcome::Published {
+                    created_package: created,
+                },
+            )
+        }
+    }};
+}
+pub(super) use publish_in_tx;
+
+/// Takes the locks of blobs `$keys` (an iterator of `&str`) for the rest of the
+/// transaction `$tx` (see `blob_lock_sql`); used by every write that makes a row
+/// refer to a blob and by the garbage collector's delete.
+macro_rules! lock_blobs {
+    ($store:expr, $tx:expr, $keys:expr) => {{
+        if let Some(lock) = $crate::store::packages::blob_lock_sql($store.dialect()) {
+            for key in $keys {
+                let key: &str = key;
+                sqlx::query(lock)
+                    .bind($crate::store::packages::blob_lock_id(key))
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
+pub(super) use lock_blobs;
 
 /// What removing one maintainer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,7 +427,7 @@ impl SearchRow {
 }
 
 /// Counts the ways `$2` may write package `$1` (0: none); see `PackageFacts`.
-const MAY_WRITE_SQL: &str = "SELECT \
+pub(super) const MAY_WRITE_SQL: &str = "SELECT \
     (SELECT COUNT(*) FROM maintainers m JOIN packages pk ON pk.id = m.package_id \
       WHERE m.package_id = $1 AND m.user_id = $2 AND (NOT EXISTS (SELECT 1 FROM orgs o WHERE o.name = pk.scope) \
         OR EXISTS (SELECT 1 FROM orgs o JOIN org_members om ON om.org_id = o.id WHERE o.name = pk.scope AND om.user_id = $2))) \
@@ -509,157 +672,28 @@ impl Store {
         keys.sort_unstable();
         keys.dedup();
         // The outer result is the database's; the inner one the check's.
-        let result: StoreResult<Result<Vec<PublishOutcome>, E>> = self.writing(async {
-        on_pool!(self, |p| {
-            let mut tx = p.begin_write().await?;
-            let mut outcomes = Vec::with_capacity(versions.len());
-            for v in versions {
-                let inserted: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO packages (name, scope, access, rev, description, created_at, modified_at) \
-                     VALUES ($1, $2, $3, 0, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
-                )
-                .bind(v.name)
-                .bind(v.scope)
-                .bind(v.access_if_new)
-                .bind(v.description)
-                .bind(v.now)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let created = inserted.is_some();
-                // Locks the package row (PostgreSQL) so concurrent publishes serialise here.
-                let package_id: i64 = sqlx::query_scalar(
-                    "UPDATE packages SET rev = rev + 1, modified_at = $2, \
-                     description = COALESCE($3, description), access = COALESCE($4, access) \
-                     WHERE name = $1 RETURNING id",
-                )
-                .bind(v.name)
-                .bind(v.now)
-                .bind(v.description)
-                .bind(v.access_change)
-                .fetch_one(&mut *tx)
-                .await?;
-                if created {
-                    // In an organization's scope, any member creates; elsewhere the
-                    // scope belongs to whoever published in it first.
-                    let org_member: Option<i64> = match v.scope {
-                        Some(scope) => sqlx::query_scalar(
-                            "SELECT (SELECT COUNT(*) FROM org_members m WHERE m.org_id = o.id AND m.user_id = $2) \
-                             FROM orgs o WHERE o.name = $1",
-                        )
-                        .bind(scope)
-                        .bind(v.user_id)
-                        .fetch_optional(&mut *tx)
-                        .await?,
-                        None => None,
-                    };
-                    if org_member == Some(0) {
-                        outcomes.push(PublishOutcome::ScopeTaken);
-                        return Ok(Ok(outcomes));
-                    }
-                    if let Some(scope) = v.scope.filter(|_| org_member.is_none()) {
-                        sqlx::query("INSERT INTO scopes (name, owner_id) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-                            .bind(scope)
-                            .bind(v.user_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        let owner: i64 =
-                            sqlx::query_scalar("SELECT owner_id FROM scopes WHERE name = $1")
-                                .bind(scope)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                        if owner != v.user_id {
-                            outcomes.push(PublishOutcome::ScopeTaken);
+        let result: StoreResult<Result<Vec<PublishOutcome>, E>> = self
+            .writing(async {
+                on_pool!(self, |p| {
+                    let mut tx = p.begin_write().await?;
+                    let mut outcomes = Vec::with_capacity(versions.len());
+                    for v in versions {
+                        let (_, outcome) = publish_in_tx!(tx, v);
+                        let published = matches!(outcome, PublishOutcome::Published { .. });
+                        outcomes.push(outcome);
+                        if !published {
                             return Ok(Ok(outcomes));
                         }
                     }
-                    sqlx::query("INSERT INTO maintainers (package_id, user_id) VALUES ($1, $2)")
-                        .bind(package_id)
-                        .bind(v.user_id)
-                        .execute(&mut *tx)
-                        .await?;
-                } else {
-                    // Rights at commit time, as the access decision reads them: a
-                    // maintainer (a member, in an organization's scope), an owner or
-                    // admin of the organization, or a team granted read-write.
-                    let n: i64 = sqlx::query_scalar(MAY_WRITE_SQL)
-                    .bind(package_id)
-                    .bind(v.user_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if n == 0 {
-                        outcomes.push(PublishOutcome::NotMaintainer);
-                        return Ok(Ok(outcomes));
+                    lock_blobs!(self, tx, keys.iter().copied());
+                    if let Err(e) = blobs_present().await {
+                        return Ok(Err(e));
                     }
-                }
-                // A version key is published once per name, ever: the history row is
-                // the first claim, the versions table's unique keys the second.
-                let version_key = crate::npm::version::key(v.version);
-                let first = sqlx::query(
-                    "INSERT INTO version_history (name, version_key, version, published_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (name, version_key) DO NOTHING",
-                )
-                .bind(v.name)
-                .bind(version_key)
-                .bind(v.version)
-                .bind(v.now)
-                .execute(&mut *tx)
-                .await?;
-                if first.rows_affected() == 0 {
-                    outcomes.push(PublishOutcome::VersionExists);
-                    return Ok(Ok(outcomes));
-                }
-                let result = sqlx::query(
-                    "INSERT INTO versions (package_id, version, version_key, manifest, readme, blob_key, size, \
-                     integrity, shasum, published_by, published_at) \
-                     VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
-                )
-                .bind(package_id)
-                .bind(v.version)
-                .bind(v.manifest)
-                .bind(v.readme)
-                .bind(v.blob_key)
-                .bind(v.size)
-                .bind(v.integrity)
-                .bind(v.shasum)
-                .bind(v.user_id)
-                .bind(v.now)
-                .bind(version_key)
-                .execute(&mut *tx)
-                .await?;
-                if result.rows_affected() == 0 {
-                    outcomes.push(PublishOutcome::VersionExists);
-                    return Ok(Ok(outcomes));
-                }
-                for (tag, version) in v.tags {
-                    sqlx::query(
-                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, $2, $3) \
-                         ON CONFLICT (package_id, tag) DO UPDATE SET version = excluded.version",
-                    )
-                    .bind(package_id)
-                    .bind(tag)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if v.tags.iter().any(|(tag, _)| tag == "latest") {
-                    refresh_keywords!(tx, package_id)?;
-                }
-                outcomes.push(PublishOutcome::Published {
-                    created_package: created,
-                });
-            }
-            if let Some(lock) = blob_lock_sql(self.dialect()) {
-                for key in &keys {
-                    sqlx::query(lock).bind(blob_lock_id(key)).execute(&mut *tx).await?;
-                }
-            }
-            if let Err(e) = blobs_present().await {
-                return Ok(Err(e));
-            }
-            tx.commit().await?;
-            Ok(Ok(outcomes))
-        })
-        }).await;
+                    tx.commit().await?;
+                    Ok(Ok(outcomes))
+                })
+            })
+            .await;
         result?
     }
 
@@ -683,12 +717,7 @@ impl Store {
             + (SELECT COUNT(*) FROM uplink_tarballs WHERE blob_key = $1)";
         on_pool!(self, |p| {
             let mut tx = p.begin_write().await?;
-            if let Some(lock) = blob_lock_sql(self.dialect()) {
-                sqlx::query(lock)
-                    .bind(blob_lock_id(key))
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            lock_blobs!(self, tx, [key]);
             let n: i64 = sqlx::query_scalar(IN_USE)
                 .bind(key)
                 .fetch_one(&mut *tx)

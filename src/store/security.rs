@@ -23,8 +23,7 @@ impl Store {
         ip: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
-        const SQL: &str = "INSERT INTO security_events (user_id, kind, detail, ip, created_at) VALUES ($1, $2, $3, $4, $5)";
-        on_pool!(self, |p| sqlx::query(SQL)
+        on_pool!(self, |p| sqlx::query(Self::INSERT_SECURITY_EVENT)
             .bind(user_id)
             .bind(kind)
             .bind(detail)
@@ -35,6 +34,11 @@ impl Store {
             .map(|r| r.rows_affected()))?;
         Ok(())
     }
+
+    /// Appends one entry; also run inside the transaction of a decision it records
+    /// (staged approval and rejection).
+    pub(super) const INSERT_SECURITY_EVENT: &str = "INSERT INTO security_events (user_id, kind, detail, ip, created_at) \
+        VALUES ($1, $2, $3, $4, $5)";
 
     pub async fn security_events(
         &self,

@@ -192,41 +192,7 @@ impl Store {
                 "a token grant for one account was used for another"
             )));
         }
-        self.writing(async {
-            const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
-                name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at) \
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14) \
-                RETURNING id, key, user_id, display_prefix, last_four, name, description, kind, limits, \
-                cidr, origin, created_at, updated_at, expires_at, last_used_at, last_used_ip, revoked_at, \
-                rotated_from, replaced_by, revoked_reason, trust_config_id, oidc";
-            let key_prefix = t.key.get(..8).ok_or_else(|| {
-                StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
-            })?;
-            let row = on_pool!(self, |p| {
-                let mut tx = p.begin_write().await?;
-                let row = sqlx::query_as::<_, TokenRow>(SQL)
-                    .bind(t.key)
-                    .bind(key_prefix)
-                    .bind(t.user_id)
-                    .bind(t.hash.to_vec())
-                    .bind(t.display_prefix)
-                    .bind(t.last_four)
-                    .bind(t.name)
-                    .bind(t.description)
-                    .bind(t.kind.as_str())
-                    .bind(t.limits)
-                    .bind(t.cidr)
-                    .bind(t.origin)
-                    .bind(t.now)
-                    .bind(t.expires_at)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Ok::<_, sqlx::Error>(row)
-            })?;
-            Ok(row)
-        })
-        .await
+        self.insert_token_row(t, None).await
     }
 
     /// Stores a token minted by trusted publishing (origin `oidc`), owned by the
@@ -243,6 +209,17 @@ impl Store {
                 "a trust grant for one account was used for another"
             )));
         }
+        self.insert_token_row(t, Some((trust_config_id, oidc)))
+            .await
+    }
+
+    /// The one insert of a single token (ordinary, or minted by trusted publishing
+    /// with its configuration id and id-token summary), read back as committed.
+    async fn insert_token_row(
+        &self,
+        t: &NewToken<'_>,
+        trust: Option<(&str, &str)>,
+    ) -> StoreResult<TokenRow> {
         self.writing(async {
             const SQL: &str = "INSERT INTO tokens (key, key_prefix, user_id, hash, display_prefix, last_four, \
                 name, description, kind, limits, cidr, origin, created_at, updated_at, expires_at, \
@@ -254,6 +231,7 @@ impl Store {
             let key_prefix = t.key.get(..8).ok_or_else(|| {
                 StoreError::Other(anyhow::anyhow!("token keys have at least 8 characters"))
             })?;
+            let (trust_config_id, oidc) = trust.unzip();
             let row = on_pool!(self, |p| {
                 let mut tx = p.begin_write().await?;
                 let row = sqlx::query_as::<_, TokenRow>(SQL)

@@ -3,9 +3,11 @@
 //! the grant for it; the exchange's own reads (configurations of a package, the id
 //! replay record) feed the decision and are ungated, like a token lookup by hash.
 
-use super::packages::{blob_lock_id, blob_lock_sql};
-use super::{BeginWrite, Store, StoreError, StoreResult, execute_write, on_pool};
-use crate::domain::access::{PackageGrant, TrustGrant, act};
+use super::packages::{lock_blobs, publish_in_tx, refresh_keywords};
+use super::{
+    BeginWrite, NewVersion, PublishOutcome, Store, StoreError, StoreResult, execute_write, on_pool,
+};
+use crate::domain::access::{PackageGrant, PublishGrant, TrustGrant, act};
 
 /// A trust configuration as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -70,6 +72,26 @@ pub struct NewStaged<'a> {
     pub actor: &'a str,
     pub actor_type: &'a str,
     pub now: i64,
+}
+
+/// The security-log entry an approval or rejection writes with its decision.
+#[derive(Debug, Clone)]
+pub struct StagedLog<'a> {
+    pub user_id: i64,
+    pub kind: &'a str,
+    pub detail: &'a str,
+    pub ip: Option<&'a str>,
+    pub now: i64,
+}
+
+/// What an approval did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StagedApproval {
+    Published,
+    /// Approved, rejected or deleted with its package meanwhile: nothing written.
+    StagedGone,
+    /// The publish was refused (nothing written; the staged version stays).
+    Refused(PublishOutcome),
 }
 
 /// Grants that may read a staged version of their package.
@@ -311,12 +333,7 @@ impl Store {
                 if inserted == 0 {
                     return Ok(Ok(false));
                 }
-                if let Some(lock) = blob_lock_sql(self.dialect()) {
-                    sqlx::query(lock)
-                        .bind(blob_lock_id(v.blob_key))
-                        .execute(&mut *tx)
-                        .await?;
-                }
+                lock_blobs!(self, tx, [v.blob_key]);
                 if let Err(e) = blob_present().await {
                     return Ok(Err(e));
                 }
@@ -402,61 +419,141 @@ impl Store {
         .await)?)
     }
 
-    /// Puts back a staged version whose approval failed after it was claimed.
-    pub async fn restore_staged(
+    /// Approves a staged version in one transaction: the staged row is claimed
+    /// (deleted), the version published as `publish_version` would (`v`, with the
+    /// staged tag; `latest` too when the package has none), the security-log entry
+    /// written, and the blob checked under its lock; all of it commits or none.
+    /// Two approvals, or an approval and a rejection, of one id have one winner: the
+    /// other finds the row gone (`StagedGone`). Any other refusal rolls back and
+    /// leaves the staged version in place.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn approve_staged<E, F, Fut>(
         &self,
         grant: &PackageGrant<act::ApproveStage>,
-        row: &StagedRow,
-    ) -> StoreResult<()> {
-        if row.package_id != grant.package_id() {
-            return Err(StoreError::Other(anyhow::anyhow!(
-                "a staged version of another package"
-            )));
+        publish: &PublishGrant,
+        id: &str,
+        blob_present: F,
+        v: &NewVersion<'_>,
+        log: &StagedLog<'_>,
+    ) -> Result<StagedApproval, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
+    {
+        if v.name != publish.name().as_str()
+            || v.name != grant.name().as_str()
+            || v.user_id != publish.user_id()
+            || v.user_id != log.user_id
+        {
+            return Err(E::from(StoreError::Other(anyhow::anyhow!(
+                "an approval's grants name another package or account"
+            ))));
         }
-        self.writing(async {
-            execute_write!(
-                self,
-                sqlx::query(
-                    "INSERT INTO staged_versions (id, package_id, version, tag, manifest, readme, \
-                 blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
-                 ON CONFLICT DO NOTHING"
+        let package_id = grant.package_id();
+        let write = async {
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                // The package row first (PostgreSQL locks it here), the order in which
+                // a publish or a package deletion takes its locks, so an approval
+                // never deadlocks with them; a deleted package has nothing staged.
+                let package = sqlx::query("UPDATE packages SET rev = rev WHERE id = $1")
+                    .bind(package_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if package != 1 {
+                    return Ok(Ok(StagedApproval::StagedGone));
+                }
+                // The claim: a concurrent approval or rejection waits on this row
+                // (PostgreSQL) or on the write lock (SQLite), then finds it gone.
+                let claimed = sqlx::query(
+                    "DELETE FROM staged_versions WHERE id = $1 AND package_id = $2 AND version = $3",
                 )
-                .bind(&row.id)
-                .bind(row.package_id)
-                .bind(&row.version)
-                .bind(&row.tag)
-                .bind(&row.manifest)
-                .bind(&row.readme)
-                .bind(&row.blob_key)
-                .bind(row.size)
-                .bind(&row.integrity)
-                .bind(&row.shasum)
-                .bind(row.staged_by)
-                .bind(&row.actor)
-                .bind(&row.actor_type)
-                .bind(row.created_at)
-            )?;
-            Ok(())
-        })
-        .await
+                .bind(id)
+                .bind(package_id)
+                .bind(v.version)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed != 1 {
+                    return Ok(Ok(StagedApproval::StagedGone));
+                }
+                let (published_id, outcome) = publish_in_tx!(tx, v);
+                if published_id != package_id {
+                    // The name now belongs to another package row: not this one's.
+                    return Ok(Ok(StagedApproval::StagedGone));
+                }
+                if !matches!(outcome, PublishOutcome::Published { .. }) {
+                    return Ok(Ok(StagedApproval::Refused(outcome)));
+                }
+                if !v.tags.iter().any(|(tag, _)| tag == "latest") {
+                    let set = sqlx::query(
+                        "INSERT INTO dist_tags (package_id, tag, version) VALUES ($1, 'latest', $2) \
+                         ON CONFLICT (package_id, tag) DO NOTHING",
+                    )
+                    .bind(package_id)
+                    .bind(v.version)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if set == 1 {
+                        refresh_keywords!(tx, package_id)?;
+                    }
+                }
+                sqlx::query(Self::INSERT_SECURITY_EVENT)
+                    .bind(log.user_id)
+                    .bind(log.kind)
+                    .bind(log.detail)
+                    .bind(log.ip)
+                    .bind(log.now)
+                    .execute(&mut *tx)
+                    .await?;
+                lock_blobs!(self, tx, [v.blob_key]);
+                if let Err(e) = blob_present().await {
+                    return Ok(Err(e));
+                }
+                tx.commit().await?;
+                Ok::<_, StoreError>(Ok(StagedApproval::Published))
+            })
+        };
+        let result: StoreResult<Result<StagedApproval, E>> = self.writing(write).await;
+        result?
     }
 
-    /// Deletes a staged version of the grant's package (rejected, or just published).
-    pub async fn remove_staged(
+    /// Rejects (deletes) a staged version of the grant's package and writes the
+    /// security-log entry, in one transaction. False when it is gone already.
+    pub async fn reject_staged(
         &self,
         grant: &PackageGrant<act::ApproveStage>,
         id: &str,
+        log: &StagedLog<'_>,
     ) -> StoreResult<bool> {
         let package_id = grant.package_id();
         self.writing(async {
-            let gone = execute_write!(
-                self,
-                sqlx::query("DELETE FROM staged_versions WHERE id = $1 AND package_id = $2")
-                    .bind(id)
-                    .bind(package_id)
-            )?;
-            Ok(gone == 1)
+            on_pool!(self, |p| {
+                let mut tx = p.begin_write().await?;
+                let gone =
+                    sqlx::query("DELETE FROM staged_versions WHERE id = $1 AND package_id = $2")
+                        .bind(id)
+                        .bind(package_id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                if gone != 1 {
+                    return Ok(false);
+                }
+                sqlx::query(Self::INSERT_SECURITY_EVENT)
+                    .bind(log.user_id)
+                    .bind(log.kind)
+                    .bind(log.detail)
+                    .bind(log.ip)
+                    .bind(log.now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok::<_, StoreError>(true)
+            })
         })
         .await
     }

@@ -1481,3 +1481,496 @@ fn an_id_token_is_exchanged_once_across_instances() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A package alice maintains whose workflow may only stage, and the token the
+/// workflow's id token was exchanged for: `(alice's token, workflow token)`.
+fn staging_package(server: &TestServer, issuer: &Issuer, name: &str) -> (String, String) {
+    let alice = server.signup("alice");
+    let r = server
+        .request(Method::PUT, &format!("/{name}"), Some(&alice))
+        .json(&publish_body(name, "1.0.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = server
+        .request(Method::POST, &format!("/-/package/{name}/trust"), Some(&alice))
+        .json(&json!([{"type": "github", "claims": {"repository": "acme/widget", "workflow_ref": {"file": "release.yml"}}, "permissions": ["createStagedPackage"]}]))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (status, body) = exchange(
+        server,
+        name,
+        &issuer.sign(&github_claims(issuer, server, "acme/widget", "release.yml")),
+    );
+    assert_eq!(status, 201, "{body}");
+    (alice, body["token"].as_str().unwrap().to_owned())
+}
+
+/// The workflow stages `name@version`; gives the staged id.
+fn stage(server: &TestServer, workflow: &str, name: &str, version: &str) -> String {
+    let r = server
+        .request(
+            Method::POST,
+            &format!("/-/stage/package/{name}"),
+            Some(workflow),
+        )
+        .json(&publish_body(name, version))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().unwrap()["stageId"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Sends every request at once (a barrier releases the threads together) and gives
+/// the statuses in order.
+fn all_at_once(server: &TestServer, requests: &[(Method, String, String)]) -> Vec<u16> {
+    let barrier = std::sync::Barrier::new(requests.len());
+    std::thread::scope(|s| {
+        let handles: Vec<_> = requests
+            .iter()
+            .map(|(method, path, token)| {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let request = server.request(method.clone(), path, Some(token));
+                    barrier.wait();
+                    request.send().unwrap().status().as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+fn staged_ids(server: &TestServer, token: &str, name: &str) -> Vec<String> {
+    let list: Value = server
+        .get(&format!("/-/stage?package={name}"), Some(token))
+        .json()
+        .unwrap();
+    list["items"]
+        .as_array()
+        .or_else(|| list["objects"].as_array())
+        .unwrap_or_else(|| panic!("no list in {list}"))
+        .iter()
+        .map(|i| i["id"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn log_count(server: &TestServer, user: &str, needle: &str) -> usize {
+    security_log_rows(server, user_id(server, user))
+        .iter()
+        .filter(|(d, _)| d.contains(needle))
+        .count()
+}
+
+/// Eight approvals of one staged version at once (two maintainers' double clicks):
+/// one publishes it, the others get 404, nothing is half written, and npm installs
+/// it; then approvals racing rejections of another staged version leave exactly
+/// one decision. On SQLite and PostgreSQL.
+#[test]
+fn concurrent_approvals_and_rejections_of_a_staged_version_have_one_winner() {
+    let issuer = Issuer::start();
+    let gh = issuer.url("gh");
+    let run = |server: TestServer| {
+        let (alice, workflow) = staging_package(&server, &issuer, "acme-widget");
+        let id = stage(&server, &workflow, "acme-widget", "1.1.0");
+        let approve = (
+            Method::POST,
+            format!("/-/stage/{id}/approve"),
+            alice.clone(),
+        );
+        let statuses = all_at_once(&server, &vec![approve; 8]);
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 404),
+            "{statuses:?}"
+        );
+        let doc = packument(&server, "acme-widget", None);
+        assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "{doc}");
+        assert!(doc["versions"]["1.1.0"]["_npmUser"]["trustedPublisher"].is_object());
+        assert!(staged_ids(&server, &alice, "acme-widget").is_empty());
+        assert_eq!(log_count(&server, "alice", "acme-widget@1.1.0 approved"), 1);
+        let app = server.npm(None);
+        app.run(&["install", "acme-widget@1.1.0"]).ok();
+        let installed = app.work().join("node_modules/acme-widget/package.json");
+        let manifest: Value =
+            serde_json::from_str(&std::fs::read_to_string(&installed).unwrap()).unwrap();
+        assert_eq!(manifest["version"], "1.1.0");
+
+        // Approvals against rejections: one decision, and the end state is its.
+        let id = stage(&server, &workflow, "acme-widget", "1.2.0");
+        let requests: Vec<(Method, String, String)> = (0..8)
+            .map(|i: usize| {
+                if i.is_multiple_of(2) {
+                    (
+                        Method::POST,
+                        format!("/-/stage/{id}/approve"),
+                        alice.clone(),
+                    )
+                } else {
+                    (Method::DELETE, format!("/-/stage/{id}"), alice.clone())
+                }
+            })
+            .collect();
+        let statuses = all_at_once(&server, &requests);
+        let winners: Vec<usize> = (0..8).filter(|i| statuses[*i] == 200).collect();
+        assert_eq!(winners.len(), 1, "{statuses:?}");
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 404),
+            "{statuses:?}"
+        );
+        let approved = winners[0].is_multiple_of(2);
+        let doc = packument(&server, "acme-widget", None);
+        assert_eq!(doc["versions"]["1.2.0"].is_object(), approved, "{doc}");
+        assert_eq!(
+            doc["dist-tags"]["latest"],
+            if approved { "1.2.0" } else { "1.1.0" }
+        );
+        assert!(staged_ids(&server, &alice, "acme-widget").is_empty());
+        assert_eq!(
+            log_count(&server, "alice", "acme-widget@1.2.0 approved"),
+            usize::from(approved)
+        );
+        assert_eq!(
+            log_count(&server, "alice", "acme-widget@1.2.0 rejected"),
+            usize::from(!approved)
+        );
+    };
+    let start = |postgres: bool| {
+        let gh = gh.clone();
+        let mut b = TestServer::builder();
+        if postgres {
+            b = b.postgres();
+        }
+        b.config(move |c| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Github,
+                url: gh,
+                configured: true,
+            })
+        })
+        .start()
+    };
+    run(start(false));
+    if postgres_url().is_some() {
+        run(start(true));
+    } else {
+        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
+    }
+}
+
+/// An approval whose publish is refused writes nothing: the version was published
+/// directly under the same number meanwhile, so the approval answers 409, the
+/// published version is the direct one, no approval is logged and the staged
+/// version is still listed (and can be rejected). After the package is deleted, an
+/// approval finds nothing (404). On SQLite and PostgreSQL.
+#[test]
+fn a_refused_approval_writes_nothing_and_keeps_the_staged_version() {
+    let issuer = Issuer::start();
+    let gh = issuer.url("gh");
+    let run = |server: TestServer| {
+        let (alice, workflow) = staging_package(&server, &issuer, "acme-widget");
+        let id = stage(&server, &workflow, "acme-widget", "1.1.0");
+        // alice publishes 1.1.0 herself before anyone approves.
+        let r = server
+            .request(Method::PUT, "/acme-widget", Some(&alice))
+            .json(&publish_body("acme-widget", "1.1.0"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let before = packument(&server, "acme-widget", None);
+        let r = server
+            .request(
+                Method::POST,
+                &format!("/-/stage/{id}/approve"),
+                Some(&alice),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        let message = r.text().unwrap();
+        assert!(message.contains("published meanwhile"), "{message}");
+        let after = packument(&server, "acme-widget", None);
+        assert_eq!(before["_rev"], after["_rev"], "nothing was written");
+        assert!(after["versions"]["1.1.0"]["_npmUser"]["trustedPublisher"].is_null());
+        assert_eq!(staged_ids(&server, &alice, "acme-widget"), vec![id.clone()]);
+        assert_eq!(log_count(&server, "alice", "acme-widget@1.1.0 approved"), 0);
+        // A second try is refused the same way; a rejection clears it.
+        let r = server
+            .request(
+                Method::POST,
+                &format!("/-/stage/{id}/approve"),
+                Some(&alice),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        let r = server
+            .request(Method::DELETE, &format!("/-/stage/{id}"), Some(&alice))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(staged_ids(&server, &alice, "acme-widget").is_empty());
+        assert_eq!(log_count(&server, "alice", "acme-widget@1.1.0 rejected"), 1);
+
+        // Staged, then the package is deleted: the approval finds nothing.
+        let id = stage(&server, &workflow, "acme-widget", "1.2.0");
+        let npm = server.npm(Some(&alice));
+        npm.run(&["unpublish", "acme-widget", "--force"]).ok();
+        let r = server
+            .request(
+                Method::POST,
+                &format!("/-/stage/{id}/approve"),
+                Some(&alice),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 404);
+        assert_eq!(
+            server.get("/acme-widget", None).status(),
+            404,
+            "the approval did not bring the package back"
+        );
+    };
+    let start = |postgres: bool| {
+        let gh = gh.clone();
+        let mut b = TestServer::builder();
+        if postgres {
+            b = b.postgres();
+        }
+        b.config(move |c| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Github,
+                url: gh,
+                configured: true,
+            })
+        })
+        .start()
+    };
+    run(start(false));
+    if postgres_url().is_some() {
+        run(start(true));
+    } else {
+        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
+    }
+}
+
+/// The real npm CLI in CircleCI mode: `npm trust circleci` creates the
+/// configuration, then a pipeline (CircleCI sets `CIRCLECI`; the job hands npm its
+/// id token in `NPM_ID_TOKEN`) publishes with no token of its own, through the
+/// exchange. The published version and the security log name the pipeline.
+#[test]
+fn circleci_pipeline_publishes_with_npm_in_circleci_mode() {
+    let issuer = Issuer::start();
+    let cc = issuer.url("cc");
+    let server = TestServer::builder()
+        .config(move |c| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Circleci,
+                url: cc,
+                configured: true,
+            })
+        })
+        .start();
+    let alice = server.signup("alice");
+    let npm = server.npm(Some(&alice));
+    npm.publish("circle-lib", "1.0.0", &[]).ok();
+    let org = "8a5b2b5e-0e0e-4c4c-9a9a-0123456789ab";
+    let project = "3f1c0c1e-1111-4222-8333-444455556666";
+    let pipeline = "5d6e7f80-2222-4333-8444-555566667777";
+    let created = npm
+        .run(&[
+            "trust",
+            "circleci",
+            "circle-lib",
+            "--org-id",
+            org,
+            "--project-id",
+            project,
+            "--pipeline-definition-id",
+            pipeline,
+            "--vcs-origin",
+            "github.com/acme/circle-lib",
+            "--allow-publish",
+            "--yes",
+        ])
+        .ok();
+    assert!(created.all().contains(project), "{}", created.all());
+    let listed = npm.run(&["trust", "list", "circle-lib", "--json"]).ok();
+    assert!(
+        listed.stdout.contains(project) && listed.stdout.contains(pipeline),
+        "{}",
+        listed.all()
+    );
+    let configs: Value = server
+        .get("/-/package/circle-lib/trust", Some(&alice))
+        .json()
+        .unwrap();
+    let config = &configs[0];
+    assert_eq!(config["type"], "circleci", "{configs}");
+    assert_eq!(
+        config["claims"]["oidc.circleci.com/org-id"], org,
+        "{configs}"
+    );
+    assert_eq!(
+        config["claims"]["oidc.circleci.com/vcs-origin"],
+        "github.com/acme/circle-lib"
+    );
+
+    let now = now_s(&server);
+    let claims = |pipeline: &str| {
+        json!({
+            "iss": format!("{}/org/{org}", issuer.url("cc")),
+            "aud": "npm:127.0.0.1",
+            "jti": tessera::auth::token::random_base62(20),
+            "sub": format!("org/{org}/project/{project}/user/u1"),
+            "oidc.circleci.com/org-id": org,
+            "oidc.circleci.com/project-id": project,
+            "oidc.circleci.com/pipeline-definition-id": pipeline,
+            "oidc.circleci.com/vcs-origin": "github.com/acme/circle-lib",
+            "iat": now, "nbf": now, "exp": now + 300,
+        })
+    };
+    let ci = server.npm(None);
+    let dir = ci.package("circle-lib", "1.1.0", json!({}));
+    let id_token = issuer.sign(&claims(pipeline));
+    let run = npm_ci(
+        &ci,
+        &dir,
+        &["publish"],
+        &[
+            ("CIRCLECI", "true"),
+            ("CI", "true"),
+            ("NPM_ID_TOKEN", &id_token),
+        ],
+    )
+    .ok();
+    assert!(run.stdout.contains("+ circle-lib@1.1.0"), "{}", run.all());
+    let doc = packument(&server, "circle-lib", None);
+    let identity = doc["versions"]["1.1.0"]["_npmUser"]["trustedPublisher"]["identity"]
+        .as_str()
+        .unwrap_or_else(|| panic!("not published by the pipeline: {doc}"))
+        .to_owned();
+    assert!(
+        identity.starts_with(&format!("CircleCI project {project}")),
+        "{identity}"
+    );
+    assert!(doc["versions"]["1.0.0"]["_npmUser"]["trustedPublisher"].is_null());
+    let log: Vec<String> = security_log_rows(&server, user_id(&server, "alice"))
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect();
+    assert!(
+        log.iter()
+            .any(|d| d.contains("circle-lib@1.1.0 published through trusted publishing")),
+        "{log:?}"
+    );
+
+    // Another pipeline definition of the same project is not trusted: npm's
+    // exchange is refused and, with no token to fall back on, the publish fails.
+    let dir = ci.package("circle-lib", "1.2.0", json!({}));
+    let other = issuer.sign(&claims("99999999-2222-4333-8444-555566667777"));
+    let refused = npm_ci(
+        &ci,
+        &dir,
+        &["publish"],
+        &[
+            ("CIRCLECI", "true"),
+            ("CI", "true"),
+            ("NPM_ID_TOKEN", &other),
+        ],
+    );
+    assert_ne!(refused.status, 0, "{}", refused.all());
+    assert!(packument(&server, "circle-lib", None)["versions"]["1.2.0"].is_null());
+}
+
+/// The settings page's CircleCI form in headless Chromium: a maintainer trusts a
+/// CircleCI pipeline (organization, project, pipeline definition, repository origin
+/// and two contexts); the table lists it, and the stored claims are CircleCI's.
+#[test]
+fn circleci_trust_form_in_chromium() {
+    use crate::web_harness::{Browser, Server, browser_missing};
+    if let Some(why) = browser_missing() {
+        assert!(std::env::var("CI").is_err(), "{why}");
+        eprintln!("{why}");
+        return;
+    }
+    let issuer = Issuer::start();
+    let cc = issuer.url("cc");
+    let server = Server::start_with(move |c| {
+        c.oidc_issuers.push(OidcIssuer {
+            kind: CiKind::Circleci,
+            url: cc,
+            configured: true,
+        })
+    });
+    let alice = server.signup("alice");
+    let r = server
+        .request(Method::PUT, "/circle-lib", Some(&alice))
+        .json(&publish_body("circle-lib", "1.0.0"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let org = "8a5b2b5e-0e0e-4c4c-9a9a-0123456789ab";
+    let project = "3f1c0c1e-1111-4222-8333-444455556666";
+    let url = server.url.clone();
+    server.rt.block_on(async move {
+        let b = Browser::start(&url).await;
+        b.sign_in("alice", &password_of("alice")).await;
+        b.css("img[alt='Profile picture']").await;
+        b.goto("/package/circle-lib/settings").await;
+        b.fill("Organization id", org).await;
+        b.fill("Project id", project).await;
+        b.fill(
+            "Pipeline definition id (optional)",
+            "5d6e7f80-2222-4333-8444-555566667777",
+        )
+        .await;
+        b.fill(
+            "Repository origin, such as github.com/owner/repo (optional)",
+            "github.com/acme/circle-lib",
+        )
+        .await;
+        b.fill(
+            "Context ids, separated by commas (optional; the pipeline must run in one of them)",
+            "c0ffee00-0000-4000-8000-000000000001, c0ffee00-0000-4000-8000-000000000002",
+        )
+        .await;
+        b.choose("The pipeline may publish").await;
+        b.click_button("Trust this pipeline").await;
+        let row = b.wait_text("table.trust-configs", project).await;
+        b.screenshot("trust-circleci").await;
+        assert!(row.contains("circleci") && row.contains(org), "{row}");
+        b.close().await;
+    });
+    let configs: Value = server
+        .get("/-/package/circle-lib/trust", Some(&alice))
+        .json()
+        .unwrap();
+    let claims = &configs[0]["claims"];
+    assert_eq!(configs[0]["type"], "circleci", "{configs}");
+    assert_eq!(claims["oidc.circleci.com/project-id"], project, "{configs}");
+    assert_eq!(
+        claims["oidc.circleci.com/pipeline-definition-id"],
+        "5d6e7f80-2222-4333-8444-555566667777"
+    );
+    assert_eq!(
+        claims["oidc.circleci.com/context-ids"],
+        json!([
+            "c0ffee00-0000-4000-8000-000000000001",
+            "c0ffee00-0000-4000-8000-000000000002"
+        ])
+    );
+    let permissions = configs[0]["permissions"].to_string();
+    assert!(
+        permissions.contains("createPackage") && permissions.contains("createStagedPackage"),
+        "{configs}"
+    );
+}

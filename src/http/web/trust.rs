@@ -89,6 +89,13 @@ pub struct TrustForm<'a> {
     pub repository: &'a str,
     pub file: &'a str,
     pub environment: &'a str,
+    /// CircleCI's claims (its form has no repository, file or environment).
+    pub org_id: &'a str,
+    pub project_id: &'a str,
+    pub pipeline_definition_id: &'a str,
+    pub vcs_origin: &'a str,
+    /// Comma- or space-separated.
+    pub context_ids: &'a str,
     pub allow_publish: bool,
     pub allow_stage: bool,
     pub id: &'a str,
@@ -113,9 +120,10 @@ pub async fn post_setting(
                 "gitlab" => {
                     json!({"project_path": form.repository.trim(), "ci_config_ref_uri": {"file": form.file.trim()}})
                 }
+                "circleci" => circleci_claims(&form),
                 _ => {
                     return Err(domain::Error::Invalid(
-                        "Choose GitHub Actions or GitLab CI.".into(),
+                        "Choose GitHub Actions, GitLab CI or CircleCI.".into(),
                     ));
                 }
             };
@@ -136,6 +144,32 @@ pub async fn post_setting(
         "only" => trust::set_trusted_only(app, caller, name, form.trusted_only).await,
         _ => Err(domain::Error::NotFound("no such setting".into())),
     }
+}
+
+/// The claims of a CircleCI configuration from its form; empty optional fields are
+/// left out (the claim rules check the rest).
+fn circleci_claims(form: &TrustForm<'_>) -> serde_json::Value {
+    const CIRCLE: &str = "oidc.circleci.com/";
+    let mut claims = serde_json::Map::new();
+    claims.insert(format!("{CIRCLE}org-id"), json!(form.org_id.trim()));
+    claims.insert(format!("{CIRCLE}project-id"), json!(form.project_id.trim()));
+    for (key, value) in [
+        ("pipeline-definition-id", form.pipeline_definition_id),
+        ("vcs-origin", form.vcs_origin),
+    ] {
+        if !value.trim().is_empty() {
+            claims.insert(format!("{CIRCLE}{key}"), json!(value.trim()));
+        }
+    }
+    let contexts: Vec<&str> = form
+        .context_ids
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if !contexts.is_empty() {
+        claims.insert(format!("{CIRCLE}context-ids"), json!(contexts));
+    }
+    serde_json::Value::Object(claims)
 }
 
 struct FileRow {
