@@ -1974,3 +1974,130 @@ fn circleci_trust_form_in_chromium() {
         "{configs}"
     );
 }
+
+/// Runs `statements` on the test server's own database (SQLite file or its fresh
+/// PostgreSQL database), beside the server's pool.
+fn on_database(server: &TestServer, statements: &[&str]) {
+    let url = server.app.config.database_url.as_str().to_owned();
+    let statements: Vec<String> = statements.iter().map(|s| (*s).to_owned()).collect();
+    server.block_on(async move {
+        use sqlx::Connection;
+        if url.starts_with("sqlite") {
+            let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            for s in statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(s))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        } else {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            for s in statements {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(s))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+        }
+    });
+}
+
+/// An approval is all or nothing: with the database refusing its last write (the
+/// security-log entry, after the version, dist-tags and revision were written in
+/// the same transaction), the approval fails and leaves no trace: no version, no
+/// dist-tag, the same revision, the version still staged. Once the database accepts
+/// it again, the same staged version is approved. On SQLite and PostgreSQL.
+#[test]
+fn an_approval_that_fails_at_its_last_write_leaves_nothing_behind() {
+    let issuer = Issuer::start();
+    let gh = issuer.url("gh");
+    let run = |server: TestServer| {
+        let postgres = !server
+            .app
+            .config
+            .database_url
+            .as_str()
+            .starts_with("sqlite");
+        let (alice, workflow) = staging_package(&server, &issuer, "acme-widget");
+        let id = stage(&server, &workflow, "acme-widget", "1.1.0");
+        if postgres {
+            on_database(
+                &server,
+                &[
+                    "CREATE FUNCTION refuse_approval_log() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                     BEGIN IF NEW.kind = 'stage-approved' THEN RAISE EXCEPTION 'refused by the test'; END IF; \
+                     RETURN NEW; END $$",
+                    "CREATE TRIGGER refuse_approval_log BEFORE INSERT ON security_events \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_approval_log()",
+                ],
+            );
+        } else {
+            on_database(
+                &server,
+                &[
+                    "CREATE TRIGGER refuse_approval_log BEFORE INSERT ON security_events \
+                   WHEN NEW.kind = 'stage-approved' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+                ],
+            );
+        }
+        let before = packument(&server, "acme-widget", None);
+        let r = server
+            .request(
+                Method::POST,
+                &format!("/-/stage/{id}/approve"),
+                Some(&alice),
+            )
+            .send()
+            .unwrap();
+        assert!(r.status().is_server_error(), "{}", r.status());
+        let after = packument(&server, "acme-widget", None);
+        assert_eq!(before["_rev"], after["_rev"], "{after}");
+        assert!(after["versions"]["1.1.0"].is_null(), "{after}");
+        assert_eq!(after["dist-tags"], before["dist-tags"]);
+        assert_eq!(staged_ids(&server, &alice, "acme-widget"), vec![id.clone()]);
+        assert_eq!(log_count(&server, "alice", "acme-widget@1.1.0 approved"), 0);
+
+        let drop = if postgres {
+            "DROP TRIGGER refuse_approval_log ON security_events"
+        } else {
+            "DROP TRIGGER refuse_approval_log"
+        };
+        on_database(&server, &[drop]);
+        let r = server
+            .request(
+                Method::POST,
+                &format!("/-/stage/{id}/approve"),
+                Some(&alice),
+            )
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let doc = packument(&server, "acme-widget", None);
+        assert_eq!(doc["dist-tags"]["latest"], "1.1.0", "{doc}");
+        assert!(staged_ids(&server, &alice, "acme-widget").is_empty());
+        assert_eq!(log_count(&server, "alice", "acme-widget@1.1.0 approved"), 1);
+        let app = server.npm(None);
+        app.run(&["install", "acme-widget@1.1.0"]).ok();
+    };
+    let start = |postgres: bool| {
+        let gh = gh.clone();
+        let mut b = TestServer::builder();
+        if postgres {
+            b = b.postgres();
+        }
+        b.config(move |c| {
+            c.oidc_issuers.push(OidcIssuer {
+                kind: CiKind::Github,
+                url: gh,
+                configured: true,
+            })
+        })
+        .start()
+    };
+    run(start(false));
+    if postgres_url().is_some() {
+        run(start(true));
+    } else {
+        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
+    }
+}
