@@ -336,15 +336,35 @@ pub async fn publish(
     }
     manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
 
-    let maintainers: Vec<(String, String)> = match grant.row() {
-        Some(_) => app
-            .store
-            .maintainers_of_published(&grant)
-            .await?
+    // Three independent reads, asked at once: on PostgreSQL each is a round trip.
+    let existing = grant.row().is_some();
+    let (published_maintainers, key, has_latest) = tokio::try_join!(
+        async {
+            if existing {
+                Ok::<_, Error>(app.store.maintainers_of_published(&grant).await?)
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        // Signed now, with the key active at publish: the signature covers the
+        // integrity as stored, so a later change to the stored document no longer
+        // verifies.
+        super::signing::active_key(app),
+        async {
+            if existing {
+                Ok::<_, Error>(app.store.has_dist_tag(&grant, "latest").await?)
+            } else {
+                Ok(false)
+            }
+        },
+    )?;
+    let maintainers: Vec<(String, String)> = if existing {
+        published_maintainers
             .into_iter()
             .map(|m| (m.name, m.email))
-            .collect(),
-        None => vec![(caller.user.name.clone(), caller.user.email.clone())],
+            .collect()
+    } else {
+        vec![(caller.user.name.clone(), caller.user.email.clone())]
     };
     let (stored, readme) = stored_manifest(
         checked.manifest,
@@ -355,9 +375,6 @@ pub async fn publish(
         &digests,
         &facts,
     );
-    // Signed now, with the key active at publish: the signature covers the integrity
-    // as stored, so a later change to the stored document no longer verifies.
-    let key = super::signing::active_key(app).await?;
     let mut stored = stored;
     if let Some(dist) = stored.get_mut("dist").and_then(Value::as_object_mut) {
         dist.insert(
@@ -370,10 +387,6 @@ pub async fn publish(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let mut tags = checked.tags;
-    let has_latest = match grant.row() {
-        Some(_) => app.store.has_dist_tag(&grant, "latest").await?,
-        None => false,
-    };
     if !has_latest && !tags.iter().any(|(t, _)| t == "latest") {
         tags.push(("latest".into(), version.clone()));
     }

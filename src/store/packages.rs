@@ -210,6 +210,14 @@ macro_rules! refresh_keywords {
 }
 pub(super) use refresh_keywords;
 
+/// The revision bump of a publish into an existing package: description and access
+/// when the body changes them, and the search keywords (`$6`) when the new version
+/// becomes `latest` (`$5`).
+pub(super) const UPDATE_FOR_PUBLISH: &str = "UPDATE packages SET rev = rev + 1, modified_at = $2, \
+     description = COALESCE($3, description), access = COALESCE($4, access), \
+     keywords = CASE WHEN $5 THEN $6 ELSE keywords END \
+     WHERE name = $1 RETURNING id";
+
 /// Publishes one version inside the write transaction `$tx`, as `publish_versions`
 /// describes; evaluates to the package id and the outcome. Anything but `Published`
 /// may leave writes behind: the caller then drops the transaction (rolls back). A
@@ -218,30 +226,60 @@ macro_rules! publish_in_tx {
     ($tx:expr, $v:expr) => {{
         let v: &$crate::store::NewVersion<'_> = $v;
         'publish: {
-            let inserted: Option<i64> = sqlx::query_scalar(
-                "INSERT INTO packages (name, scope, access, rev, description, created_at, modified_at) \
-                 VALUES ($1, $2, $3, 0, $4, $5, $5) ON CONFLICT (name) DO NOTHING RETURNING id",
-            )
-            .bind(v.name)
-            .bind(v.scope)
-            .bind(v.access_if_new)
-            .bind(v.description)
-            .bind(v.now)
-            .fetch_optional(&mut *$tx)
-            .await?;
-            let created = inserted.is_some();
-            // Locks the package row (PostgreSQL) so concurrent publishes serialise here.
-            let package_id: i64 = sqlx::query_scalar(
-                "UPDATE packages SET rev = rev + 1, modified_at = $2, \
-                 description = COALESCE($3, description), access = COALESCE($4, access) \
-                 WHERE name = $1 RETURNING id",
-            )
-            .bind(v.name)
-            .bind(v.now)
-            .bind(v.description)
-            .bind(v.access_change)
-            .fetch_one(&mut *$tx)
-            .await?;
+            // The search keywords follow `latest`; when this version becomes `latest`
+            // they come from its manifest, written with the revision bump instead of
+            // read back after the insert (two round trips fewer).
+            let becomes_latest = v
+                .tags
+                .iter()
+                .any(|(tag, version)| tag == "latest" && version == v.version);
+            let keywords = becomes_latest
+                .then(|| $crate::npm::keywords::index_text_of_stored(v.manifest))
+                .flatten();
+            // An existing package is updated in one statement, which also takes its row
+            // lock on PostgreSQL, so concurrent publishes serialise here. A new one is
+            // inserted; when a concurrent first publish won that insert, this one
+            // becomes an update of its row.
+            let mut created = false;
+            let mut package_id: Option<i64> =
+                sqlx::query_scalar($crate::store::packages::UPDATE_FOR_PUBLISH)
+                    .bind(v.name)
+                    .bind(v.now)
+                    .bind(v.description)
+                    .bind(v.access_change)
+                    .bind(becomes_latest)
+                    .bind(keywords.as_deref())
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+            if package_id.is_none() {
+                package_id = sqlx::query_scalar(
+                    "INSERT INTO packages (name, scope, access, rev, description, keywords, created_at, modified_at) \
+                     VALUES ($1, $2, COALESCE($3, $4), 1, $5, $6, $7, $7) \
+                     ON CONFLICT (name) DO NOTHING RETURNING id",
+                )
+                .bind(v.name)
+                .bind(v.scope)
+                .bind(v.access_change)
+                .bind(v.access_if_new)
+                .bind(v.description)
+                .bind(keywords.as_deref())
+                .bind(v.now)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                created = package_id.is_some();
+            }
+            let package_id: i64 = match package_id {
+                Some(id) => id,
+                None => sqlx::query_scalar($crate::store::packages::UPDATE_FOR_PUBLISH)
+                    .bind(v.name)
+                    .bind(v.now)
+                    .bind(v.description)
+                    .bind(v.access_change)
+                    .bind(becomes_latest)
+                    .bind(keywords.as_deref())
+                    .fetch_one(&mut *$tx)
+                    .await?,
+            };
             if created {
                 // In an organization's scope, any member creates; elsewhere the
                 // scope belongs to whoever published in it first.
@@ -340,7 +378,7 @@ macro_rules! publish_in_tx {
                 .execute(&mut *$tx)
                 .await?;
             }
-            if v.tags.iter().any(|(tag, _)| tag == "latest") {
+            if !becomes_latest && v.tags.iter().any(|(tag, _)| tag == "latest") {
                 $crate::store::packages::refresh_keywords!($tx, package_id)?;
             }
             (
