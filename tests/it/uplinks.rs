@@ -1012,10 +1012,30 @@ fn a_name_that_becomes_local_is_never_served_from_the_warm_upstream_copy() {
     let (_, source, _) = packument_at(&proxy.url, "shade-lib", Some(&alice), false);
     assert_eq!(source.as_deref(), Some("uplink up"));
     assert_eq!(metric(&proxy, hit), hits + 1, "a warm read is a cache hit");
+    // A client's validator of the upstream copy: 304 while it is what is served.
+    let upstream_etag = proxy.get("/shade-lib", None).headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let revalidate = || {
+        proxy
+            .request(reqwest::Method::GET, "/shade-lib", None)
+            .header("if-none-match", &upstream_etag)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(revalidate().status(), 304);
 
     // A local publish of the name: the very next request gets the local document,
     // in both shapes, anonymous or not.
     put_public(&proxy.url, &alice, "shade-lib", "5.0.0");
+    let changed = revalidate();
+    assert_eq!(
+        changed.status(),
+        200,
+        "the upstream copy's ETag still matched"
+    );
+    assert!(changed.headers().get("x-tessera-source").is_none());
     for (token, abbreviated) in [(Some(alice.as_str()), true), (None, false)] {
         let (status, source, doc) = packument_at(&proxy.url, "shade-lib", token, abbreviated);
         assert_eq!(status, 200);
