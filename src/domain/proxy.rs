@@ -24,8 +24,7 @@
 
 use bytes::Bytes;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use super::access::{self, ProxyGrant, act};
 use super::packument_cache::{CachedDoc, Rendition, http_date};
@@ -43,9 +42,10 @@ use crate::uplink::{Fetched, UplinkClient};
 /// the timeout otherwise).
 const RETRY_AFTER_FAILURE_MS: i64 = 10_000;
 
-/// Rendered proxied documents kept in memory, in bytes (then the set starts afresh
-/// from the database).
-const MAX_MEMORY_BYTES: usize = 32 * 1024 * 1024;
+/// Rendered proxied documents kept in memory, in approximate bytes (quick_cache:
+/// when full, the least useful entries go; a dropped one is rendered again from the
+/// database row).
+const MAX_MEMORY_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Where a name is served from.
 #[derive(Debug)]
@@ -59,9 +59,9 @@ pub enum Source {
 #[derive(Debug, Clone)]
 pub struct Served {
     pub doc: Arc<CachedDoc>,
-    pub stale_from: Option<String>,
+    pub stale_from: Option<Arc<str>>,
     /// `Some(uplink name)` for a proxied package.
-    pub uplink: Option<String>,
+    pub uplink: Option<Arc<str>>,
 }
 
 /// One proxied package as rendered here.
@@ -78,6 +78,25 @@ struct Entry {
     /// When a held-back version becomes eligible (re-render then).
     valid_until: Option<i64>,
     size: usize,
+    /// `x-tessera-source`'s uplink name, shared by every answer from this entry.
+    uplink_name: Arc<str>,
+}
+
+/// An entry weighs its four bodies, its tarball table and its name.
+#[derive(Debug, Clone, Copy)]
+struct EntryWeight;
+
+impl quick_cache::Weighter<String, Arc<Entry>> for EntryWeight {
+    fn weight(&self, name: &String, e: &Arc<Entry>) -> u64 {
+        let dists: usize = e
+            .dists
+            .iter()
+            .map(|(v, d)| {
+                v.len() + d.tarball.len() + d.integrity.as_ref().map_or(0, String::len) + 96
+            })
+            .sum();
+        (name.len() + e.size + dists + 512) as u64
+    }
 }
 
 /// Per-key async locks: one upstream request per missing packument or tarball.
@@ -119,12 +138,24 @@ impl Drop for KeyGuard<'_> {
 }
 
 /// The uplink clients and the in-memory side of the cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Proxy {
     clients: Vec<UplinkClient>,
-    docs: RwLock<HashMap<String, Arc<Entry>>>,
-    bytes: AtomicUsize,
+    /// Name → rendered document. An entry is used only for a name `source` found
+    /// not local under the current generation (checked before every use), and only
+    /// while fresh and before its cooldown cut-off moves (`usable`).
+    docs: quick_cache::sync::Cache<String, Arc<Entry>, EntryWeight>,
     locks: KeyedLocks,
+}
+
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy {
+            clients: Vec::new(),
+            docs: quick_cache::sync::Cache::with_weighter(4096, MAX_MEMORY_BYTES, EntryWeight),
+            locks: KeyedLocks::default(),
+        }
+    }
 }
 
 impl Proxy {
@@ -149,47 +180,33 @@ impl Proxy {
     }
 
     fn get(&self, name: &str) -> Option<Arc<Entry>> {
-        self.docs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.docs.get(name)
     }
 
     fn put(&self, name: &str, entry: Arc<Entry>) {
-        let mut docs = self.docs.write().unwrap_or_else(|p| p.into_inner());
-        if self.bytes.load(Ordering::Relaxed) + entry.size > MAX_MEMORY_BYTES {
-            docs.clear();
-            self.bytes.store(0, Ordering::Relaxed);
-        }
-        self.bytes.fetch_add(entry.size, Ordering::Relaxed);
-        if let Some(old) = docs.insert(name.to_owned(), entry) {
-            self.bytes.fetch_sub(old.size, Ordering::Relaxed);
-        }
+        self.docs.insert(name.to_owned(), entry);
     }
 
     fn forget(&self, name: &str) {
-        let mut docs = self.docs.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = docs.remove(name) {
-            self.bytes.fetch_sub(old.size, Ordering::Relaxed);
-        }
+        self.docs.remove(name);
     }
 }
 
-/// Decides where `name` is served from; see the module comment.
+/// Decides where `name` is served from; see the module comment. For a name routed
+/// to an uplink the shield is asked first: "not local" (which also means no package
+/// row) comes from the read cache under the request's generation ticket, so a warm
+/// proxied read makes no database read here, and the first request after anything
+/// made the name local (on any instance) reads the tables again.
 pub async fn source(app: &App, caller: Option<&Caller>, name: &PackageName) -> Result<Source> {
-    let target = package_facts(app, caller, name).await?;
-    if target.facts().exists || app.config.uplinks.is_empty() {
-        return Ok(Source::Local(target));
+    if !app.config.uplinks.is_empty() {
+        let choice = app.config.uplinks.route(name.as_str());
+        if let Some(uplink) = choice.uplink
+            && !app.store.name_is_local(name.as_str(), name.scope()).await?
+        {
+            return Ok(Source::Proxied { uplink, choice });
+        }
     }
-    let choice = app.config.uplinks.route(name.as_str());
-    let Some(uplink) = choice.uplink else {
-        return Ok(Source::Local(target));
-    };
-    if app.store.name_is_local(name.as_str(), name.scope()).await? {
-        return Ok(Source::Local(target));
-    }
-    Ok(Source::Proxied { uplink, choice })
+    Ok(Source::Local(package_facts(app, caller, name).await?))
 }
 
 /// The packument of `name`, local or proxied. `local_only` (reads made for a write
@@ -222,11 +239,10 @@ pub async fn packument(
         Source::Proxied { uplink, choice } => {
             let grant = access::authorize_proxied_read(app, caller, name).await?;
             let (entry, stale) = proxied(app, &grant, uplink, &choice).await?;
-            let uplink_name = app.proxy.clients[uplink].config.name.clone();
             Ok(Served {
                 doc: entry.doc.clone(),
-                stale_from: stale.then(|| uplink_name.clone()),
-                uplink: Some(uplink_name),
+                stale_from: stale.then(|| entry.uplink_name.clone()),
+                uplink: Some(entry.uplink_name.clone()),
             })
         }
     }
@@ -434,6 +450,7 @@ async fn build(
                 min_age_ms,
                 valid_until: p.next_change_ms,
                 size,
+                uplink_name: Arc::from(uplink_name.as_str()),
             },
             p.held_back,
         ))

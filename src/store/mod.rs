@@ -558,22 +558,22 @@ mod every_write_advances_the_generation {
         (
             "uplinks.rs",
             "put_cached_packument",
-            "an upstream copy decides nothing: the shield reads local names uncached",
+            "an upstream copy decides nothing: the shield reads local tables only",
         ),
         (
             "uplinks.rs",
             "touch_cached_packument",
-            "an upstream copy decides nothing: the shield reads local names uncached",
+            "an upstream copy decides nothing: the shield reads local tables only",
         ),
         (
             "uplinks.rs",
             "record_cached_tarball",
-            "an upstream copy decides nothing: the shield reads local names uncached",
+            "an upstream copy decides nothing: the shield reads local tables only",
         ),
         (
             "uplinks.rs",
             "drop_cached_packument",
-            "an upstream copy decides nothing: the shield reads local names uncached",
+            "an upstream copy decides nothing: the shield reads local tables only",
         ),
     ];
 

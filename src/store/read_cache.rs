@@ -1,5 +1,6 @@
 //! The read cache: the three reads every authenticated download makes (token + owner
-//! by hash, package + the caller's rights, tarball key), kept in memory in bounded
+//! by hash, package + the caller's rights, tarball key), and for a proxied name the
+//! shield's answer (whether the name is local in any way), kept in memory in bounded
 //! maps (quick_cache, weighed in approximate bytes), each entry under the tag it was
 //! read in; an entry under an older tag is never used.
 //!
@@ -38,6 +39,7 @@ const SETTLE: Duration = Duration::from_secs(30);
 const TOKEN_BYTES: u64 = 64 << 20;
 const PACKAGE_BYTES: u64 = 32 << 20;
 const TARBALL_BYTES: u64 = 32 << 20;
+const NAME_BYTES: u64 = 8 << 20;
 
 /// A cached token with its owner.
 pub type TokenAndUser = (Arc<TokenRow>, Arc<UserRow>);
@@ -60,6 +62,12 @@ pub struct ReadCache {
     tokens: Cache<Vec<u8>, Tagged<TokenAndUser>, Weigh>,
     packages: Cache<(String, Option<i64>), Tagged<PackageForUser>, Weigh>,
     tarballs: Cache<(i64, String), Tagged<(String, i64)>, Weigh>,
+    /// Whether a name is local (`Store::name_is_local`), both answers: "not local"
+    /// is what lets a proxied read skip the database, and it is exactly as valid as
+    /// any other entry under its tag (a publish, an organization or a user that
+    /// makes the name local is a write, which moves the tag here or, on another
+    /// instance, the generation).
+    names: Cache<String, Tagged<bool>, Weigh>,
 }
 
 impl Default for ReadCache {
@@ -72,6 +80,7 @@ impl Default for ReadCache {
             tokens: Cache::with_weighter(16_384, TOKEN_BYTES, Weigh),
             packages: Cache::with_weighter(16_384, PACKAGE_BYTES, Weigh),
             tarballs: Cache::with_weighter(16_384, TARBALL_BYTES, Weigh),
+            names: Cache::with_weighter(16_384, NAME_BYTES, Weigh),
         }
     }
 }
@@ -106,6 +115,12 @@ impl quick_cache::Weighter<(String, Option<i64>), Tagged<PackageForUser>> for We
 impl quick_cache::Weighter<(i64, String), Tagged<(String, i64)>> for Weigh {
     fn weight(&self, (_, version): &(i64, String), (_, (key, _)): &Tagged<(String, i64)>) -> u64 {
         (version.len() + key.len() + 128) as u64
+    }
+}
+
+impl quick_cache::Weighter<String, Tagged<bool>> for Weigh {
+    fn weight(&self, name: &String, _: &Tagged<bool>) -> u64 {
+        (name.len() + 64) as u64
     }
 }
 
@@ -242,6 +257,16 @@ impl ReadCache {
                 .insert((package, version.to_owned()), (ticket.0, value));
         }
     }
+
+    pub fn name_is_local(&self, ticket: ReadTicket, name: &str) -> Option<bool> {
+        under(ticket, self.names.get(name))
+    }
+
+    pub fn put_name_is_local(&self, ticket: ReadTicket, name: &str, local: bool) {
+        if self.current(ticket) {
+            self.names.insert(name.to_owned(), (ticket.0, local));
+        }
+    }
 }
 
 /// Marks one write in progress; see `Store::writing`.
@@ -323,6 +348,18 @@ mod tests {
         let now = cache.ticket().unwrap();
         assert!(cache.tarball(now, 1, "1.0.0").is_none());
         assert!(cache.tarball(before, 1, "1.0.0").is_none());
+    }
+
+    #[test]
+    fn a_name_read_as_not_local_is_forgotten_at_the_next_write() {
+        let cache = ReadCache::default();
+        let t = cache.ticket().unwrap();
+        cache.put_name_is_local(t, "left-pad", false);
+        assert_eq!(cache.name_is_local(t, "left-pad"), Some(false));
+        assert_eq!(cache.name_is_local(t, "right-pad"), None);
+        cache.written(); // say, a publish of left-pad
+        let t2 = cache.ticket().unwrap();
+        assert_eq!(cache.name_is_local(t2, "left-pad"), None);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The uplink cache: packuments as an uplink sent them, and the tarballs fetched
 //! from it (bytes in the blob store). Reads and writes of cached contents take a
 //! `ProxyGrant`; whether a name is local (the shield) feeds the access decision and
-//! is read without one.
+//! is read without one (through the read cache, under the generation rule).
 
 use super::packages::{blob_lock_id, blob_lock_sql};
 use super::{BeginWrite, Store, StoreResult, on_pool};
@@ -38,7 +38,10 @@ impl Store {
     /// Whether `name` is local: a package row, any version ever published (the
     /// history survives unpublish and deletion), or a tombstone; or its scope is
     /// owned here (an organization, a user's own scope, or a scope someone
-    /// published in). Such a name is never served from an uplink.
+    /// published in). Such a name is never served from an uplink. Answered from the
+    /// read cache under its tag, like the package row (`read_cache`): every write that
+    /// can make a name local moves the tag, on this instance at once and on the others
+    /// through the authority generation.
     pub async fn name_is_local(&self, name: &str, scope: Option<&str>) -> StoreResult<bool> {
         const SQL: &str = "SELECT CAST(CASE WHEN \
               EXISTS (SELECT 1 FROM packages WHERE name = $1) \
@@ -48,12 +51,22 @@ impl Store {
               OR EXISTS (SELECT 1 FROM orgs WHERE name = $2) \
               OR EXISTS (SELECT 1 FROM users WHERE name = $2) \
             THEN 1 ELSE 0 END AS BIGINT)";
-        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
-            .bind(name)
-            .bind(scope.unwrap_or(""))
-            .fetch_one(p)
-            .await)?;
-        Ok(n != 0)
+        let read = async {
+            let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+                .bind(name)
+                .bind(scope.unwrap_or(""))
+                .fetch_one(p)
+                .await)?;
+            Ok(Some(n != 0))
+        };
+        let local = self
+            .cached_read(
+                |c, t| c.name_is_local(t, name),
+                read,
+                |c, t, local| c.put_name_is_local(t, name, *local),
+            )
+            .await?;
+        Ok(local.unwrap_or(true))
     }
 
     pub async fn cached_packument(

@@ -277,10 +277,15 @@ fn young_versions_are_held_back_and_latest_moves_back() {
     publish_with(&up_npm, "cool-lib", "1.1.0", json!({}));
     publish_with(&up_npm, "fresh-lib", "1.1.0", json!({}));
 
-    let proxy = proxy_of(
-        &upstream.url,
-        "min_release_age = \"3d\"\n[[routes]]\npattern = \"fresh-*\"\nuplink = \"up\"\nmin_release_age = \"0\"\n",
-    );
+    // Copies stay fresh for longer than the test's clock moves: what makes a held-back
+    // version appear below is its age alone, not a refresh from the uplink.
+    let s = settings(&format!(
+        "min_release_age = \"3d\"\n[[uplinks]]\nname = \"up\"\nurl = \"{}\"\n\
+         timeout = \"2s\"\nmax_age = \"7d\"\n[[routes]]\npattern = \"fresh-*\"\n\
+         uplink = \"up\"\nmin_release_age = \"0\"\n",
+        upstream.url
+    ));
+    let proxy = TestServer::builder().config(move |c| c.uplinks = s).start();
     let npm = proxy.npm(None);
     let dir = project(
         &npm,
@@ -303,10 +308,30 @@ fn young_versions_are_held_back_and_latest_moves_back() {
             "tessera_uplink_held_back_versions_total{uplink=\"up\"}"
         ) >= 1
     );
-    // Four days on, the version is old enough.
-    proxy.clock.advance_ms(4 * DAY_MS);
+    let fetched = "tessera_uplink_requests_total{uplink=\"up\",result=\"ok\"}";
+    let fetches = metric(&proxy, fetched);
+    // Two days on, the warm document still holds it back.
+    proxy.clock.advance_ms(2 * DAY_MS);
+    let doc: Value = proxy.get("/cool-lib", None).json().unwrap();
+    assert_eq!(doc["dist-tags"]["latest"], "1.0.0");
+    // Four days on, the version is old enough: the very next request shows it, in
+    // both shapes, though nothing but the clock changed.
+    proxy.clock.advance_ms(2 * DAY_MS);
+    let (status, source, slim) = packument_at(&proxy.url, "cool-lib", None, true);
+    assert_eq!((status, source.as_deref()), (200, Some("uplink up")));
+    assert_eq!(slim["dist-tags"]["latest"], "1.1.0");
+    assert_eq!(versions_of(&slim), ["1.0.0", "1.1.0"]);
     let doc: Value = proxy.get("/cool-lib", None).json().unwrap();
     assert_eq!(doc["dist-tags"]["latest"], "1.1.0");
+    assert_eq!(
+        metric(&proxy, fetched),
+        fetches,
+        "the packument was not fetched again"
+    );
+    assert_eq!(
+        proxy.get("/cool-lib/-/cool-lib-1.1.0.tgz", None).status(),
+        200
+    );
 }
 
 // ---- A fault-injecting upstream --------------------------------------------------
@@ -911,4 +936,175 @@ fn proxied_packages_pass_the_same_access_decision() {
     proxy.clock.advance_ms(31 * DAY_MS);
     assert_eq!(proxy.get("/gated-lib", Some(&login)).status(), 401);
     assert_eq!(proxy.get(tarball, Some(&login)).status(), 401);
+}
+
+// ---- The warm read path and the shield ---------------------------------------------
+
+/// Publishes `name@version` over HTTP as npm would (public, also when scoped).
+fn put_public(url: &str, token: &str, name: &str, version: &str) {
+    let mut body = crate::rules::publish_body(name, version);
+    body["access"] = json!("public");
+    let r = http()
+        .put(format!("{url}/{}", name.replace('/', "%2f")))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "publish {name}@{version} on {url}");
+}
+
+/// One packument GET: status, `x-tessera-source`, and the body (`Null` when not JSON).
+fn packument_at(
+    url: &str,
+    name: &str,
+    token: Option<&str>,
+    abbreviated: bool,
+) -> (u16, Option<String>, Value) {
+    let mut r = http().get(format!("{url}/{}", name.replace('/', "%2f")));
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if abbreviated {
+        r = r.header("accept", "application/vnd.npm.install-v1+json");
+    }
+    let r = r.send().unwrap();
+    let source = r
+        .headers()
+        .get("x-tessera-source")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), source, r.json().unwrap_or(Value::Null))
+}
+
+fn versions_of(doc: &Value) -> Vec<String> {
+    let mut v: Vec<String> = doc["versions"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_name_that_becomes_local_is_never_served_from_the_warm_upstream_copy() {
+    let upstream = TestServer::start();
+    let up_token = upstream.signup("upper");
+    put_public(&upstream.url, &up_token, "shade-lib", "1.0.0");
+    put_public(&upstream.url, &up_token, "@newco/lib", "1.0.0");
+    let proxy = proxy_of(
+        &upstream.url,
+        "[[routes]]\npattern = \"shade-*\"\nuplink = \"up\"\nallow_shadowing = true\n",
+    );
+    let alice = proxy.signup("alice");
+    let hit = "tessera_uplink_cache_total{uplink=\"up\",result=\"hit\"}";
+
+    // Warm: both documents, both shapes, anonymous and with a token.
+    for name in ["shade-lib", "@newco/lib"] {
+        for token in [None, Some(alice.as_str())] {
+            for abbreviated in [false, true] {
+                let (status, source, doc) = packument_at(&proxy.url, name, token, abbreviated);
+                assert_eq!(status, 200, "{name}");
+                assert_eq!(source.as_deref(), Some("uplink up"), "{name}");
+                assert_eq!(versions_of(&doc), ["1.0.0"], "{name}");
+            }
+        }
+    }
+    let hits = metric(&proxy, hit);
+    let (_, source, _) = packument_at(&proxy.url, "shade-lib", Some(&alice), false);
+    assert_eq!(source.as_deref(), Some("uplink up"));
+    assert_eq!(metric(&proxy, hit), hits + 1, "a warm read is a cache hit");
+    // A client's validator of the upstream copy: 304 while it is what is served.
+    let upstream_etag = proxy.get("/shade-lib", None).headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let revalidate = || {
+        proxy
+            .request(reqwest::Method::GET, "/shade-lib", None)
+            .header("if-none-match", &upstream_etag)
+            .send()
+            .unwrap()
+    };
+    assert_eq!(revalidate().status(), 304);
+
+    // A local publish of the name: the very next request gets the local document,
+    // in both shapes, anonymous or not.
+    put_public(&proxy.url, &alice, "shade-lib", "5.0.0");
+    let changed = revalidate();
+    assert_eq!(
+        changed.status(),
+        200,
+        "the upstream copy's ETag still matched"
+    );
+    assert!(changed.headers().get("x-tessera-source").is_none());
+    for (token, abbreviated) in [(Some(alice.as_str()), true), (None, false)] {
+        let (status, source, doc) = packument_at(&proxy.url, "shade-lib", token, abbreviated);
+        assert_eq!(status, 200);
+        assert_eq!(source, None, "served from the uplink after a local publish");
+        assert_eq!(versions_of(&doc), ["5.0.0"]);
+    }
+    let (_, _, full) = packument_at(&proxy.url, "shade-lib", None, false);
+    assert_eq!(full["_tessera"]["source"], "local");
+    // Its tarballs are the local ones too: the uplink's version is not here.
+    assert_eq!(
+        proxy
+            .get("/shade-lib/-/shade-lib-1.0.0.tgz", Some(&alice))
+            .status(),
+        404
+    );
+
+    // A new account named like the scope owns it: the scope is local from the next
+    // request on, with nothing published in it yet.
+    let newco = proxy.signup("newco");
+    let (status, source, _) = packument_at(&proxy.url, "@newco/lib", Some(&alice), true);
+    assert_eq!((status, source), (404, None));
+    put_public(&proxy.url, &newco, "@newco/lib", "2.0.0");
+    let (status, source, doc) = packument_at(&proxy.url, "@newco/lib", None, false);
+    assert_eq!((status, source), (200, None));
+    assert_eq!(versions_of(&doc), ["2.0.0"]);
+}
+
+#[test]
+fn a_local_publish_on_one_instance_applies_to_the_next_proxied_read_on_another() {
+    let Some(db) = crate::scale::need_postgres() else {
+        return;
+    };
+    let upstream = TestServer::start();
+    let up_token = upstream.signup("upper");
+    put_public(&upstream.url, &up_token, "@twin/lib", "1.0.0");
+    put_public(&upstream.url, &up_token, "twin-other", "1.0.0");
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = dir.path().join("blobs");
+    let servers = crate::scale::instances(
+        2,
+        &db,
+        dir.path(),
+        blobs.to_str().unwrap(),
+        &[("TESSERA_UPLINKS", format!("up={}", upstream.url))],
+    );
+    let (a, b) = (servers[0].url.clone(), servers[1].url.clone());
+    let reader = crate::scale::signup(&a, "reader");
+    // Warm on A (and on B, so both have the document in memory).
+    for url in [&a, &b] {
+        for _ in 0..3 {
+            let (status, source, doc) = packument_at(url, "@twin/lib", Some(&reader), true);
+            assert_eq!((status, source.as_deref()), (200, Some("uplink up")));
+            assert_eq!(versions_of(&doc), ["1.0.0"]);
+        }
+    }
+    // The scope's owner appears on B: A's next read is local (nothing there yet).
+    let twin = crate::scale::signup(&b, "twin");
+    let (status, source, _) = packument_at(&a, "@twin/lib", Some(&reader), true);
+    assert_eq!((status, source), (404, None));
+    // Warm again through a name that stays proxied, then publish on B.
+    let (_, source, _) = packument_at(&a, "twin-other", None, false);
+    assert_eq!(source.as_deref(), Some("uplink up"));
+    put_public(&b, &twin, "@twin/lib", "2.0.0");
+    for abbreviated in [true, false] {
+        let (status, source, doc) = packument_at(&a, "@twin/lib", Some(&reader), abbreviated);
+        assert_eq!((status, source), (200, None));
+        assert_eq!(versions_of(&doc), ["2.0.0"]);
+    }
+    // The other name is still proxied, from memory.
+    let (status, source, _) = packument_at(&a, "twin-other", Some(&reader), false);
+    assert_eq!((status, source.as_deref()), (200, Some("uplink up")));
 }
