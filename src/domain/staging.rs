@@ -7,12 +7,12 @@
 
 use serde_json::{Map, Value};
 
-use super::access::{self, Action, act};
+use super::access::{self, Action, ActorType, act};
 use super::{Caller, Error, Result, package_facts, security_log};
 use crate::app::App;
 use crate::npm::name::PackageName;
 use crate::npm::{packument::iso_time, version};
-use crate::store::{NewVersion, PublishOutcome, StagedRow};
+use crate::store::{NewVersion, PublishOutcome, SecurityEventKind, StagedRow};
 
 fn not_found() -> Error {
     Error::NotFound("staged version not found".into())
@@ -220,7 +220,7 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
         .staged_version(&grant, id)
         .await?
         .ok_or_else(not_found)?;
-    if target.facts().trusted_publishing_only && staged.actor_type != "oidc" {
+    if target.facts().trusted_publishing_only && staged.actor_type.get() != Some(ActorType::Oidc) {
         return Err(Error::Forbidden(access::trusted_only_refusal(&name)));
     }
     let mut manifest: Map<String, Value> = serde_json::from_str(&staged.manifest)
@@ -321,7 +321,7 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
     security_log::record(
         app,
         caller.user.id,
-        "stage-approved",
+        SecurityEventKind::StageApproved,
         &format!(
             "{name}@{} approved and published (staged by {} on {})",
             staged.version,
@@ -358,7 +358,7 @@ pub async fn reject(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> {
     security_log::record(
         app,
         caller.user.id,
-        "stage-rejected",
+        SecurityEventKind::StageRejected,
         &format!(
             "{name}@{} rejected (staged by {} on {})",
             staged.version,

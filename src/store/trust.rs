@@ -4,8 +4,8 @@
 //! replay record) feed the decision and are ungated, like a token lookup by hash.
 
 use super::packages::{blob_lock_id, blob_lock_sql};
-use super::{BeginWrite, Store, StoreError, StoreResult, execute_write, on_pool};
-use crate::domain::access::{PackageGrant, TrustGrant, act};
+use super::{BeginWrite, Store, StoreError, StoreResult, Stored, execute_write, on_pool};
+use crate::domain::access::{ActorType, PackageGrant, TrustGrant, act};
 
 /// A trust configuration as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -50,7 +50,8 @@ pub struct StagedRow {
     pub shasum: String,
     pub staged_by: i64,
     pub actor: String,
-    pub actor_type: String,
+    #[sqlx(try_from = "String")]
+    pub actor_type: Stored<ActorType>,
     pub created_at: i64,
 }
 
@@ -68,7 +69,7 @@ pub struct NewStaged<'a> {
     pub shasum: &'a str,
     pub staged_by: i64,
     pub actor: &'a str,
-    pub actor_type: &'a str,
+    pub actor_type: ActorType,
     pub now: i64,
 }
 
@@ -303,7 +304,7 @@ impl Store {
                     .bind(v.shasum)
                     .bind(v.staged_by)
                     .bind(v.actor)
-                    .bind(v.actor_type)
+                    .bind(v.actor_type.as_str())
                     .bind(v.now)
                     .execute(&mut *tx)
                     .await?
@@ -434,7 +435,7 @@ impl Store {
                 .bind(&row.shasum)
                 .bind(row.staged_by)
                 .bind(&row.actor)
-                .bind(&row.actor_type)
+                .bind(row.actor_type.text(ActorType::as_str))
                 .bind(row.created_at)
             )?;
             Ok(())
