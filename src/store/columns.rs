@@ -263,4 +263,24 @@ mod tests {
             "oidc"
         );
     }
+
+    #[test]
+    fn a_trust_configuration_of_an_unknown_ci_kind_matches_nothing() {
+        use crate::domain::trust::TrustConfig;
+        let row = |kind: &str| crate::store::TrustConfigRow {
+            id: "t".into(),
+            package_id: 1,
+            kind: kind.to_owned().into(),
+            issuer: "https://token.actions.githubusercontent.com".into(),
+            claims: r#"{"repository":"acme/lib","workflow_ref":{"file":"release.yml"}}"#.into(),
+            permissions: r#"["createPackage"]"#.into(),
+            created_by: 1,
+            created_at: 0,
+        };
+        let read = TrustConfig::of(&row("github")).expect("a github configuration reads");
+        assert_eq!(read.kind, crate::config::CiKind::Github);
+        for kind in ["GitHub", "jenkins", ""] {
+            assert!(TrustConfig::of(&row(kind)).is_none(), "{kind:?}");
+        }
+    }
 }

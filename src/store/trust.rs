@@ -5,6 +5,7 @@
 
 use super::packages::{blob_lock_id, blob_lock_sql};
 use super::{BeginWrite, Store, StoreError, StoreResult, Stored, execute_write, on_pool};
+use crate::config::CiKind;
 use crate::domain::access::{ActorType, PackageGrant, TrustGrant, act};
 
 /// A trust configuration as stored.
@@ -12,7 +13,9 @@ use crate::domain::access::{ActorType, PackageGrant, TrustGrant, act};
 pub struct TrustConfigRow {
     pub id: String,
     pub package_id: i64,
-    pub kind: String,
+    /// A kind this build does not know makes the configuration match nothing.
+    #[sqlx(try_from = "String")]
+    pub kind: Stored<CiKind>,
     pub issuer: String,
     /// The claims as npm sends them (JSON object).
     pub claims: String,
@@ -26,7 +29,7 @@ pub struct TrustConfigRow {
 #[derive(Debug, Clone)]
 pub struct NewTrustConfig<'a> {
     pub id: &'a str,
-    pub kind: &'a str,
+    pub kind: CiKind,
     pub issuer: &'a str,
     pub claims: &'a str,
     pub permissions: &'a str,
@@ -140,7 +143,7 @@ impl Store {
                      AND issuer = $3 AND claims = $4",
                 )
                 .bind(package_id)
-                .bind(c.kind)
+                .bind(c.kind.as_str())
                 .bind(c.issuer)
                 .bind(c.claims)
                 .fetch_one(&mut *tx)
@@ -154,7 +157,7 @@ impl Store {
                 )
                 .bind(c.id)
                 .bind(package_id)
-                .bind(c.kind)
+                .bind(c.kind.as_str())
                 .bind(c.issuer)
                 .bind(c.claims)
                 .bind(c.permissions)

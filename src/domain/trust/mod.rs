@@ -32,7 +32,7 @@ pub struct TrustConfig {
 impl TrustConfig {
     /// `None` for a row that cannot be read (it then matches nothing).
     pub fn of(row: &TrustConfigRow) -> Option<TrustConfig> {
-        let kind = CiKind::parse(&row.kind)?;
+        let kind = row.kind.get()?;
         let claims: Value = serde_json::from_str(&row.claims).ok()?;
         let permissions: Value = serde_json::from_str(&row.permissions).ok()?;
         Some(TrustConfig {
@@ -148,7 +148,7 @@ pub async fn create(
                 &grant,
                 &NewTrustConfig {
                     id: &id,
-                    kind: kind.as_str(),
+                    kind,
                     issuer: &issuer,
                     claims: &claims,
                     permissions: &perms,
