@@ -196,7 +196,7 @@ async fn main() -> anyhow::Result<()> {
                 kind: tessera::domain::access::TokenKind::Publish,
                 limits: None,
                 cidr: None,
-                origin: "scale-gen",
+                origin: tessera::domain::access::TokenOrigin::Api,
                 now,
                 expires_at: None,
             })

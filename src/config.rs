@@ -182,6 +182,15 @@ impl CiKind {
     }
 }
 
+/// The stored name (a trust configuration's `kind` column).
+impl std::str::FromStr for CiKind {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        CiKind::parse(text).ok_or(())
+    }
+}
+
 /// A trusted OpenID Connect issuer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcIssuer {

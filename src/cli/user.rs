@@ -10,6 +10,7 @@ use super::client::Registry;
 use super::operator::read_password;
 use super::output::{Table, clean, outln};
 use crate::auth::cidr::CidrList;
+use crate::domain::access::PackagePermission;
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
@@ -140,11 +141,14 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     if !args.packages.is_empty() || !args.scopes.is_empty() {
         body["packages"] = json!(args.packages);
         body["scopes"] = json!(args.scopes);
-        body["packages_and_scopes_permission"] = json!(if args.read_only {
-            "read-only"
-        } else {
-            "read-write"
-        });
+        body["packages_and_scopes_permission"] = json!(
+            if args.read_only {
+                PackagePermission::ReadOnly
+            } else {
+                PackagePermission::ReadWrite
+            }
+            .as_str()
+        );
     }
     let created = registry
         .call(

@@ -8,7 +8,7 @@ use base64::Engine;
 use secrecy::SecretString;
 use std::sync::Arc;
 
-use super::access::{Credential, Limits, OidcScope, Principal, TokenKind};
+use super::access::{Credential, Limits, OidcScope, Principal, TokenKind, TokenOrigin};
 use super::credentials;
 use super::{Error, Result};
 use crate::app::App;
@@ -39,6 +39,7 @@ impl Caller {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenSettings {
     pub kind: TokenKind,
+    pub origin: TokenOrigin,
     pub limits: Option<Limits>,
     pub cidr: Option<CidrList>,
     /// A token minted by trusted publishing: what it may do.
@@ -52,6 +53,8 @@ impl TokenSettings {
     /// Reads the type, granular limits and CIDR ranges of a stored token.
     pub fn of(row: &TokenRow) -> Result<TokenSettings, &'static str> {
         let kind = row.kind.get().ok_or(UNREADABLE)?;
+        // An origin this build does not know might be one with rules of its own.
+        let origin = row.origin.get().ok_or(UNREADABLE)?;
         let limits = match row.limits.as_deref() {
             None => None,
             Some(text) => Some(serde_json::from_str::<Limits>(text).map_err(|_| UNREADABLE)?),
@@ -70,16 +73,17 @@ impl TokenSettings {
         };
         // A trusted-publishing token acts only through its scope; without a
         // readable one it is refused, never taken for the plain type it also stores.
-        let oidc = match (row.origin.as_str(), row.oidc.as_deref()) {
-            ("oidc", Some(text)) => {
+        let oidc = match (origin, row.oidc.as_deref()) {
+            (TokenOrigin::Oidc, Some(text)) => {
                 Some(serde_json::from_str::<OidcScope>(text).map_err(|_| UNREADABLE)?)
             }
-            ("oidc", None) => return Err(UNREADABLE),
+            (TokenOrigin::Oidc, None) => return Err(UNREADABLE),
             (_, None) => None,
             (_, Some(_)) => return Err(UNREADABLE),
         };
         Ok(TokenSettings {
             kind,
+            origin,
             limits,
             cidr,
             oidc,

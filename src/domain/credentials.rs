@@ -21,7 +21,7 @@ use crate::app::App;
 use crate::auth::cidr::ClientAddr;
 use crate::auth::server_key::keyed_hash;
 use crate::auth::{password, totp};
-use crate::store::{Factor, FailureCount, UserRow};
+use crate::store::{Factor, FailureCount, SecurityEventKind, UserRow};
 
 /// Failures of one factor allowed per account within the window.
 pub const ACCOUNT_LIMIT: i64 = 10;
@@ -157,9 +157,9 @@ async fn failed(app: &App, factor: Factor, user: Option<&UserRow>, ip: ClientAdd
                 app,
                 user.id,
                 match factor {
-                    Factor::Password => "password-failures",
-                    Factor::OneTimePassword => "otp-failures",
-                    Factor::LeakReport => "leak-reports",
+                    Factor::Password => SecurityEventKind::PasswordFailures,
+                    Factor::OneTimePassword => SecurityEventKind::OtpFailures,
+                    Factor::LeakReport => SecurityEventKind::LeakReports,
                 },
                 &format!(
                     "{ACCOUNT_LIMIT} {} within 15 minutes; further attempts are refused for a while",
@@ -241,7 +241,7 @@ pub async fn check_otp(app: &App, user: &UserRow, code: &str, ip: ClientAddr) ->
             security_log::record(
                 app,
                 user.id,
-                "recovery-code-used",
+                SecurityEventKind::RecoveryCodeUsed,
                 "a recovery code was used",
                 Some(&ip.to_string()),
             )

@@ -14,6 +14,7 @@ use crate::app::App;
 use crate::auth::cidr::ClientAddr;
 use crate::auth::token::PlainToken;
 use crate::npm::tarball::FoundToken;
+use crate::store::SecurityEventKind;
 
 /// Longest location kept from a report.
 const MAX_URL_CHARS: usize = 500;
@@ -69,7 +70,14 @@ pub async fn report(
             let detail = format!("token {prefix} revoked: {reason}");
             let ip = ip.to_string();
             tokio::spawn(async move {
-                security_log::record(&app, owner, "token-exposed", &detail, Some(&ip)).await;
+                security_log::record(
+                    &app,
+                    owner,
+                    SecurityEventKind::TokenExposed,
+                    &detail,
+                    Some(&ip),
+                )
+                .await;
             });
         }
     }
@@ -110,7 +118,7 @@ pub async fn revoke_found_in_tarball(
             security_log::record(
                 app,
                 owner,
-                "token-exposed",
+                SecurityEventKind::TokenExposed,
                 &format!("token {prefix} revoked: {reason}"),
                 Some(ip),
             )

@@ -620,34 +620,7 @@ pub async fn remove_owner(
     }
 }
 
-/// The publishing 2FA policy as `npm access` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MfaPolicy {
-    None,
-    Publish,
-    Automation,
-}
-
-impl MfaPolicy {
-    pub fn of(package: &PackageRow) -> MfaPolicy {
-        match (
-            package.publish_requires_tfa != 0,
-            package.automation_overrides_tfa != 0,
-        ) {
-            (false, _) => MfaPolicy::None,
-            (true, false) => MfaPolicy::Publish,
-            (true, true) => MfaPolicy::Automation,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MfaPolicy::None => "none",
-            MfaPolicy::Publish => "publish",
-            MfaPolicy::Automation => "automation",
-        }
-    }
-}
+pub use super::access::MfaPolicy;
 
 /// A readable package's visibility and publishing policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -663,7 +636,7 @@ pub async fn settings(app: &App, caller: Option<&Caller>, name: &PackageName) ->
     let grant = readable(app, caller, name).await?;
     Ok(Settings {
         public: grant.row().is_public(),
-        mfa: MfaPolicy::of(grant.row()),
+        mfa: grant.row().mfa,
         trusted_publishing_only: grant.row().trusted_publishing_only != 0,
     })
 }
@@ -699,10 +672,12 @@ pub async fn change_access(
     }
     if let Some(requires) = change.publish_requires_tfa {
         let grant = access::authorize::<act::ChangeMfaPolicy>(app, Some(caller), &target).await?;
-        let overrides = requires && change.automation_token_overrides_tfa.unwrap_or(false);
-        app.store
-            .set_mfa_policy(&grant, requires, overrides, app.now())
-            .await?;
+        let policy = match (requires, change.automation_token_overrides_tfa) {
+            (false, _) => MfaPolicy::None,
+            (true, Some(true)) => MfaPolicy::Automation,
+            (true, _) => MfaPolicy::Publish,
+        };
+        app.store.set_mfa_policy(&grant, policy, app.now()).await?;
     }
     Ok(())
 }

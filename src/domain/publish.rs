@@ -27,7 +27,7 @@ use crate::npm::packument::{has_install_script, iso_time};
 use crate::npm::publish_body::{self, PublishBody, PutBody, Span};
 use crate::npm::tarball::{self, TarballError, TarballFacts};
 use crate::npm::{integrity, manifest, tag, version};
-use crate::store::{NewVersion, PublishOutcome};
+use crate::store::{NewVersion, PublishOutcome, SecurityEventKind};
 
 /// How long a deleted name stays reserved for its former maintainers.
 pub const NAME_RESERVED_MS: i64 = 24 * 60 * 60 * 1000;
@@ -428,7 +428,7 @@ pub async fn publish(
                 super::security_log::record(
                     app,
                     caller.user.id,
-                    "trusted-publish",
+                    SecurityEventKind::TrustedPublish,
                     &format!(
                         "{name}@{version} published through trusted publishing by {} (token {})",
                         scope.identity,
@@ -530,8 +530,8 @@ pub async fn stage(
         .first()
         .map_or_else(|| "latest".to_owned(), |(t, _)| t.clone());
     let (actor, actor_type) = match &caller.principal.credential {
-        access::Credential::Oidc(scope) => (scope.identity.clone(), "oidc"),
-        _ => (caller.user.name.clone(), "user"),
+        access::Credential::Oidc(scope) => (scope.identity.clone(), access::ActorType::Oidc),
+        _ => (caller.user.name.clone(), access::ActorType::User),
     };
     app.blobs.put(&digests.sha512_hex, tarball.clone()).await?;
     let blob_present =

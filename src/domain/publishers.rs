@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use super::access::{
-    self, Action, Credential, Decision, Limits, Principal, TfaMode, TokenKind, ViewsCredentials,
-    act,
+    self, Action, Credential, Decision, Limits, Principal, TfaMode, TokenKind, TokenOrigin,
+    ViewsCredentials, act,
 };
 use super::auth::TokenSettings;
 use super::packages::MfaPolicy;
@@ -47,7 +47,7 @@ pub struct PublishingToken {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
-    pub origin: String,
+    pub origin: TokenOrigin,
     /// A publish with it asks for the owner's one-time password.
     pub needs_otp: bool,
     /// What makes it risky, for sorting and display.
@@ -239,7 +239,7 @@ fn token_entry(
         created_at: token.created_at,
         expires_at: token.expires_at,
         last_used_at: token.last_used_at,
-        origin: token.origin.clone(),
+        origin: settings.origin,
         needs_otp,
         risks,
     })
@@ -289,7 +289,7 @@ pub async fn for_package(
     publishers.sort_by_key(risk_key);
     Ok(PackageCredentials {
         package: name.to_string(),
-        policy: MfaPolicy::of(grant.row()),
+        policy: grant.row().mfa,
         writers,
         publishers,
     })
@@ -316,7 +316,7 @@ pub async fn for_org(app: &App, caller: &Caller, org: &str) -> Result<Vec<Packag
         publishers.sort_by_key(risk_key);
         out.push(PackageCredentials {
             package: package.clone(),
-            policy: MfaPolicy::of(&row),
+            policy: row.mfa,
             writers,
             publishers,
         });

@@ -1,15 +1,22 @@
 //! The user-readable security log. Recording never fails the request it describes.
 
 use crate::app::App;
+pub use crate::store::SecurityEventKind;
 
 /// Appends an event; a storage error is logged, not returned.
-pub async fn record(app: &App, user_id: i64, kind: &str, detail: &str, ip: Option<&str>) {
+pub async fn record(
+    app: &App,
+    user_id: i64,
+    kind: SecurityEventKind,
+    detail: &str,
+    ip: Option<&str>,
+) {
     if let Err(e) = app
         .store
         .add_security_event(user_id, kind, detail, ip, app.now())
         .await
     {
-        tracing::warn!(user_id, kind, error = %e, "could not record security event");
+        tracing::warn!(user_id, kind = kind.as_str(), error = %e, "could not record security event");
     }
 }
 

@@ -13,6 +13,7 @@ use crate::auth::cidr::ClientAddr;
 use crate::auth::server_key::keyed_hash;
 use crate::auth::token::random_base62;
 use crate::domain::Caller;
+use crate::store::SecurityEventKind;
 
 /// A session expires after this long without a request.
 pub const IDLE_MS: i64 = 2 * 60 * 60 * 1000;
@@ -140,7 +141,7 @@ async fn signed_in(app: &App, user_id: i64, ip: ClientAddr) {
     super::security_log::record(
         app,
         user_id,
-        "web-sign-in",
+        SecurityEventKind::WebSignIn,
         "signed in to the website",
         Some(&ip.to_string()),
     )

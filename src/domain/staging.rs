@@ -7,12 +7,14 @@
 
 use serde_json::{Map, Value};
 
-use super::access::{self, Action, act};
+use super::access::{self, Action, ActorType, act};
 use super::{Caller, Error, Result, package_facts};
 use crate::app::App;
 use crate::npm::name::PackageName;
 use crate::npm::packument::iso_time;
-use crate::store::{NewVersion, PublishOutcome, StagedApproval, StagedLog, StagedRow};
+use crate::store::{
+    NewVersion, PublishOutcome, SecurityEventKind, StagedApproval, StagedLog, StagedRow,
+};
 
 fn not_found() -> Error {
     Error::NotFound("staged version not found".into())
@@ -223,7 +225,7 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
         .staged_version(&grant, id)
         .await?
         .ok_or_else(not_found)?;
-    if target.facts().trusted_publishing_only && staged.actor_type != "oidc" {
+    if target.facts().trusted_publishing_only && staged.actor_type.get() != Some(ActorType::Oidc) {
         return Err(Error::Forbidden(access::trusted_only_refusal(&name)));
     }
     let mut manifest: Map<String, Value> = serde_json::from_str(&staged.manifest)
@@ -292,7 +294,7 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
             },
             &StagedLog {
                 user_id: caller.user.id,
-                kind: "stage-approved",
+                kind: SecurityEventKind::StageApproved,
                 detail: &detail,
                 ip: Some(&ip),
                 now,
@@ -341,7 +343,7 @@ pub async fn reject(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> {
     );
     let log = StagedLog {
         user_id: caller.user.id,
-        kind: "stage-rejected",
+        kind: SecurityEventKind::StageRejected,
         detail: &detail,
         ip: Some(&ip),
         now: app.now(),

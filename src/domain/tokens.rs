@@ -6,14 +6,15 @@
 use secrecy::SecretString;
 
 use super::access::{
-    self, AccountGrant, IssuesTokens, Limits, LoginGrant, PackagePermission, TokenKind, act,
+    self, AccountGrant, IssuesTokens, Limits, LoginGrant, PackagePermission, TokenKind,
+    TokenOrigin, act,
 };
 use super::auth::TokenSettings;
 use super::{Caller, Error, Result, credentials, security_log};
 use crate::app::App;
 use crate::auth::cidr::CidrList;
 use crate::auth::token::{PlainToken, random_base62};
-use crate::store::{NewToken, StoreError, TokenRow, UserRow};
+use crate::store::{NewToken, SecurityEventKind, StoreError, TokenRow, UserRow};
 
 /// A token-creation request, from the npm API, our CLI or the website.
 #[derive(Debug, Default, Clone)]
@@ -180,7 +181,7 @@ pub async fn create(
     app: &App,
     caller: &Caller,
     req: CreateRequest,
-    origin: &str,
+    origin: TokenOrigin,
 ) -> Result<Created> {
     let cidr = parse_cidr(&req.cidr)?;
     let (kind, limits) = classify(&req)?;
@@ -230,7 +231,7 @@ pub async fn create(
     security_log::record(
         app,
         caller.user.id,
-        "token-created",
+        SecurityEventKind::TokenCreated,
         &format!(
             "{} token {} created",
             kind.as_str(),
@@ -298,7 +299,7 @@ pub struct Spec<'a> {
     pub kind: TokenKind,
     pub limits: Option<&'a Limits>,
     pub cidr: Option<&'a CidrList>,
-    pub origin: &'a str,
+    pub origin: TokenOrigin,
     pub expires_at: Option<i64>,
 }
 
@@ -394,7 +395,7 @@ pub async fn mint_oidc(
             kind: spec.kind,
             limits: Some(&limits),
             cidr: None,
-            origin: "oidc",
+            origin: TokenOrigin::Oidc,
             now,
             expires_at: Some(spec.expires_at),
         };
@@ -442,7 +443,7 @@ pub async fn issue_login_token(
             kind: TokenKind::Publish,
             limits: None,
             cidr: None,
-            origin: "login",
+            origin: TokenOrigin::Login,
             expires_at,
         },
     )
@@ -450,7 +451,7 @@ pub async fn issue_login_token(
     security_log::record(
         app,
         user.id,
-        "login",
+        SecurityEventKind::Login,
         &format!("signed in: {name}"),
         Some(ip),
     )
@@ -511,7 +512,7 @@ pub async fn revoke(app: &App, caller: &Caller, key_or_token: &str) -> Result<To
         security_log::record(
             app,
             caller.user.id,
-            "token-revoked",
+            SecurityEventKind::TokenRevoked,
             &format!(
                 "{} token {} revoked",
                 display_kind(&row),
@@ -547,7 +548,7 @@ pub async fn logout(app: &App, caller: &Caller, token_text: &str) -> Result<()> 
         security_log::record(
             app,
             caller.user.id,
-            "logout",
+            SecurityEventKind::Logout,
             &format!("token {} logged out", row.display_prefix),
             Some(&caller.ip_text()),
         )
@@ -658,7 +659,7 @@ pub async fn rotate(app: &App, caller: &Caller, req: RotateRequest) -> Result<Ro
             kind: settings.kind,
             limits: limits.as_deref(),
             cidr: cidr.as_deref(),
-            origin: &old.origin,
+            origin: settings.origin,
             now,
             expires_at,
         };
@@ -671,7 +672,7 @@ pub async fn rotate(app: &App, caller: &Caller, req: RotateRequest) -> Result<Ro
                 security_log::record(
                     app,
                     caller.user.id,
-                    "token-rotated",
+                    SecurityEventKind::TokenRotated,
                     &format!(
                         "{} token {} rotated: its successor is {}; {} works until {}",
                         settings.kind.as_str(),
@@ -779,6 +780,11 @@ pub fn expiry_notice(app: &App, row: &TokenRow) -> Option<String> {
 /// The type shown for a token row (`unreadable` when its stored type is unknown).
 pub fn display_kind(row: &TokenRow) -> &'static str {
     row.kind.get().map_or("unreadable", TokenKind::as_str)
+}
+
+/// The origin shown for a token row.
+pub fn display_origin(row: &TokenRow) -> &'static str {
+    row.origin.get().map_or("unreadable", TokenOrigin::as_str)
 }
 
 /// The limits shown for a token row (none when classic or unreadable).

@@ -8,6 +8,7 @@ use super::access::{self, TfaMode, act};
 use super::{Caller, Error, Result, credentials, security_log};
 use crate::app::App;
 use crate::auth::{secret_box, server_key::keyed_hash, totp};
+use crate::store::SecurityEventKind;
 
 /// The account's TOTP secret, opened with the server key.
 pub fn secret_of(app: &App, user: &crate::store::UserRow) -> Result<Vec<u8>> {
@@ -86,7 +87,7 @@ pub async fn change(
                 security_log::record(
                     app,
                     caller.user.id,
-                    "2fa-disabled",
+                    SecurityEventKind::TfaDisabled,
                     "two-factor authentication disabled",
                     Some(&ip),
                 )
@@ -101,7 +102,7 @@ pub async fn change(
             security_log::record(
                 app,
                 caller.user.id,
-                "2fa-mode-changed",
+                SecurityEventKind::TfaModeChanged,
                 &format!("two-factor mode set to {}", mode.as_str()),
                 Some(&ip),
             )
@@ -128,17 +129,11 @@ pub async fn confirm(app: &App, caller: &Caller, code: &str) -> Result<Vec<Strin
     let user = &caller.user;
     let Some(mode) = user
         .tfa_mode
-        .as_deref()
-        .filter(|_| user.tfa_pending != 0)
-        .and_then(|m| TfaRequest::parse(m).ok())
+        .get()
+        .filter(|m| user.tfa_pending != 0 && *m != TfaMode::Off)
     else {
         return Err(Error::Invalid(
             "two-factor authentication is not pending; start with enable-2fa".into(),
-        ));
-    };
-    let TfaRequest::Enable(mode) = mode else {
-        return Err(Error::Invalid(
-            "two-factor enrolment is in an unknown state".into(),
         ));
     };
     let secret = secret_of(app, user)?;
@@ -157,7 +152,7 @@ pub async fn confirm(app: &App, caller: &Caller, code: &str) -> Result<Vec<Strin
     security_log::record(
         app,
         user.id,
-        "2fa-enabled",
+        SecurityEventKind::TfaEnabled,
         &format!("two-factor authentication enabled ({})", mode.as_str()),
         Some(&caller.ip_text()),
     )
@@ -169,7 +164,7 @@ pub async fn confirm(app: &App, caller: &Caller, code: &str) -> Result<Vec<Strin
 /// code again until the first code confirms it); `None` otherwise.
 pub async fn pending_enrolment(app: &App, caller: &Caller) -> Result<Option<(String, String)>> {
     access::authorize_account::<act::ReadProfile>(app, caller).await?;
-    if caller.user.tfa_pending == 0 || caller.user.tfa_mode.is_none() {
+    if caller.user.tfa_pending == 0 || caller.user.tfa_mode.get() == Some(TfaMode::Off) {
         return Ok(None);
     }
     let secret = secret_of(app, &caller.user)?;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::auth::cidr::ClientAddr;
-use crate::store::{Store, TokenRow, TokenUse};
+use crate::store::{SecurityEventKind, Store, TokenRow, TokenUse};
 
 const THROTTLE_MS: i64 = 60_000;
 
@@ -119,7 +119,13 @@ async fn write(store: &Store, pending: &mut HashMap<i64, (TokenUse, i64, Option<
         if let Some(prefix) = new_addr {
             let detail = format!("token {prefix}… used from a new address");
             let _ = store
-                .add_security_event(user, "token-new-address", &detail, Some(&u.ip), u.at)
+                .add_security_event(
+                    user,
+                    SecurityEventKind::TokenNewAddress,
+                    &detail,
+                    Some(&u.ip),
+                    u.at,
+                )
                 .await;
         }
     }

@@ -14,7 +14,7 @@ use super::tokens::{self, Created};
 use super::{Caller, Error, Result, security_log};
 use crate::app::App;
 use crate::auth::cidr::ClientAddr;
-use crate::store::{ProfileUpdate, UserRow};
+use crate::store::{ProfileUpdate, SecurityEventKind, UserRow};
 
 /// Checks a username: lower-case, URL-safe, 1–64 characters, not starting with `.`.
 pub fn validate_username(name: &str) -> Result<()> {
@@ -205,7 +205,7 @@ pub async fn update_profile(
         security_log::record(
             app,
             caller.user.id,
-            "password-changed",
+            SecurityEventKind::PasswordChanged,
             "password changed; other sessions signed out",
             Some(&caller.ip_text()),
         )
@@ -217,7 +217,7 @@ pub async fn update_profile(
         security_log::record(
             app,
             caller.user.id,
-            "email-changed",
+            SecurityEventKind::EmailChanged,
             "email address changed",
             Some(&caller.ip_text()),
         )

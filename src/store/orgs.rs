@@ -2,8 +2,10 @@
 //! goes through `Store::writing` (a change of rights must reach the next request, the
 //! read cache included) and leaves an `org_events` row in the same transaction.
 
-use super::{BeginWrite, Store, StoreError, StoreResult, on_pool};
-use crate::domain::access::{AccountGrant, ManagesOrg, OrgGrant, OrgRole, PackagePermission, act};
+use super::{BeginWrite, Store, StoreError, StoreResult, Stored, on_pool};
+use crate::domain::access::{
+    AccountGrant, ManagesOrg, OrgGrant, OrgRole, PackagePermission, UnknownValue, act,
+};
 
 /// An organization.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -38,11 +40,68 @@ pub struct TeamGrantRow {
     pub members: Vec<(i64, String)>,
 }
 
-/// One entry of an organization's log.
+/// What an organization-log entry is about. Stored by its name (`as_str`), which
+/// must never change for a kind already written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OrgEventKind {
+    OrgCreated,
+    MemberSet,
+    MemberRemoved,
+    TeamCreated,
+    TeamDestroyed,
+    TeamMemberAdded,
+    TeamMemberRemoved,
+    GrantSet,
+    GrantRevoked,
+}
+
+impl OrgEventKind {
+    pub const ALL: [OrgEventKind; 9] = [
+        Self::OrgCreated,
+        Self::MemberSet,
+        Self::MemberRemoved,
+        Self::TeamCreated,
+        Self::TeamDestroyed,
+        Self::TeamMemberAdded,
+        Self::TeamMemberRemoved,
+        Self::GrantSet,
+        Self::GrantRevoked,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OrgCreated => "org-created",
+            Self::MemberSet => "member-set",
+            Self::MemberRemoved => "member-removed",
+            Self::TeamCreated => "team-created",
+            Self::TeamDestroyed => "team-destroyed",
+            Self::TeamMemberAdded => "team-member-added",
+            Self::TeamMemberRemoved => "team-member-removed",
+            Self::GrantSet => "grant-set",
+            Self::GrantRevoked => "grant-revoked",
+        }
+    }
+}
+
+impl std::str::FromStr for OrgEventKind {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| UnknownValue(text.chars().take(64).collect()))
+    }
+}
+
+/// One entry of an organization's log (a kind this build does not know stays
+/// readable as text and is shown as a generic event).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct OrgEventRow {
     pub actor: Option<String>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: Stored<OrgEventKind>,
     pub detail: String,
     pub ip: Option<String>,
     pub created_at: i64,
@@ -86,7 +145,7 @@ macro_rules! org_event {
         )
         .bind($org)
         .bind($actor_id)
-        .bind($kind)
+        .bind(OrgEventKind::as_str($kind))
         .bind($detail)
         .bind($actor.ip)
         .bind($actor.now)
@@ -134,7 +193,7 @@ macro_rules! adopt_scope_in_tx {
                 $tx,
                 $org.id,
                 $owner,
-                "org-created",
+                OrgEventKind::OrgCreated,
                 format!("organization {} created", $org.name),
                 $actor
             )?;
@@ -372,7 +431,7 @@ impl Store {
                     None => format!("{user_name} joined as {}", role.as_str()),
                     Some(old) => format!("{user_name}: {} → {}", old.as_str(), role.as_str()),
                 };
-                org_event!(tx, org, by, "member-set", detail, actor)?;
+                org_event!(tx, org, by, OrgEventKind::MemberSet, detail, actor)?;
                 tx.commit().await?;
                 Ok(OrgChange::Done)
             })
@@ -421,7 +480,7 @@ impl Store {
                     .bind(user_id)
                     .execute(&mut *tx)
                     .await?;
-                org_event!(tx, org, by, "member-removed", format!("{user_name} removed"), actor)?;
+                org_event!(tx, org, by, OrgEventKind::MemberRemoved, format!("{user_name} removed"), actor)?;
                 tx.commit().await?;
                 Ok(OrgChange::Done)
             })
@@ -460,7 +519,7 @@ impl Store {
                 .bind(actor.now)
                 .execute(&mut *tx)
                 .await?;
-                org_event!(tx, org, by, "team-created", format!("team {team} created"), actor)?;
+                org_event!(tx, org, by, OrgEventKind::TeamCreated, format!("team {team} created"), actor)?;
                 tx.commit().await
             })?;
             Ok(())
@@ -494,7 +553,7 @@ impl Store {
                     tx,
                     org,
                     by,
-                    "team-destroyed",
+                    OrgEventKind::TeamDestroyed,
                     format!("team {team} deleted"),
                     actor
                 )?;
@@ -593,12 +652,12 @@ impl Store {
                 }
                 let (kind, detail) = if add {
                     (
-                        "team-member-added",
+                        OrgEventKind::TeamMemberAdded,
                         format!("{user_name} added to team {team}"),
                     )
                 } else {
                     (
-                        "team-member-removed",
+                        OrgEventKind::TeamMemberRemoved,
                         format!("{user_name} removed from team {team}"),
                     )
                 };
@@ -672,7 +731,7 @@ impl Store {
                     Some(level) => format!("team {team} granted {} on {package}", level.as_str()),
                     None => format!("team {team} no longer reaches {package}"),
                 };
-                let kind = if permission.is_some() { "grant-set" } else { "grant-revoked" };
+                let kind = if permission.is_some() { OrgEventKind::GrantSet } else { OrgEventKind::GrantRevoked };
                 org_event!(tx, org, by, kind, detail, actor)?;
                 tx.commit().await?;
                 Ok(OrgChange::Done)

@@ -3,7 +3,8 @@
 
 use super::{BeginWrite, Store, StoreError, StoreResult, Stored, execute_write, on_pool};
 use crate::domain::access::{
-    ListingGrant, OrgRole, PackageAccess, PackageGrant, PackagePermission, PublishGrant, act,
+    ListingGrant, MfaPolicy, OrgRole, PackageAccess, PackageGrant, PackagePermission, PublishGrant,
+    act,
 };
 
 /// A package row.
@@ -14,8 +15,9 @@ pub struct PackageRow {
     pub scope: Option<String>,
     #[sqlx(try_from = "String")]
     pub access: Stored<PackageAccess>,
-    pub publish_requires_tfa: i64,
-    pub automation_overrides_tfa: i64,
+    /// From the `publish_requires_tfa` and `automation_overrides_tfa` flags.
+    #[sqlx(flatten)]
+    pub mfa: MfaPolicy,
     /// 1: new versions only through trusted publishing.
     pub trusted_publishing_only: i64,
     pub rev: i64,
@@ -1026,18 +1028,18 @@ impl Store {
     pub async fn set_mfa_policy(
         &self,
         grant: &PackageGrant<act::ChangeMfaPolicy>,
-        requires_tfa: bool,
-        automation_overrides: bool,
+        policy: MfaPolicy,
         now: i64,
     ) -> StoreResult<()> {
         let package_id = grant.package_id();
+        let (requires_tfa, automation_overrides) = policy.flags();
         self.writing(async {
         const SQL: &str = "UPDATE packages SET publish_requires_tfa = $2, automation_overrides_tfa = $3, \
                            rev = rev + 1, modified_at = $4 WHERE id = $1";
         execute_write!(self, sqlx::query(SQL)
             .bind(package_id)
-            .bind(i64::from(requires_tfa))
-            .bind(i64::from(automation_overrides))
+            .bind(requires_tfa)
+            .bind(automation_overrides)
             .bind(now))?;
         Ok(())
         }).await

@@ -1,14 +1,116 @@
 //! The security log and the failed-credential counters (kept in the database so the
 //! throttle holds across instances).
 
-use super::{Store, StoreResult, on_pool};
-use crate::domain::access::{AccountGrant, act};
+use super::{Store, StoreResult, Stored, on_pool};
+use crate::domain::access::{AccountGrant, UnknownValue, act};
 
-/// One security-log entry.
+/// What a security-log entry is about. Stored by its name (`as_str`), which must never
+/// change for a kind already written: existing logs are read with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecurityEventKind {
+    TokenCreated,
+    TokenRevoked,
+    TokenRotated,
+    TokenExposed,
+    TokenNewAddress,
+    Login,
+    Logout,
+    WebSignIn,
+    PasswordFailures,
+    OtpFailures,
+    LeakReports,
+    EmailChanged,
+    PasswordChanged,
+    RecoveryCodeUsed,
+    TfaEnabled,
+    TfaDisabled,
+    TfaModeChanged,
+    TrustCreated,
+    TrustRevoked,
+    TrustPolicy,
+    TrustedPublishing,
+    TrustedPublish,
+    StageApproved,
+    StageRejected,
+}
+
+impl SecurityEventKind {
+    pub const ALL: [SecurityEventKind; 24] = [
+        Self::TokenCreated,
+        Self::TokenRevoked,
+        Self::TokenRotated,
+        Self::TokenExposed,
+        Self::TokenNewAddress,
+        Self::Login,
+        Self::Logout,
+        Self::WebSignIn,
+        Self::PasswordFailures,
+        Self::OtpFailures,
+        Self::LeakReports,
+        Self::EmailChanged,
+        Self::PasswordChanged,
+        Self::RecoveryCodeUsed,
+        Self::TfaEnabled,
+        Self::TfaDisabled,
+        Self::TfaModeChanged,
+        Self::TrustCreated,
+        Self::TrustRevoked,
+        Self::TrustPolicy,
+        Self::TrustedPublishing,
+        Self::TrustedPublish,
+        Self::StageApproved,
+        Self::StageRejected,
+    ];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenCreated => "token-created",
+            Self::TokenRevoked => "token-revoked",
+            Self::TokenRotated => "token-rotated",
+            Self::TokenExposed => "token-exposed",
+            Self::TokenNewAddress => "token-new-address",
+            Self::Login => "login",
+            Self::Logout => "logout",
+            Self::WebSignIn => "web-sign-in",
+            Self::PasswordFailures => "password-failures",
+            Self::OtpFailures => "otp-failures",
+            Self::LeakReports => "leak-reports",
+            Self::EmailChanged => "email-changed",
+            Self::PasswordChanged => "password-changed",
+            Self::RecoveryCodeUsed => "recovery-code-used",
+            Self::TfaEnabled => "2fa-enabled",
+            Self::TfaDisabled => "2fa-disabled",
+            Self::TfaModeChanged => "2fa-mode-changed",
+            Self::TrustCreated => "trust-created",
+            Self::TrustRevoked => "trust-revoked",
+            Self::TrustPolicy => "trust-policy",
+            Self::TrustedPublishing => "trusted-publishing",
+            Self::TrustedPublish => "trusted-publish",
+            Self::StageApproved => "stage-approved",
+            Self::StageRejected => "stage-rejected",
+        }
+    }
+}
+
+impl std::str::FromStr for SecurityEventKind {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == text)
+            .ok_or_else(|| UnknownValue(text.chars().take(64).collect()))
+    }
+}
+
+/// One security-log entry. A kind this build does not know (written by a newer one)
+/// stays readable as text; the log shows it as a generic account event.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SecurityEventRow {
     pub id: i64,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: Stored<SecurityEventKind>,
     pub detail: String,
     pub ip: Option<String>,
     pub created_at: i64,
@@ -18,14 +120,14 @@ impl Store {
     pub async fn add_security_event(
         &self,
         user_id: i64,
-        kind: &str,
+        kind: SecurityEventKind,
         detail: &str,
         ip: Option<&str>,
         now: i64,
     ) -> StoreResult<()> {
         on_pool!(self, |p| sqlx::query(Self::INSERT_SECURITY_EVENT)
             .bind(user_id)
-            .bind(kind)
+            .bind(kind.as_str())
             .bind(detail)
             .bind(ip)
             .bind(now)

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{BeginWrite, Store, StoreError, StoreResult, UserRow, execute_write, on_pool};
 use crate::domain::access::{
-    AccountAct, AccountGrant, ExposedTokenGrant, IssuesTokens, TokenKind, act,
+    AccountAct, AccountGrant, ExposedTokenGrant, IssuesTokens, TfaMode, TokenKind, TokenOrigin, act,
 };
 use crate::store::Stored;
 
@@ -36,7 +36,8 @@ pub struct TokenRow {
     pub limits: Option<String>,
     /// CIDR list as JSON text.
     pub cidr: Option<String>,
-    pub origin: String,
+    #[sqlx(try_from = "String")]
+    pub origin: Stored<TokenOrigin>,
     pub created_at: i64,
     pub updated_at: i64,
     pub expires_at: Option<i64>,
@@ -68,7 +69,8 @@ struct TokenUserRow {
     u_twitter: Option<String>,
     u_github: Option<String>,
     u_freenode: Option<String>,
-    u_tfa_mode: Option<String>,
+    #[sqlx(try_from = "Option<String>")]
+    u_tfa_mode: Stored<TfaMode>,
     u_tfa_pending: i64,
     u_tfa_secret: Option<String>,
     u_tfa_last_step: Option<i64>,
@@ -112,7 +114,7 @@ pub struct NewToken<'a> {
     pub kind: TokenKind,
     pub limits: Option<&'a str>,
     pub cidr: Option<&'a str>,
-    pub origin: &'a str,
+    pub origin: TokenOrigin,
     pub now: i64,
     pub expires_at: Option<i64>,
 }
@@ -246,7 +248,7 @@ impl Store {
                     .bind(t.kind.as_str())
                     .bind(t.limits)
                     .bind(t.cidr)
-                    .bind(t.origin)
+                    .bind(t.origin.as_str())
                     .bind(t.now)
                     .bind(t.expires_at)
                     .bind(trust_config_id)
@@ -282,7 +284,7 @@ impl Store {
                     .bind(t.kind.as_str())
                     .bind(t.limits)
                     .bind(t.cidr)
-                    .bind(t.origin)
+                    .bind(t.origin.as_str())
                     .bind(t.now)
                     .bind(t.expires_at)
                     .execute(&mut *tx)
@@ -443,7 +445,7 @@ impl Store {
                     .bind(t.kind.as_str())
                     .bind(t.limits)
                     .bind(t.cidr)
-                    .bind(t.origin)
+                    .bind(t.origin.as_str())
                     .bind(t.now)
                     .bind(t.expires_at)
                     .bind(old_id)

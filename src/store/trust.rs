@@ -5,16 +5,20 @@
 
 use super::packages::{lock_blobs, publish_in_tx, refresh_keywords};
 use super::{
-    BeginWrite, NewVersion, PublishOutcome, Store, StoreError, StoreResult, execute_write, on_pool,
+    BeginWrite, NewVersion, PublishOutcome, Store, StoreError, StoreResult, Stored, execute_write,
+    on_pool,
 };
-use crate::domain::access::{PackageGrant, PublishGrant, TrustGrant, act};
+use crate::config::CiKind;
+use crate::domain::access::{ActorType, PackageGrant, PublishGrant, TrustGrant, act};
 
 /// A trust configuration as stored.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TrustConfigRow {
     pub id: String,
     pub package_id: i64,
-    pub kind: String,
+    /// A kind this build does not know makes the configuration match nothing.
+    #[sqlx(try_from = "String")]
+    pub kind: Stored<CiKind>,
     pub issuer: String,
     /// The claims as npm sends them (JSON object).
     pub claims: String,
@@ -28,7 +32,7 @@ pub struct TrustConfigRow {
 #[derive(Debug, Clone)]
 pub struct NewTrustConfig<'a> {
     pub id: &'a str,
-    pub kind: &'a str,
+    pub kind: CiKind,
     pub issuer: &'a str,
     pub claims: &'a str,
     pub permissions: &'a str,
@@ -52,7 +56,8 @@ pub struct StagedRow {
     pub shasum: String,
     pub staged_by: i64,
     pub actor: String,
-    pub actor_type: String,
+    #[sqlx(try_from = "String")]
+    pub actor_type: Stored<ActorType>,
     pub created_at: i64,
 }
 
@@ -70,7 +75,7 @@ pub struct NewStaged<'a> {
     pub shasum: &'a str,
     pub staged_by: i64,
     pub actor: &'a str,
-    pub actor_type: &'a str,
+    pub actor_type: ActorType,
     pub now: i64,
 }
 
@@ -78,7 +83,7 @@ pub struct NewStaged<'a> {
 #[derive(Debug, Clone)]
 pub struct StagedLog<'a> {
     pub user_id: i64,
-    pub kind: &'a str,
+    pub kind: super::SecurityEventKind,
     pub detail: &'a str,
     pub ip: Option<&'a str>,
     pub now: i64,
@@ -161,7 +166,7 @@ impl Store {
                      AND issuer = $3 AND claims = $4",
                 )
                 .bind(package_id)
-                .bind(c.kind)
+                .bind(c.kind.as_str())
                 .bind(c.issuer)
                 .bind(c.claims)
                 .fetch_one(&mut *tx)
@@ -175,7 +180,7 @@ impl Store {
                 )
                 .bind(c.id)
                 .bind(package_id)
-                .bind(c.kind)
+                .bind(c.kind.as_str())
                 .bind(c.issuer)
                 .bind(c.claims)
                 .bind(c.permissions)
@@ -325,7 +330,7 @@ impl Store {
                     .bind(v.shasum)
                     .bind(v.staged_by)
                     .bind(v.actor)
-                    .bind(v.actor_type)
+                    .bind(v.actor_type.as_str())
                     .bind(v.now)
                     .execute(&mut *tx)
                     .await?
@@ -503,7 +508,7 @@ impl Store {
                 }
                 sqlx::query(Self::INSERT_SECURITY_EVENT)
                     .bind(log.user_id)
-                    .bind(log.kind)
+                    .bind(log.kind.as_str())
                     .bind(log.detail)
                     .bind(log.ip)
                     .bind(log.now)
@@ -545,7 +550,7 @@ impl Store {
                 }
                 sqlx::query(Self::INSERT_SECURITY_EVENT)
                     .bind(log.user_id)
-                    .bind(log.kind)
+                    .bind(log.kind.as_str())
                     .bind(log.detail)
                     .bind(log.ip)
                     .bind(log.now)

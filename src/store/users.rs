@@ -1,6 +1,6 @@
 //! Users and their two-factor state.
 
-use super::{BeginWrite, Store, StoreResult, execute_write, on_pool};
+use super::{BeginWrite, Store, StoreResult, Stored, execute_write, on_pool};
 use crate::domain::access::{AccountGrant, TfaMode, act};
 
 /// A user row. `password_hash` and `tfa_secret` are never logged: `Debug` skips them.
@@ -15,7 +15,9 @@ pub struct UserRow {
     pub twitter: Option<String>,
     pub github: Option<String>,
     pub freenode: Option<String>,
-    pub tfa_mode: Option<String>,
+    /// The mode enabled or being enrolled in (`NULL`: off).
+    #[sqlx(try_from = "Option<String>")]
+    pub tfa_mode: Stored<TfaMode>,
     pub tfa_pending: i64,
     /// Sealed with the server key.
     pub tfa_secret: Option<String>,
@@ -31,10 +33,21 @@ impl UserRow {
         if self.tfa_pending != 0 {
             return TfaMode::Off;
         }
-        match self.tfa_mode.as_deref() {
-            None => TfaMode::Off,
-            Some("auth-only") => TfaMode::AuthOnly,
-            Some(_) => TfaMode::AuthAndWrites,
+        self.tfa_mode.get().unwrap_or(TfaMode::AuthAndWrites)
+    }
+}
+
+/// The stored 2FA mode: `NULL` is off, and only the two enabled modes are ever
+/// written (`set_two_factor`), so any other text, `off` included, is unreadable.
+impl From<Option<String>> for Stored<TfaMode> {
+    fn from(text: Option<String>) -> Self {
+        let Some(text) = text else {
+            return Stored::Known(TfaMode::Off);
+        };
+        match text.as_str() {
+            "auth-only" => Stored::Known(TfaMode::AuthOnly),
+            "auth-and-writes" => Stored::Known(TfaMode::AuthAndWrites),
+            _ => Stored::Unreadable(text),
         }
     }
 }

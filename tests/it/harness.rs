@@ -367,6 +367,55 @@ fn to_run(command: String, output: Output) -> Run {
     }
 }
 
+/// A command in `cwd` with an empty environment but `PATH`, no colours and no stdin;
+/// the runners add the folders and settings of their client.
+fn clean_command(program: impl AsRef<std::ffi::OsStr>, cwd: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+/// Where an npm client keeps its things, and the one way a test points npm at them:
+/// the `.npmrc` it writes and the variables every npm command gets (`Npm`, and the
+/// npm side of `ClientRunner`; pnpm and bun read the same `.npmrc`).
+pub struct NpmEnv {
+    pub home: PathBuf,
+    pub userconfig: PathBuf,
+    pub cache: PathBuf,
+    /// `http://127.0.0.1:PORT/`.
+    pub registry: String,
+}
+
+impl NpmEnv {
+    /// Writes the configuration with `token` saved for the registry (or without any).
+    pub fn write_config(&self, token: Option<&str>) {
+        let mut text = format!(
+            "registry={}\naudit=false\nfund=false\nupdate-notifier=false\n",
+            self.registry
+        );
+        if let Some(t) = token {
+            text.push_str(&auth_line(&self.registry, t));
+        }
+        std::fs::write(&self.userconfig, text).unwrap();
+    }
+
+    /// Points `cmd` at these folders and this registry.
+    pub fn apply(&self, cmd: &mut Command) {
+        cmd.env("HOME", &self.home)
+            .env("npm_config_userconfig", &self.userconfig)
+            .env("npm_config_cache", &self.cache)
+            .env("npm_config_registry", &self.registry)
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .env("npm_config_update_notifier", "false");
+    }
+}
+
 impl Npm {
     pub fn new(registry: &str, token: Option<&str>) -> Npm {
         let dir = tempfile::tempdir().unwrap();
@@ -382,15 +431,18 @@ impl Npm {
         npm
     }
 
-    fn write_config(&self, token: Option<&str>) {
-        let mut text = format!(
-            "registry={}\naudit=false\nfund=false\nupdate-notifier=false\nloglevel=notice\n",
-            self.registry
-        );
-        if let Some(t) = token {
-            text.push_str(&auth_line(&self.registry, t));
+    /// This runner's npm environment.
+    pub fn env(&self) -> NpmEnv {
+        NpmEnv {
+            home: self.dir.path().join("home"),
+            userconfig: self.userconfig.clone(),
+            cache: self.dir.path().join("cache"),
+            registry: self.registry.clone(),
         }
-        std::fs::write(&self.userconfig, text).unwrap();
+    }
+
+    fn write_config(&self, token: Option<&str>) {
+        self.env().write_config(token);
     }
 
     /// Replaces the saved token.
@@ -405,20 +457,8 @@ impl Npm {
     /// `npm ARGS` in `cwd`, with a clean environment pointing at this runner's
     /// HOME, userconfig and cache.
     pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new("npm");
-        cmd.args(args)
-            .current_dir(cwd)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.dir.path().join("home"))
-            .env("npm_config_userconfig", &self.userconfig)
-            .env("npm_config_cache", self.dir.path().join("cache"))
-            .env("npm_config_registry", &self.registry)
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_update_notifier", "false")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null());
+        let mut cmd = clean_command("npm", cwd, args);
+        self.env().apply(&mut cmd);
         cmd
     }
 
@@ -949,20 +989,21 @@ impl ClientRunner {
         self.dir.path().join("cache")
     }
 
+    /// The npm environment: npm, pnpm and bun read its `.npmrc` (in HOME).
+    fn npm_env(&self) -> NpmEnv {
+        NpmEnv {
+            home: self.home(),
+            userconfig: self.home().join(".npmrc"),
+            cache: self.cache().join("npm"),
+            registry: self.registry.clone(),
+        }
+    }
+
     /// Rewrites the client's configuration with `token` (or without any).
     pub fn set_token(&self, token: Option<&str>) {
         let origin = self.registry.trim_end_matches('/');
         match self.client {
-            Client::Npm | Client::Pnpm | Client::Bun => {
-                let mut text = format!(
-                    "registry={}\naudit=false\nfund=false\nupdate-notifier=false\n",
-                    self.registry
-                );
-                if let Some(t) = token {
-                    text.push_str(&auth_line(&self.registry, t));
-                }
-                std::fs::write(self.home().join(".npmrc"), text).unwrap();
-            }
+            Client::Npm | Client::Pnpm | Client::Bun => self.npm_env().write_config(token),
             Client::Yarn => {
                 let mut text = format!(
                     "npmRegistryServer: \"{origin}\"\nunsafeHttpWhitelist:\n  - \"127.0.0.1\"\n\
@@ -981,26 +1022,16 @@ impl ClientRunner {
     /// The client's command in `cwd`, with a clean environment that points every
     /// folder it writes into this runner.
     pub fn command(&self, cwd: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(args)
-            .current_dir(cwd)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", self.home())
+        let mut cmd = clean_command(&self.program, cwd, args);
+        cmd.env("HOME", self.home())
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg/config"))
             .env("XDG_DATA_HOME", self.dir.path().join("xdg/data"))
             .env("XDG_STATE_HOME", self.dir.path().join("xdg/state"))
             .env("XDG_CACHE_HOME", self.cache().join("xdg"))
-            .env("NO_COLOR", "1")
             .env("FORCE_COLOR", "0")
-            .env("DO_NOT_TRACK", "1")
-            .stdin(std::process::Stdio::null());
+            .env("DO_NOT_TRACK", "1");
         match self.client {
-            Client::Npm => {
-                cmd.env("npm_config_userconfig", self.home().join(".npmrc"))
-                    .env("npm_config_cache", self.cache().join("npm"))
-                    .env("npm_config_update_notifier", "false");
-            }
+            Client::Npm => self.npm_env().apply(&mut cmd),
             Client::Pnpm => {
                 cmd.env("npm_config_cache", self.cache().join("npm"));
             }

@@ -776,7 +776,13 @@ fn pruning_removes_expired_rows_and_keeps_fresh_ones() {
         let rows_at = |at: i64, tag: &str| {
             server.block_on(async {
                 store
-                    .add_security_event(user, "test", tag, Some(ip), at)
+                    .add_security_event(
+                        user,
+                        tessera::store::SecurityEventKind::Login,
+                        tag,
+                        Some(ip),
+                        at,
+                    )
                     .await
                     .unwrap();
                 store
@@ -869,7 +875,13 @@ fn pruning_removes_expired_rows_and_keeps_fresh_ones() {
         server.clock.advance_ms(364 * DAY_MS);
         let t2 = server.clock.now_ms();
         server
-            .block_on(store.add_security_event(user, "test", "recent", None, t2))
+            .block_on(store.add_security_event(
+                user,
+                tessera::store::SecurityEventKind::Login,
+                "recent",
+                None,
+                t2,
+            ))
             .unwrap();
         let old = events_before.iter().filter(|e| e.1 <= t0).count();
         assert!(old >= 1);
@@ -935,11 +947,23 @@ fn serve_prunes_at_start() {
         let store = tessera::store::Store::connect(&url).await.unwrap();
         let user = store.user_by_name("veteran").await.unwrap().unwrap().id;
         store
-            .add_security_event(user, "test", "ancient", None, now - 400 * DAY_MS)
+            .add_security_event(
+                user,
+                tessera::store::SecurityEventKind::Login,
+                "ancient",
+                None,
+                now - 400 * DAY_MS,
+            )
             .await
             .unwrap();
         store
-            .add_security_event(user, "test", "recent", None, now - DAY_MS)
+            .add_security_event(
+                user,
+                tessera::store::SecurityEventKind::Login,
+                "recent",
+                None,
+                now - DAY_MS,
+            )
             .await
             .unwrap();
         use tessera::store::Factor;

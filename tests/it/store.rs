@@ -39,7 +39,10 @@ fn token_and_user_round_trip_on_both_databases() {
                 rows[0].kind,
                 tessera::store::Stored::Known(tessera::domain::access::TokenKind::Publish)
             );
-            assert_eq!(rows[0].origin, "login");
+            assert_eq!(
+                rows[0].origin,
+                tessera::store::Stored::Known(tessera::domain::access::TokenOrigin::Login)
+            );
             assert!(token.starts_with(&rows[0].display_prefix));
             assert!(
                 rows[0].expires_at.is_some(),

@@ -889,6 +889,9 @@ fn revoking_a_token_many_times_at_once_revokes_it_once() {
             .await
             .unwrap()
     });
-    let revoked = events.iter().filter(|e| e.kind == "token-revoked").count();
+    let revoked = events
+        .iter()
+        .filter(|e| e.kind.get() == Some(tessera::store::SecurityEventKind::TokenRevoked))
+        .count();
     assert_eq!(revoked, 1, "one revocation, one event");
 }

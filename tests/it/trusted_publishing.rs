@@ -1173,6 +1173,8 @@ fn staged_review_page_in_chromium() {
         // Each one-time password is a later step than the one before (replay rule).
         b.fill("One-time password", &code(0)).await;
         b.click_button("Verify").await;
+        // Signed in (the verification has answered) before leaving the page.
+        b.css("img[alt='Profile picture']").await;
         b.goto("/package/acme-widget/settings").await;
         b.click_link("1.1.0").await;
         b.wait_path(&format!("/package/acme-widget/staged/{id}")).await;
@@ -1183,9 +1185,11 @@ fn staged_review_page_in_chromium() {
         assert!(diff.contains("+ ") && diff.contains("1.1.0") && diff.contains("- "), "{diff}");
         b.fill("One-time password", &code(30)).await;
         b.click_button("Approve and publish").await;
-        b.wait_path("/package/acme-widget").await;
-        let page = b.source().await;
-        assert!(page.contains("approved and published"), "{page}");
+        // The review page's own path starts with the package page's, so wait for the
+        // package page's notice rather than for the path.
+        b.wait_text("body", "approved and published").await;
+        let path = b.path().await;
+        assert!(path.starts_with("/package/acme-widget?"), "{path}");
         b.close().await;
         let doc: Value = http.get(format!("{url}/acme-widget")).send().await.unwrap().json().await.unwrap();
         assert_eq!(doc["dist-tags"]["latest"], "1.1.0");

@@ -201,9 +201,10 @@ fn recovery_codes_work_once_and_wrong_codes_are_throttled() {
             .await
             .unwrap()
     });
-    let kinds: Vec<&str> = log.iter().map(|e| e.kind.as_str()).collect();
-    for kind in ["2fa-enabled", "recovery-code-used", "otp-failures", "login"] {
-        assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
+    use tessera::domain::security_log::SecurityEventKind as K;
+    let kinds: Vec<K> = log.iter().filter_map(|e| e.kind.get()).collect();
+    for kind in [K::TfaEnabled, K::RecoveryCodeUsed, K::OtpFailures, K::Login] {
+        assert!(kinds.contains(&kind), "{kind:?} missing from {kinds:?}");
     }
 }
 

@@ -57,6 +57,79 @@ impl std::str::FromStr for TokenKind {
     }
 }
 
+/// Where a token came from. Only `Oidc` changes what a token may do (it acts through
+/// its stored scope); the others are shown in token lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenOrigin {
+    /// Created on the website.
+    Web,
+    /// Created through the tokens API (`npm token create`, `tessera token`).
+    Api,
+    /// Created by `npm login` / `npm adduser`.
+    Login,
+    /// Minted by the trusted-publishing exchange.
+    Oidc,
+}
+
+impl TokenOrigin {
+    pub const ALL: [TokenOrigin; 4] = [
+        TokenOrigin::Web,
+        TokenOrigin::Api,
+        TokenOrigin::Login,
+        TokenOrigin::Oidc,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenOrigin::Web => "web",
+            TokenOrigin::Api => "api",
+            TokenOrigin::Login => "login",
+            TokenOrigin::Oidc => "oidc",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenOrigin {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == text)
+            .ok_or_else(|| UnknownValue(text.chars().take(64).collect()))
+    }
+}
+
+/// Who staged a version: an account's own credential, or a CI identity through
+/// trusted publishing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ActorType {
+    User,
+    Oidc,
+}
+
+impl ActorType {
+    pub const ALL: [ActorType; 2] = [ActorType::User, ActorType::Oidc];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::User => "user",
+            ActorType::Oidc => "oidc",
+        }
+    }
+}
+
+impl std::str::FromStr for ActorType {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == text)
+            .ok_or_else(|| UnknownValue(text.chars().take(64).collect()))
+    }
+}
+
 /// Who may read a package.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PackageAccess {
@@ -83,6 +156,67 @@ impl std::str::FromStr for PackageAccess {
             "restricted" | "private" => Ok(PackageAccess::Restricted),
             other => Err(UnknownValue(other.chars().take(64).collect())),
         }
+    }
+}
+
+/// A package's publishing 2FA policy, as `npm access` names it. Stored as two 0/1
+/// flags, `publish_requires_tfa` and `automation_overrides_tfa`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MfaPolicy {
+    None,
+    /// Publishing needs a second factor; automation tokens are refused.
+    Publish,
+    /// Publishing needs a second factor, or an automation token.
+    Automation,
+}
+
+impl MfaPolicy {
+    pub const ALL: [MfaPolicy; 3] = [MfaPolicy::None, MfaPolicy::Publish, MfaPolicy::Automation];
+
+    /// Reads the stored flags. Only 0 turns the requirement off and only 1 lets
+    /// automation tokens past it: a value no build writes reads as the stricter one.
+    pub fn from_flags(publish_requires_tfa: i64, automation_overrides_tfa: i64) -> MfaPolicy {
+        match (publish_requires_tfa, automation_overrides_tfa) {
+            (0, _) => MfaPolicy::None,
+            (_, 1) => MfaPolicy::Automation,
+            _ => MfaPolicy::Publish,
+        }
+    }
+
+    /// The stored flags (`publish_requires_tfa`, `automation_overrides_tfa`).
+    pub fn flags(self) -> (i64, i64) {
+        match self {
+            MfaPolicy::None => (0, 0),
+            MfaPolicy::Publish => (1, 0),
+            MfaPolicy::Automation => (1, 1),
+        }
+    }
+
+    pub fn requires_tfa(self) -> bool {
+        self != MfaPolicy::None
+    }
+
+    pub fn automation_overrides_tfa(self) -> bool {
+        self == MfaPolicy::Automation
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::None => "none",
+            MfaPolicy::Publish => "publish",
+            MfaPolicy::Automation => "automation",
+        }
+    }
+}
+
+impl std::str::FromStr for MfaPolicy {
+    type Err = UnknownValue;
+
+    fn from_str(text: &str) -> Result<Self, UnknownValue> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == text)
+            .ok_or_else(|| UnknownValue(text.chars().take(64).collect()))
     }
 }
 

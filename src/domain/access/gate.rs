@@ -52,8 +52,8 @@ pub async fn package_facts(
     let row = found.map(|(row, rights)| {
         facts.exists = true;
         facts.public = row.is_public();
-        facts.publish_requires_tfa = row.publish_requires_tfa != 0;
-        facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
+        facts.publish_requires_tfa = row.mfa.requires_tfa();
+        facts.automation_overrides_tfa = row.mfa.automation_overrides_tfa();
         facts.trusted_publishing_only = row.trusted_publishing_only != 0;
         if caller.is_some() {
             facts.is_maintainer = rights.maintains;
@@ -84,8 +84,8 @@ pub async fn package_facts_of_user(app: &App, user_id: i64, name: &PackageName) 
     let row = found.map(|(row, rights)| {
         facts.exists = true;
         facts.public = row.is_public();
-        facts.publish_requires_tfa = row.publish_requires_tfa != 0;
-        facts.automation_overrides_tfa = row.automation_overrides_tfa != 0;
+        facts.publish_requires_tfa = row.mfa.requires_tfa();
+        facts.automation_overrides_tfa = row.mfa.automation_overrides_tfa();
         facts.trusted_publishing_only = row.trusted_publishing_only != 0;
         facts.is_maintainer = rights.maintains;
         facts.org_role = rights.org_role;

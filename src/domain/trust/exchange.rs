@@ -21,6 +21,7 @@ use crate::config::{CiKind, OidcIssuer};
 use crate::domain::access::{self, Limits, OidcScope, PackagePermission, TokenKind};
 use crate::domain::{Error, Result, security_log, tokens};
 use crate::npm::name::PackageName;
+use crate::store::SecurityEventKind;
 
 /// How far the registry's clock and the issuer's may disagree.
 pub const CLOCK_SKEW_MS: i64 = 60_000;
@@ -292,7 +293,7 @@ pub async fn exchange(
     security_log::record(
         app,
         configured_by.id,
-        "trusted-publishing",
+        SecurityEventKind::TrustedPublishing,
         &format!(
             "token {} minted to {} {name} for {identity}; expires in {} minutes",
             created.row.display_prefix,

@@ -14,7 +14,7 @@ use super::{Caller, Error, Result, package_facts, security_log};
 use crate::app::App;
 use crate::config::CiKind;
 use crate::npm::name::PackageName;
-use crate::store::{NewTrustConfig, StoreError, TrustConfigRow};
+use crate::store::{NewTrustConfig, SecurityEventKind, StoreError, TrustConfigRow};
 use claims::{Permissions, Rule};
 
 /// A stored configuration, read back with every value checked.
@@ -32,7 +32,7 @@ pub struct TrustConfig {
 impl TrustConfig {
     /// `None` for a row that cannot be read (it then matches nothing).
     pub fn of(row: &TrustConfigRow) -> Option<TrustConfig> {
-        let kind = CiKind::parse(&row.kind)?;
+        let kind = row.kind.get()?;
         let claims: Value = serde_json::from_str(&row.claims).ok()?;
         let permissions: Value = serde_json::from_str(&row.permissions).ok()?;
         Some(TrustConfig {
@@ -148,7 +148,7 @@ pub async fn create(
                 &grant,
                 &NewTrustConfig {
                     id: &id,
-                    kind: kind.as_str(),
+                    kind,
                     issuer: &issuer,
                     claims: &claims,
                     permissions: &perms,
@@ -172,7 +172,7 @@ pub async fn create(
         security_log::record(
             app,
             caller.user.id,
-            "trust-created",
+            SecurityEventKind::TrustCreated,
             &format!(
                 "trusted publishing for {name}: {} {} ({}) may {}",
                 kind.as_str(),
@@ -201,7 +201,7 @@ pub async fn revoke(app: &App, caller: &Caller, name: &PackageName, id: &str) ->
     security_log::record(
         app,
         caller.user.id,
-        "trust-revoked",
+        SecurityEventKind::TrustRevoked,
         &format!(
             "trusted publishing for {name}: configuration {} revoked",
             id.chars().take(64).collect::<String>()
@@ -227,7 +227,7 @@ pub async fn set_trusted_only(
     security_log::record(
         app,
         caller.user.id,
-        "trust-policy",
+        SecurityEventKind::TrustPolicy,
         &format!(
             "{name}: {}",
             if on {

@@ -304,12 +304,13 @@ pub async fn package_endpoint(
             let body = if wants_collaborator_list(&headers) {
                 collaborators
                     .map(|(user, p)| {
+                        // npm knows two collaborator permissions.
                         let permissions = if p == PackagePermission::ReadWrite {
-                            "read-write"
+                            PackagePermission::ReadWrite
                         } else {
-                            "read-only"
+                            PackagePermission::ReadOnly
                         };
-                        json!({"user": user, "permissions": permissions})
+                        json!({"user": user, "permissions": permissions.as_str()})
                     })
                     .collect::<Vec<_>>()
                     .into()

@@ -16,6 +16,7 @@ use crate::domain::{orgs, publishers};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppState, NpmJson, RequireAuth};
 use crate::npm::packument::iso_time;
+use crate::store::OrgEventKind;
 
 fn level(p: PackagePermission) -> &'static str {
     if p == PackagePermission::ReadWrite {
@@ -73,7 +74,7 @@ pub async fn org_log(
             json!({
                 "time": iso_time(e.created_at),
                 "actor": e.actor,
-                "kind": e.kind,
+                "kind": e.kind.text(OrgEventKind::as_str),
                 "detail": e.detail,
                 "ip": e.ip,
             })
@@ -294,7 +295,7 @@ pub fn credentials_view(view: &PackageCredentials) -> Value {
                 "created": iso_time(t.created_at),
                 "expires": t.expires_at.map(iso_time),
                 "last_used": t.last_used_at.map(iso_time),
-                "origin": t.origin,
+                "origin": t.origin.as_str(),
                 "needs_otp": t.needs_otp,
                 "risks": t.risks.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
             }),

@@ -8,16 +8,23 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::users::no_store;
+use crate::domain::access::TfaMode;
 use crate::domain::two_factor::{self, TfaChange, TfaRequest};
 use crate::domain::users;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppState, NpmJson, RequireAuth};
 use crate::npm::packument::iso_time;
-use crate::store::{ProfileUpdate, UserRow};
+use crate::store::{ProfileUpdate, Stored, UserRow};
 
 /// Wire view of a profile.
 pub fn profile_view(user: &UserRow) -> Value {
-    let tfa = match &user.tfa_mode {
+    // An unreadable stored mode is shown as stored (it counts as the strictest).
+    let mode = match &user.tfa_mode {
+        Stored::Known(TfaMode::Off) => None,
+        Stored::Known(mode) => Some(mode.as_str()),
+        Stored::Unreadable(text) => Some(text.as_str()),
+    };
+    let tfa = match mode {
         Some(mode) => json!({"pending": user.tfa_pending != 0, "mode": mode}),
         None => Value::Bool(false),
     };

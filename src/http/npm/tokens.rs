@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::users::no_store;
 use crate::auth::token::masked;
+use crate::domain::access::{TokenKind, TokenOrigin};
 use crate::domain::tokens::{self, CreateRequest, cidr_of, limits_of};
 use crate::http::error::ApiResult;
 use crate::http::extract::{AppState, NpmJson, RequireAuth};
@@ -35,8 +36,8 @@ pub fn token_view(row: &TokenRow, others: &[TokenRow]) -> Value {
         "name": row.name,
         "description": row.description,
         "type": kind,
-        "readonly": kind == "read-only",
-        "automation": kind == "automation",
+        "readonly": row.kind.get() == Some(TokenKind::ReadOnly),
+        "automation": row.kind.get() == Some(TokenKind::Automation),
         "cidr_whitelist": cidr_of(row).map(|c| c.to_strings()),
         "packages": limits.as_ref().map(|l| l.packages.clone()),
         "scopes": limits.as_ref().map(|l| l.scopes.clone()),
@@ -44,8 +45,8 @@ pub fn token_view(row: &TokenRow, others: &[TokenRow]) -> Value {
         "packages_and_scopes_permission": limits.as_ref().and_then(|l| l.permission).map(|p| p.as_str()),
         "orgs": limits.as_ref().map(|l| l.orgs.clone()),
         "orgs_permission": limits.as_ref().and_then(|l| l.orgs_permission).map(|p| p.as_str()),
-        "bypass_2fa": kind == "automation",
-        "origin": row.origin,
+        "bypass_2fa": row.kind.get() == Some(TokenKind::Automation),
+        "origin": tokens::display_origin(row),
         "created": iso_time(row.created_at),
         "updated": iso_time(row.updated_at),
         "expires": row.expires_at.map(iso_time),
@@ -188,7 +189,7 @@ pub async fn create_token(
         && body.automation.is_none()
         && request.permission.is_none()
         && !request.bypass_2fa;
-    let created = tokens::create(&app, &caller, request, "api").await?;
+    let created = tokens::create(&app, &caller, request, TokenOrigin::Api).await?;
     let mut view = token_view(&created.row, &[]);
     let obj = view.as_object_mut().expect("a token view is an object");
     obj.insert("token".into(), json!(created.plain.expose()));

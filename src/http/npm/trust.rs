@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use super::packages::{BodyError, answer_early, content_length, read_limited, too_large};
 use super::users::no_store;
+use crate::domain::access::ActorType;
 use crate::domain::{self, publish, staging, trust};
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppState, Auth, ClientIp, RequireAuth};
@@ -122,7 +123,7 @@ fn stage_item(row: &StagedRow) -> Value {
         "tag": row.tag,
         "createdAt": iso_time(row.created_at),
         "actor": row.actor,
-        "actorType": row.actor_type,
+        "actorType": row.actor_type.get().map_or("unreadable", ActorType::as_str),
         "shasum": row.shasum,
         "integrity": row.integrity,
     })

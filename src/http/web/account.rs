@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use super::page::{self, Layout, PageError, PageResult, fmt_time, safe_next};
 use super::session::{self, Posted, Viewer, csrf_form, with_otp, writes_need_otp};
+use crate::domain::security_log::SecurityEventKind;
 use crate::domain::{self, security_log, sessions, users};
 use crate::http::extract::AppState;
-use crate::store::ProfileUpdate;
+use crate::store::{ProfileUpdate, Stored};
 
 /// Query of pages that may come back somewhere afterwards.
 #[derive(Debug, Default, Deserialize)]
@@ -432,25 +433,37 @@ struct EventView {
     at: String,
 }
 
-fn event_label(kind: &str) -> &'static str {
+/// How the log names a kind; a kind this build cannot read is a generic event.
+fn event_label(kind: &Stored<SecurityEventKind>) -> &'static str {
+    use SecurityEventKind as K;
+    let Some(kind) = kind.get() else {
+        return "Account event";
+    };
     match kind {
-        "token-created" => "Token created",
-        "token-revoked" => "Token revoked",
-        "token-rotated" => "Token rotated",
-        "token-exposed" => "Token revoked: exposed",
-        "token-new-address" => "Token used from a new address",
-        "login" => "npm login",
-        "logout" => "npm logout",
-        "web-sign-in" => "Website sign-in",
-        "password-failures" => "Wrong passwords",
-        "otp-failures" => "Wrong one-time passwords",
-        "email-changed" => "Email changed",
-        "recovery-code-used" => "Recovery code used",
-        "2fa-enabled" => "2FA enabled",
-        "2fa-disabled" => "2FA disabled",
-        "2fa-mode-changed" => "2FA mode changed",
-        "password-changed" => "Password changed",
-        _ => "Account event",
+        K::TokenCreated => "Token created",
+        K::TokenRevoked => "Token revoked",
+        K::TokenRotated => "Token rotated",
+        K::TokenExposed => "Token revoked: exposed",
+        K::TokenNewAddress => "Token used from a new address",
+        K::Login => "npm login",
+        K::Logout => "npm logout",
+        K::WebSignIn => "Website sign-in",
+        K::PasswordFailures => "Wrong passwords",
+        K::OtpFailures => "Wrong one-time passwords",
+        K::LeakReports => "Leak reports",
+        K::EmailChanged => "Email changed",
+        K::RecoveryCodeUsed => "Recovery code used",
+        K::TfaEnabled => "2FA enabled",
+        K::TfaDisabled => "2FA disabled",
+        K::TfaModeChanged => "2FA mode changed",
+        K::PasswordChanged => "Password changed",
+        K::TrustCreated => "Trusted publishing added",
+        K::TrustRevoked => "Trusted publishing removed",
+        K::TrustPolicy => "Trusted publishing policy",
+        K::TrustedPublishing => "Trusted publishing token",
+        K::TrustedPublish => "Published by trusted publishing",
+        K::StageApproved => "Staged version approved",
+        K::StageRejected => "Staged version rejected",
     }
 }
 

@@ -19,6 +19,7 @@ use super::session::{Posted, Viewer, csrf_form, with_otp, writes_need_otp};
 use crate::domain::access::OrgRole;
 use crate::domain::{self, Caller, orgs, publishers};
 use crate::http::extract::AppState;
+use crate::store::{OrgEventKind, Stored};
 
 /// Characters left as they are in a path segment we redirect to.
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -229,18 +230,21 @@ struct OrgPage {
     notice: Option<&'static str>,
 }
 
-fn event_label(kind: &str) -> &'static str {
+fn event_label(kind: &Stored<OrgEventKind>) -> &'static str {
+    use OrgEventKind as K;
+    let Some(kind) = kind.get() else {
+        return "Organization event";
+    };
     match kind {
-        "org-created" => "Organization created",
-        "member-set" => "Member added or role changed",
-        "member-removed" => "Member removed",
-        "team-created" => "Team created",
-        "team-destroyed" => "Team deleted",
-        "team-member-added" => "Added to a team",
-        "team-member-removed" => "Removed from a team",
-        "grant-set" => "Package access granted",
-        "grant-revoked" => "Package access revoked",
-        _ => "Organization event",
+        K::OrgCreated => "Organization created",
+        K::MemberSet => "Member added or role changed",
+        K::MemberRemoved => "Member removed",
+        K::TeamCreated => "Team created",
+        K::TeamDestroyed => "Team deleted",
+        K::TeamMemberAdded => "Added to a team",
+        K::TeamMemberRemoved => "Removed from a team",
+        K::GrantSet => "Package access granted",
+        K::GrantRevoked => "Package access revoked",
     }
 }
 

@@ -472,20 +472,15 @@ pub async fn package_post(
             packages::change_access(&app, &caller, &name, change).await
         }
         ["settings", "mfa"] => {
-            let (requires, overrides) = match form.mfa.as_str() {
-                "none" => (false, false),
-                "publish" => (true, false),
-                "automation" => (true, true),
-                _ => {
-                    return Err(PageError::new(
-                        StatusCode::BAD_REQUEST,
-                        "Choose a publishing policy.",
-                    ));
-                }
+            let Ok(policy) = form.mfa.parse::<packages::MfaPolicy>() else {
+                return Err(PageError::new(
+                    StatusCode::BAD_REQUEST,
+                    "Choose a publishing policy.",
+                ));
             };
             let change = packages::AccessChange {
-                publish_requires_tfa: Some(requires),
-                automation_token_overrides_tfa: Some(overrides),
+                publish_requires_tfa: Some(policy.requires_tfa()),
+                automation_token_overrides_tfa: Some(policy.automation_overrides_tfa()),
                 ..Default::default()
             };
             packages::change_access(&app, &caller, &name, change).await

@@ -13,7 +13,7 @@ use super::account::{NextQuery, notice};
 use super::page::{self, Layout, PageResult, fmt_time};
 use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp, writes_need_otp};
 use crate::auth::token::masked;
-use crate::domain::access::Limits;
+use crate::domain::access::{Limits, TokenKind, TokenOrigin};
 use crate::domain::tokens::{self, CreateRequest};
 use crate::http::extract::AppState;
 
@@ -209,9 +209,13 @@ pub const PUBLISH_TEXT: &str = "Acts as you: installs, publishes, changes packag
 impl NewTokenPage {
     fn kinds(&self) -> [(&'static str, &'static str, &'static str); 3] {
         [
-            ("read-only", "Read-only", READ_ONLY_TEXT),
-            ("automation", "Automation", AUTOMATION_TEXT),
-            ("publish", "Publish", PUBLISH_TEXT),
+            (TokenKind::ReadOnly.as_str(), "Read-only", READ_ONLY_TEXT),
+            (
+                TokenKind::Automation.as_str(),
+                "Automation",
+                AUTOMATION_TEXT,
+            ),
+            (TokenKind::Publish.as_str(), "Publish", PUBLISH_TEXT),
         ]
     }
 
@@ -230,7 +234,7 @@ impl NewTokenPage {
 pub async fn new_page(State(app): State<AppState>, viewer: Viewer) -> PageResult {
     let caller = viewer.require("/settings/tokens/new")?;
     let form = NewTokenForm {
-        kind: "read-only".into(),
+        kind: TokenKind::ReadOnly.as_str().into(),
         expires: "never".into(),
         ..Default::default()
     };
@@ -266,7 +270,8 @@ fn request_of(form: &NewTokenForm) -> Result<CreateRequest, String> {
     if matches!(expires_days, Some(d) if d < 1) {
         return Err("Enter the custom expiration as a whole number of days (1 to 3650).".into());
     }
-    if !matches!(form.kind.as_str(), "read-only" | "automation" | "publish") {
+    // The form's own names only (not npm's legacy `readonly`).
+    if !TokenKind::ALL.iter().any(|k| k.as_str() == form.kind) {
         return Err("Select the type of access token.".into());
     }
     let mut packages = Vec::new();
@@ -304,7 +309,7 @@ pub async fn create(
 ) -> PageResult {
     let caller = viewer.require("/settings/tokens/new")?;
     let result = match request_of(&form) {
-        Ok(req) => tokens::create(&app, &with_otp(caller, &form.otp), req, "web")
+        Ok(req) => tokens::create(&app, &with_otp(caller, &form.otp), req, TokenOrigin::Web)
             .await
             .map_err(page::describe),
         Err(message) => Err((StatusCode::BAD_REQUEST, message)),

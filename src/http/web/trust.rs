@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::page::{self, Layout, PageError, PageResult, fmt_date};
 use super::session::Viewer;
+use crate::domain::access::ActorType;
 use crate::domain::{self, Caller, staging, trust};
 use crate::http::extract::AppState;
 use crate::npm::name::PackageName;
@@ -192,7 +193,7 @@ struct StagedPage {
     version: String,
     tag: String,
     actor: String,
-    actor_type: String,
+    actor_type: &'static str,
     date: String,
     shasum: String,
     size: String,
@@ -267,7 +268,7 @@ pub async fn review_page(
             version: s.version.clone(),
             tag: s.tag.clone(),
             actor: s.actor.clone(),
-            actor_type: s.actor_type.clone(),
+            actor_type: s.actor_type.get().map_or("unreadable", ActorType::as_str),
             date: fmt_date(s.created_at),
             shasum: s.shasum.clone(),
             size: human_size(u64::try_from(s.size).unwrap_or(0)),
