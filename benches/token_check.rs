@@ -19,11 +19,11 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tessera::app::App;
-use tessera::auth::cidr::ClientAddr;
-use tessera::auth::token::{PlainToken, TokenHashKey};
+use tessera::cidr::ClientAddr;
 use tessera::clock::SystemClock;
 use tessera::config::Config;
 use tessera::config::SecretString;
+use tessera::crypto::token_format::{PlainToken, TokenHashKey};
 use tessera::domain::access::{
     Action, Credential, Limits, PackageFacts, PackagePermission, Principal, TfaMode, TokenKind,
     decide,
@@ -221,8 +221,8 @@ fn authenticate_against_sqlite(c: &mut Criterion) {
 /// What the token lifecycle adds to a publish and a render: one registry signature
 /// (`dist.signatures`), and the secret scan of a file (per MiB of text).
 fn lifecycle_costs(c: &mut Criterion) {
-    let key = tessera::auth::signing::RegistryKey::generate();
-    let message = tessera::auth::signing::message(
+    let key = tessera::crypto::registry_key::RegistryKey::generate();
+    let message = tessera::crypto::registry_key::message(
         "@acme/widget",
         "1.2.3",
         "sha512-2JtF8yK3xUdAgUNxk6XU6Ci2u7rSXBjiX0DkKbPqTHt6BPo8Vs2PzDYwbKyvqCfRHUtaqTqHSKNzZ8mvkTy/GQ==",
@@ -235,7 +235,7 @@ fn lifecycle_costs(c: &mut Criterion) {
         .into_bytes();
     c.bench_function("scan/tokens_per_mib", |b| {
         b.iter(|| {
-            let mut scanner = tessera::auth::token::TokenScanner::default();
+            let mut scanner = tessera::crypto::token_format::TokenScanner::default();
             let mut n = 0;
             for chunk in text.chunks(64 * 1024) {
                 scanner.feed(black_box(chunk), &mut |_| n += 1);

@@ -18,10 +18,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use tessera::app::App;
-use tessera::auth::password::hash_password;
-use tessera::auth::token::{PlainToken, random_base62};
 use tessera::clock::SystemClock;
 use tessera::config::Config;
+use tessera::crypto::password::hash_password;
+use tessera::crypto::token_format::{PlainToken, random_base62};
 use tessera::npm::integrity;
 use tessera::store::{NewToken, NewVersion, PublishOutcome};
 

@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use crate::auth::server_key::ServerKey;
-use crate::auth::token::TokenHashKey;
 use crate::blob::Blobs;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::crypto::server_key::ServerKey;
+use crate::crypto::token_format::TokenHashKey;
 use crate::domain::packument_cache::PackumentCache;
 use crate::domain::usage::UsageRecorder;
 use crate::store::Store;

@@ -159,9 +159,10 @@ struct TempFile {
 
 impl TempFile {
     fn create(root: &Path) -> std::io::Result<TempFile> {
-        let path = root
-            .join(TMP_DIR)
-            .join(format!("{}.part", crate::auth::token::random_base62(16)));
+        let path = root.join(TMP_DIR).join(format!(
+            "{}.part",
+            crate::crypto::token_format::random_base62(16)
+        ));
         let file = std::fs::File::create(&path)?;
         file.lock()?;
         Ok(TempFile {
@@ -599,7 +600,10 @@ impl Blobs {
             return false;
         };
         let tmp = root.join(TMP_DIR);
-        let name = format!("ready-{}.probe", crate::auth::token::random_base62(8));
+        let name = format!(
+            "ready-{}.probe",
+            crate::crypto::token_format::random_base62(8)
+        );
         tokio::task::spawn_blocking(move || crate::disk::probe_full(&tmp, &name))
             .await
             .unwrap_or(false)

@@ -2,11 +2,12 @@
 //! access-token system. See ARCHITECTURE.md for the map of modules.
 
 pub mod app;
-pub mod auth;
 pub mod blob;
+pub mod cidr;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod crypto;
 pub mod disk;
 pub mod domain;
 pub mod http;
@@ -14,4 +15,4 @@ pub mod metrics;
 pub mod npm;
 pub mod server;
 pub mod store;
-pub mod uplink;
+pub mod uplink_client;

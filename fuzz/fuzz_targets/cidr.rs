@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::net::IpAddr;
-use tessera::auth::cidr::{CidrList, ClientAddr, canonical};
+use tessera::cidr::{CidrList, ClientAddr, canonical};
 
 /// The only characters a forwarded address can be written with (`ip`, `ip:port`,
 /// `[v6]`, `[v6]:port`), plus the optional whitespace HTTP allows around it.

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::auth::token::{PlainToken, TOKEN_LEN, TOKEN_PREFIX, TokenFormatError};
+use tessera::crypto::token_format::{PlainToken, TOKEN_LEN, TOKEN_PREFIX, TokenFormatError};
 
 const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 

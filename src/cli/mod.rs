@@ -7,11 +7,11 @@ mod backup;
 mod client;
 mod npmrc;
 mod operator;
-mod orgs;
+mod org_commands;
 mod output;
-mod trust;
-mod uplinks;
-mod user;
+mod trust_commands;
+mod uplink_commands;
+mod user_commands;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
@@ -50,23 +50,23 @@ enum Command {
     Config(operator::ConfigCommand),
     /// Create, list and revoke access tokens on a registry.
     #[command(subcommand)]
-    Token(user::TokenCommand),
+    Token(user_commands::TokenCommand),
     /// Log in to a registry with a username and password and save the token.
-    Login(user::LoginArgs),
+    Login(user_commands::LoginArgs),
     /// Print the user a registry knows you as.
     Whoami(ClientArgs),
     /// Organizations: create one, see every credential that can publish its packages.
     #[command(subcommand)]
-    Org(orgs::OrgCommand),
+    Org(org_commands::OrgCommand),
     /// Packages: who can publish one, and with which tokens.
     #[command(subcommand)]
-    Package(orgs::PackageCommand),
+    Package(org_commands::PackageCommand),
     /// Uplinks: the configured upstream registries, their cache and counters (operator).
     #[command(subcommand)]
-    Uplink(uplinks::UplinkCommand),
+    Uplink(uplink_commands::UplinkCommand),
     /// The uplink cache: warm it from a lockfile through a registry.
     #[command(subcommand)]
-    Cache(uplinks::CacheCommand),
+    Cache(uplink_commands::CacheCommand),
 }
 
 /// Where the user commands find the registry and their credentials.
@@ -115,13 +115,17 @@ pub fn main() -> ExitCode {
                 operator::config(cmd, &show).await
             }
             Command::Keys(cmd) => operator::keys(cmd).await,
-            Command::Token(cmd) => user::token(cmd).await,
-            Command::Login(args) => user::login(args).await,
-            Command::Whoami(args) => user::whoami(args).await,
-            Command::Org(cmd) => orgs::org(cmd).await,
-            Command::Package(cmd) => orgs::package(cmd).await,
-            Command::Uplink(uplinks::UplinkCommand::Status(args)) => uplinks::status(args).await,
-            Command::Cache(uplinks::CacheCommand::Warm(args)) => uplinks::warm(args).await,
+            Command::Token(cmd) => user_commands::token(cmd).await,
+            Command::Login(args) => user_commands::login(args).await,
+            Command::Whoami(args) => user_commands::whoami(args).await,
+            Command::Org(cmd) => org_commands::org(cmd).await,
+            Command::Package(cmd) => org_commands::package(cmd).await,
+            Command::Uplink(uplink_commands::UplinkCommand::Status(args)) => {
+                uplink_commands::status(args).await
+            }
+            Command::Cache(uplink_commands::CacheCommand::Warm(args)) => {
+                uplink_commands::warm(args).await
+            }
         }
     });
     match result {

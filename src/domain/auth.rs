@@ -12,8 +12,8 @@ use super::access::{Credential, Limits, OidcScope, Principal, TokenKind, TokenOr
 use super::credentials;
 use super::{Error, Result};
 use crate::app::App;
-use crate::auth::cidr::{CidrList, ClientAddr};
-use crate::auth::token::PlainToken;
+use crate::cidr::{CidrList, ClientAddr};
+use crate::crypto::token_format::PlainToken;
 use crate::store::{TokenRow, UserRow};
 
 /// An authenticated request's identity.

@@ -18,9 +18,9 @@ use tokio::sync::Semaphore;
 
 use super::{Error, Result, security_log};
 use crate::app::App;
-use crate::auth::cidr::ClientAddr;
-use crate::auth::server_key::keyed_hash;
-use crate::auth::{password, totp};
+use crate::cidr::ClientAddr;
+use crate::crypto::server_key::keyed_hash;
+use crate::crypto::{password, totp};
 use crate::store::{Factor, FailureCount, SecurityEventKind, UserRow};
 
 /// Failures of one factor allowed per account within the window.

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use super::{Result, access, credentials, security_log};
 use crate::app::App;
-use crate::auth::cidr::ClientAddr;
-use crate::auth::token::PlainToken;
+use crate::cidr::ClientAddr;
+use crate::crypto::token_format::PlainToken;
 use crate::npm::tarball::FoundToken;
 use crate::store::SecurityEventKind;
 

@@ -35,7 +35,7 @@ use crate::npm::integrity;
 use crate::npm::name::PackageName;
 use crate::npm::proxied::{self, ProxyDocError, UpstreamDist};
 use crate::store::{CachedPackumentRow, CachedTarballRow};
-use crate::uplink::{Fetched, UplinkClient};
+use crate::uplink_client::{Fetched, UplinkClient};
 
 /// After a failed refresh, stale documents are served without asking the uplink
 /// again for this long (an install makes hundreds of requests; each would wait for

@@ -17,7 +17,7 @@ use super::auth::TokenSettings;
 use super::packages::MfaPolicy;
 use super::{Caller, Result};
 use crate::app::App;
-use crate::auth::token::masked;
+use crate::crypto::token_format::masked;
 use crate::npm::name::PackageName;
 use crate::store::TokenRow;
 

@@ -9,9 +9,9 @@ use secrecy::{ExposeSecret, SecretString};
 use super::credentials::{self, PasswordOk};
 use super::{Result, auth::session_caller};
 use crate::app::App;
-use crate::auth::cidr::ClientAddr;
-use crate::auth::server_key::keyed_hash;
-use crate::auth::token::random_base62;
+use crate::cidr::ClientAddr;
+use crate::crypto::server_key::keyed_hash;
+use crate::crypto::token_format::random_base62;
 use crate::domain::Caller;
 use crate::store::SecurityEventKind;
 

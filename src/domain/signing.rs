@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use super::{Error, Result};
 use crate::app::App;
-use crate::auth::secret_box;
-use crate::auth::signing::{self, RegistryKey};
+use crate::crypto::registry_key::{self, RegistryKey};
+use crate::crypto::secret_box;
 use crate::npm::packument::VersionDoc;
 use crate::store::{NewSigningKey, SigningKeyRow, Store, StoreError};
 
@@ -87,7 +87,7 @@ pub async fn active_key(app: &App) -> Result<RegistryKey> {
 pub fn signatures(key: &RegistryKey, name: &str, version: &str, integrity: &str) -> Value {
     json!([{
         "keyid": key.keyid,
-        "sig": key.sign(&signing::message(name, version, integrity)),
+        "sig": key.sign(&registry_key::message(name, version, integrity)),
     }])
 }
 

@@ -12,8 +12,8 @@ use super::access::{
 use super::auth::TokenSettings;
 use super::{Caller, Error, Result, credentials, security_log};
 use crate::app::App;
-use crate::auth::cidr::CidrList;
-use crate::auth::token::{PlainToken, random_base62};
+use crate::cidr::CidrList;
+use crate::crypto::token_format::{PlainToken, random_base62};
 use crate::store::{NewToken, SecurityEventKind, StoreError, TokenRow, UserRow};
 
 /// A token-creation request, from the npm API, our CLI or the website.
@@ -711,7 +711,7 @@ async fn find_token_of<A: access::AccountAct>(
     grant: &AccountGrant<A>,
     key_or_token: &str,
 ) -> Result<TokenRow> {
-    let row = if key_or_token.starts_with(crate::auth::token::TOKEN_PREFIX) {
+    let row = if key_or_token.starts_with(crate::crypto::token_format::TOKEN_PREFIX) {
         match PlainToken::parse(key_or_token) {
             Ok(t) => app
                 .store

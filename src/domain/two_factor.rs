@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use super::access::{self, TfaMode, act};
 use super::{Caller, Error, Result, credentials, security_log};
 use crate::app::App;
-use crate::auth::{secret_box, server_key::keyed_hash, totp};
+use crate::crypto::{secret_box, server_key::keyed_hash, totp};
 use crate::store::SecurityEventKind;
 
 /// The account's TOTP secret, opened with the server key.

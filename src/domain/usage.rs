@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::auth::cidr::ClientAddr;
+use crate::cidr::ClientAddr;
 use crate::store::{SecurityEventKind, Store, TokenRow, TokenUse};
 
 const THROTTLE_MS: i64 = 60_000;

@@ -13,7 +13,7 @@ use super::credentials::{self, OtpOk};
 use super::tokens::{self, Created};
 use super::{Caller, Error, Result, security_log};
 use crate::app::App;
-use crate::auth::cidr::ClientAddr;
+use crate::cidr::ClientAddr;
 use crate::store::{ProfileUpdate, SecurityEventKind, UserRow};
 
 /// Checks a username: lower-case, URL-safe, 1–64 characters, not starting with `.`.

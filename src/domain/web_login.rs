@@ -5,8 +5,8 @@
 use super::access::{self, act};
 use super::{Caller, Error, Result, tokens};
 use crate::app::App;
-use crate::auth::server_key::keyed_hash;
-use crate::auth::token::random_base62;
+use crate::crypto::server_key::keyed_hash;
+use crate::crypto::token_format::random_base62;
 
 /// How long a browser login stays open.
 pub const LIFETIME_MS: i64 = 10 * 60 * 1000;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::error::ApiError;
 use crate::app::App;
-use crate::auth::cidr::{CidrList, ClientAddr, canonical};
+use crate::cidr::{CidrList, ClientAddr, canonical};
 use crate::domain::{self, Caller};
 
 /// The shared state handlers receive.

@@ -24,97 +24,124 @@ use tower_http::request_id::{
 };
 
 use extract::AppState;
-use npm::{meta, orgs, packages, profile, stars, tokens, trust, users};
+use npm::{
+    meta_routes, org_routes, package_routes, profile_routes, star_routes, token_routes,
+    trust_routes, user_routes,
+};
 
 /// Builds the whole router for `app`.
 pub fn router(app: AppState) -> Router {
     let max_body = app.config.max_body_bytes;
     let registry = Router::new()
-        .route("/-/ping", get(meta::ping))
-        .route("/-/health", get(meta::health))
-        .route("/-/ready", get(meta::ready))
-        .route("/-/metrics", get(meta::metrics))
-        .route("/-/whoami", get(users::whoami))
-        .route("/-/user/token/{token}", delete(users::logout))
-        .route("/-/user/{id}", get(users::get_user).put(users::put_user))
-        .route("/-/user/{id}/-rev/{rev}", put(users::put_user))
-        .route("/-/user/{id}/package", get(meta::user_packages))
-        .route("/-/org", get(orgs::list_mine).post(orgs::create_org))
-        .route("/-/org/{org}/log", get(orgs::org_log))
-        .route("/-/org/{org}/package", get(orgs::list_org_packages))
+        .route("/-/ping", get(meta_routes::ping))
+        .route("/-/health", get(meta_routes::health))
+        .route("/-/ready", get(meta_routes::ready))
+        .route("/-/metrics", get(meta_routes::metrics))
+        .route("/-/whoami", get(user_routes::whoami))
+        .route("/-/user/token/{token}", delete(user_routes::logout))
+        .route(
+            "/-/user/{id}",
+            get(user_routes::get_user).put(user_routes::put_user),
+        )
+        .route("/-/user/{id}/-rev/{rev}", put(user_routes::put_user))
+        .route("/-/user/{id}/package", get(meta_routes::user_packages))
+        .route(
+            "/-/org",
+            get(org_routes::list_mine).post(org_routes::create_org),
+        )
+        .route("/-/org/{org}/log", get(org_routes::org_log))
+        .route("/-/org/{org}/package", get(org_routes::list_org_packages))
         .route(
             "/-/org/{org}/user",
-            get(orgs::list_members)
-                .put(orgs::set_member)
-                .delete(orgs::remove_member),
+            get(org_routes::list_members)
+                .put(org_routes::set_member)
+                .delete(org_routes::remove_member),
         )
         .route(
             "/-/org/{org}/team",
-            get(orgs::list_teams).put(orgs::create_team),
+            get(org_routes::list_teams).put(org_routes::create_team),
         )
-        .route("/-/org/{org}/credentials", get(orgs::org_credentials))
-        .route("/-/team/{org}/{team}", delete(orgs::destroy_team))
+        .route("/-/org/{org}/credentials", get(org_routes::org_credentials))
+        .route("/-/team/{org}/{team}", delete(org_routes::destroy_team))
         .route(
             "/-/team/{org}/{team}/user",
-            get(orgs::list_team_members)
-                .put(orgs::add_team_member)
-                .delete(orgs::remove_team_member),
+            get(org_routes::list_team_members)
+                .put(org_routes::add_team_member)
+                .delete(org_routes::remove_team_member),
         )
         .route(
             "/-/team/{org}/{team}/package",
-            get(orgs::list_team_packages)
-                .put(orgs::grant_package)
-                .delete(orgs::revoke_package),
+            get(org_routes::list_team_packages)
+                .put(org_routes::grant_package)
+                .delete(org_routes::revoke_package),
         )
-        .route("/-/user/{id}/stars", get(stars::user_stars))
+        .route("/-/user/{id}/stars", get(star_routes::user_stars))
         .route(
             "/-/user/v1/star",
-            get(stars::own_stars).put(stars::star).delete(stars::unstar),
+            get(star_routes::own_stars)
+                .put(star_routes::star)
+                .delete(star_routes::unstar),
         )
-        .route("/-/_view/starredByUser", get(stars::starred_by_user_view))
-        .route("/-/v1/login", post(users::start_web_login))
-        .route("/-/v1/done/{id}", get(users::poll_web_login))
-        .route("/-/v1/search", get(meta::search))
+        .route(
+            "/-/_view/starredByUser",
+            get(star_routes::starred_by_user_view),
+        )
+        .route("/-/v1/login", post(user_routes::start_web_login))
+        .route("/-/v1/done/{id}", get(user_routes::poll_web_login))
+        .route("/-/v1/search", get(meta_routes::search))
         .route(
             "/-/npm/v1/tokens",
-            get(tokens::list_tokens).post(tokens::create_token),
+            get(token_routes::list_tokens).post(token_routes::create_token),
         )
-        .route("/-/npm/v1/tokens/token/{key}", delete(tokens::revoke_token))
+        .route(
+            "/-/npm/v1/tokens/token/{key}",
+            delete(token_routes::revoke_token),
+        )
         .route(
             "/-/npm/v1/tokens/token/{key}/rotate",
-            post(tokens::rotate_token),
+            post(token_routes::rotate_token),
         )
         .route(
             "/-/npm/v1/tokens/leaked",
-            post(tokens::report_leaked)
-                .layer(DefaultBodyLimit::max(tokens::LEAK_REPORT_MAX_BYTES + 1)),
+            post(token_routes::report_leaked).layer(DefaultBodyLimit::max(
+                token_routes::LEAK_REPORT_MAX_BYTES + 1,
+            )),
         )
         .route(
             "/-/npm/v1/user",
-            get(profile::get_profile).post(profile::post_profile),
+            get(profile_routes::get_profile).post(profile_routes::post_profile),
         )
-        .route("/-/npm/v1/keys", get(meta::signing_keys))
-        .route("/-/npm/v1/security/advisories/bulk", post(meta::audit))
-        .route("/-/npm/v1/security/audits/quick", post(meta::audit_quick))
-        .route("/-/package/{*rest}", any(meta::package_endpoint))
+        .route("/-/npm/v1/keys", get(meta_routes::signing_keys))
+        .route(
+            "/-/npm/v1/security/advisories/bulk",
+            post(meta_routes::audit),
+        )
+        .route(
+            "/-/npm/v1/security/audits/quick",
+            post(meta_routes::audit_quick),
+        )
+        .route("/-/package/{*rest}", any(meta_routes::package_endpoint))
         .route(
             "/-/npm/v1/oidc/token/exchange/package/{*name}",
-            post(trust::exchange),
+            post(trust_routes::exchange),
         )
-        .route("/-/stage", get(trust::stage_list))
-        .route("/-/stage/package/{*name}", post(trust::stage_publish))
+        .route("/-/stage", get(trust_routes::stage_list))
+        .route(
+            "/-/stage/package/{*name}",
+            post(trust_routes::stage_publish),
+        )
         .route(
             "/-/stage/{id}",
-            get(trust::stage_view).delete(trust::stage_reject),
+            get(trust_routes::stage_view).delete(trust_routes::stage_reject),
         )
-        .route("/-/stage/{id}/approve", post(trust::stage_approve))
-        .route("/-/stage/{id}/tarball", get(trust::stage_tarball))
+        .route("/-/stage/{id}/approve", post(trust_routes::stage_approve))
+        .route("/-/stage/{id}/tarball", get(trust_routes::stage_tarball))
         .route(
             "/{*path}",
-            get(packages::get_package_path)
-                .put(packages::put_package_path)
-                .delete(packages::delete_package_path)
-                .fallback(packages::other_method),
+            get(package_routes::get_package_path)
+                .put(package_routes::put_package_path)
+                .delete(package_routes::delete_package_path)
+                .fallback(package_routes::other_method),
         );
     let compress =
         SizeAbove::new(256).and(NotForContentType::const_new("application/octet-stream"));
@@ -291,7 +318,7 @@ pub fn redact_path(path: &str) -> String {
         let decoded = percent_encoding::percent_decode_str(segment).decode_utf8_lossy();
         let token_shaped = decoded
             .to_ascii_lowercase()
-            .contains(crate::auth::token::TOKEN_PREFIX);
+            .contains(crate::crypto::token_format::TOKEN_PREFIX);
         if hide_next || token_shaped {
             out.push("<redacted>");
             hide_next = false;

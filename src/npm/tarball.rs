@@ -32,7 +32,7 @@ use std::io::Read;
 use serde_json::Value;
 
 use super::publish_body::{MAX_METADATA_ITEMS, items_upper_bound};
-use crate::auth::token::{PlainToken, TokenScanner};
+use crate::crypto::token_format::{PlainToken, TokenScanner};
 
 /// Most distinct access tokens one tarball's scan reports.
 pub const MAX_FOUND_TOKENS: usize = 32;

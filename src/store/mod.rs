@@ -15,30 +15,30 @@
 mod backup;
 mod columns;
 pub mod generation;
-mod orgs;
-mod packages;
+mod org_rows;
+mod package_rows;
 mod read_cache;
-mod security;
-mod sessions;
-mod signing;
-mod tokens;
+mod security_rows;
+mod session_rows;
+mod signing_key_rows;
+mod token_rows;
 mod transfer;
-mod trust;
-mod uplinks;
-mod users;
+mod trust_rows;
+mod uplink_cache_rows;
+mod user_rows;
 
 pub use backup::{SnapshotFacts, TableCount};
 pub use columns::Stored;
-pub use orgs::*;
-pub use packages::*;
-pub use security::*;
-pub use sessions::*;
-pub use signing::*;
-pub use tokens::*;
+pub use org_rows::*;
+pub use package_rows::*;
+pub use security_rows::*;
+pub use session_rows::*;
+pub use signing_key_rows::*;
+pub use token_rows::*;
 pub use transfer::CopyReport;
-pub use trust::*;
-pub use uplinks::*;
-pub use users::*;
+pub use trust_rows::*;
+pub use uplink_cache_rows::*;
+pub use user_rows::*;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -384,7 +384,7 @@ impl Store {
         };
         let name = format!(
             ".tessera-ready-{}.probe",
-            crate::auth::token::random_base62(8)
+            crate::crypto::token_format::random_base62(8)
         );
         tokio::task::spawn_blocking(move || crate::disk::probe_full(&dir, &name))
             .await
@@ -481,97 +481,97 @@ mod every_write_advances_the_generation {
     /// Writes that need not tell other instances: (file, method, why).
     const BOOKKEEPING: &[(&str, &str, &str)] = &[
         (
-            "security.rs",
+            "security_rows.rs",
             "add_security_event",
             "the security log is append-only and read uncached",
         ),
         (
-            "security.rs",
+            "security_rows.rs",
             "record_auth_failure",
             "failure counters are read uncached",
         ),
         (
-            "security.rs",
+            "security_rows.rs",
             "clear_auth_failures",
             "failure counters are read uncached",
         ),
         (
-            "security.rs",
+            "security_rows.rs",
             "delete_in_batches",
             "pruning of counters, log rows and expired logins",
         ),
-        ("security.rs", "prune_security_events", "pruning"),
-        ("security.rs", "prune_auth_failures", "pruning"),
+        ("security_rows.rs", "prune_security_events", "pruning"),
+        ("security_rows.rs", "prune_auth_failures", "pruning"),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "insert_session",
             "sessions are read uncached on every request",
         ),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "touch_session",
             "sessions are read uncached on every request",
         ),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "complete_session_otp",
             "sessions are read uncached on every request",
         ),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "delete_session",
             "sessions are read uncached on every request",
         ),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "delete_other_sessions",
             "sessions are read uncached on every request",
         ),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "insert_web_login",
             "browser logins are read uncached",
         ),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "approve_web_login",
             "browser logins are read uncached",
         ),
         (
-            "sessions.rs",
+            "session_rows.rs",
             "consume_web_login",
             "browser logins are read uncached",
         ),
-        ("sessions.rs", "delete_expired_web_logins", "pruning"),
-        ("sessions.rs", "prune_sessions", "pruning"),
+        ("session_rows.rs", "delete_expired_web_logins", "pruning"),
+        ("session_rows.rs", "prune_sessions", "pruning"),
         (
-            "tokens.rs",
+            "token_rows.rs",
             "record_token_uses",
             "last-used time and address decide nothing",
         ),
         (
-            "trust.rs",
+            "trust_rows.rs",
             "claim_oidc_token_id",
             "exchanged id-token ids are checked by an insert, never cached",
         ),
-        ("trust.rs", "prune_oidc_token_ids", "pruning"),
+        ("trust_rows.rs", "prune_oidc_token_ids", "pruning"),
         (
-            "uplinks.rs",
+            "uplink_cache_rows.rs",
             "put_cached_packument",
             "an upstream copy decides nothing: the shield reads local tables only",
         ),
         (
-            "uplinks.rs",
+            "uplink_cache_rows.rs",
             "touch_cached_packument",
             "an upstream copy decides nothing: the shield reads local tables only",
         ),
         (
-            "uplinks.rs",
+            "uplink_cache_rows.rs",
             "record_cached_tarball",
             "an upstream copy decides nothing: the shield reads local tables only",
         ),
         (
-            "uplinks.rs",
+            "uplink_cache_rows.rs",
             "drop_cached_packument",
             "an upstream copy decides nothing: the shield reads local tables only",
         ),
@@ -580,15 +580,15 @@ mod every_write_advances_the_generation {
     /// Sources of the store, split into (file, method name, body).
     fn methods() -> Vec<(&'static str, String, String)> {
         let files: &[(&str, &str)] = &[
-            ("orgs.rs", include_str!("orgs.rs")),
-            ("packages.rs", include_str!("packages.rs")),
-            ("security.rs", include_str!("security.rs")),
-            ("sessions.rs", include_str!("sessions.rs")),
-            ("signing.rs", include_str!("signing.rs")),
-            ("tokens.rs", include_str!("tokens.rs")),
-            ("trust.rs", include_str!("trust.rs")),
-            ("uplinks.rs", include_str!("uplinks.rs")),
-            ("users.rs", include_str!("users.rs")),
+            ("org_rows.rs", include_str!("org_rows.rs")),
+            ("package_rows.rs", include_str!("package_rows.rs")),
+            ("security_rows.rs", include_str!("security_rows.rs")),
+            ("session_rows.rs", include_str!("session_rows.rs")),
+            ("signing_key_rows.rs", include_str!("signing_key_rows.rs")),
+            ("token_rows.rs", include_str!("token_rows.rs")),
+            ("trust_rows.rs", include_str!("trust_rows.rs")),
+            ("uplink_cache_rows.rs", include_str!("uplink_cache_rows.rs")),
+            ("user_rows.rs", include_str!("user_rows.rs")),
         ];
         let mut out = Vec::new();
         for (file, text) in files {

@@ -1293,7 +1293,7 @@ fn a_publish_re_checks_its_blob_under_the_blob_lock() {
             .block_on(tessera::domain::auth::authenticate_token(
                 &app,
                 &login,
-                tessera::auth::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
+                tessera::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
             ))
             .unwrap();
         let name = tessera::npm::name::PackageName::parse("lock-t").unwrap();

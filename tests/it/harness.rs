@@ -75,7 +75,7 @@ impl Builder {
                 postgres_url().expect("postgres requested without TESSERA_TEST_DATABASE_URL");
             let name = format!(
                 "tessera_t_{}",
-                tessera::auth::token::random_base62(12).to_lowercase()
+                tessera::crypto::token_format::random_base62(12).to_lowercase()
             );
             runtime.block_on(async {
                 use sqlx::Connection;
@@ -598,7 +598,7 @@ pub fn extra_loopback_addresses() -> bool {
 /// The current TOTP code for a secret at the server's clock.
 pub fn otp_now(server: &TestServer, secret: &[u8]) -> String {
     use tessera::clock::Clock;
-    tessera::auth::totp::code_at(secret, (server.clock.now_ms() / 1000) as u64)
+    tessera::crypto::totp::code_at(secret, (server.clock.now_ms() / 1000) as u64)
 }
 
 /// Decodes the base32 secret of an otpauth URL.

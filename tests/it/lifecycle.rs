@@ -422,7 +422,7 @@ fn report_leak(server: &TestServer, body: &Value) -> (u16, String) {
 
 /// A well-formed token the registry never issued.
 fn unknown_token() -> String {
-    tessera::auth::token::PlainToken::generate()
+    tessera::crypto::token_format::PlainToken::generate()
         .expose()
         .to_owned()
 }

@@ -32,7 +32,7 @@ pub fn s3_endpoint() -> Option<String> {
 pub fn bucket(endpoint: &str) -> String {
     let name = format!(
         "t-{}",
-        tessera::auth::token::random_base62(10).to_lowercase()
+        tessera::crypto::token_format::random_base62(10).to_lowercase()
     );
     let r = http().put(format!("{endpoint}/{name}")).send().unwrap();
     assert!(r.status().is_success(), "create bucket: {}", r.status());
@@ -60,7 +60,7 @@ impl Database {
         let admin = postgres_url()?;
         let name = format!(
             "tessera_s_{}",
-            tessera::auth::token::random_base62(10).to_lowercase()
+            tessera::crypto::token_format::random_base62(10).to_lowercase()
         );
         let out = Command::new("psql")
             .args([&admin, "-qc", &format!("CREATE DATABASE {name}")])
@@ -376,7 +376,7 @@ fn instances_share_packages_tokens_and_two_factor() {
             .unwrap()
             .as_secs()
     };
-    let code = tessera::auth::totp::code_at(&secret, now());
+    let code = tessera::crypto::totp::code_at(&secret, now());
     let r = http()
         .post(format!("{a}/-/npm/v1/user"))
         .bearer_auth(&login)
@@ -393,7 +393,7 @@ fn instances_share_packages_tokens_and_two_factor() {
     assert_eq!(r.status(), 401);
     assert_eq!(r.headers()["www-authenticate"], "OTP");
     // The next step's code (one step of drift is accepted), unused so far.
-    let code = tessera::auth::totp::code_at(&secret, now() + 30);
+    let code = tessera::crypto::totp::code_at(&secret, now() + 30);
     let with_otp = |url: &str, version: &str| {
         http()
             .put(format!("{url}/@alice%2fmulti"))

@@ -333,7 +333,7 @@ fn every_version_is_signed_and_the_keys_endpoint_verifies_it() {
         let spki = base64::engine::general_purpose::STANDARD
             .decode(key["key"].as_str().unwrap())
             .unwrap();
-        assert_eq!(key["keyid"], tessera::auth::signing::keyid_of(&spki));
+        assert_eq!(key["keyid"], tessera::crypto::registry_key::keyid_of(&spki));
         let dist = dist_of(&server, &login, "@alice/signed", "1.0.0");
         let sig = &dist["signatures"][0];
         assert_eq!(sig["keyid"], key["keyid"]);
@@ -341,12 +341,12 @@ fn every_version_is_signed_and_the_keys_endpoint_verifies_it() {
             "@alice/signed@1.0.0:{}",
             dist["integrity"].as_str().unwrap()
         );
-        assert!(tessera::auth::signing::verify(
+        assert!(tessera::crypto::registry_key::verify(
             key["key"].as_str().unwrap(),
             &message,
             sig["sig"].as_str().unwrap()
         ));
-        assert!(!tessera::auth::signing::verify(
+        assert!(!tessera::crypto::registry_key::verify(
             key["key"].as_str().unwrap(),
             &message.replace("1.0.0", "1.0.1"),
             sig["sig"].as_str().unwrap()

@@ -27,7 +27,7 @@ fn token_and_user_round_trip_on_both_databases() {
             let caller = tessera::domain::auth::authenticate_token(
                 &app,
                 &token,
-                tessera::auth::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
+                tessera::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
             )
             .await
             .unwrap();

@@ -247,7 +247,7 @@ fn tokens_are_shown_once_then_masked_and_never_stored() {
     let created = server.create_token(&login, "alice", json!({"name": "once"}));
     let token = token_of(&created);
     assert_eq!(token.len(), 40);
-    assert!(tessera::auth::token::PlainToken::parse(&token).is_ok());
+    assert!(tessera::crypto::token_format::PlainToken::parse(&token).is_ok());
     let list = server.get("/-/npm/v1/tokens", Some(&login));
     assert_eq!(list.headers()["cache-control"], "no-store");
     let text = list.text().unwrap();
@@ -692,7 +692,7 @@ fn a_refused_token_says_why_in_a_notice_npm_prints() {
     );
 
     // Unknown, and not a token at all.
-    let unknown = tessera::auth::token::PlainToken::generate()
+    let unknown = tessera::crypto::token_format::PlainToken::generate()
         .expose()
         .to_owned();
     let r = server.get("/-/whoami", Some(&unknown));

@@ -291,7 +291,7 @@ fn every_password_and_otp_check_shares_one_throttle() {
 /// hand-edited row would look.
 fn corrupt_token(server: &TestServer, token: &str, column: &str, value: &str) {
     let url = server.app.config.database_url.as_str().to_owned();
-    let hash = tessera::auth::token::PlainToken::parse(token)
+    let hash = tessera::crypto::token_format::PlainToken::parse(token)
         .unwrap()
         .hash(&server.app.keys.token_hash);
     server.block_on(async {
@@ -881,7 +881,7 @@ fn revoking_a_token_many_times_at_once_revokes_it_once() {
         let caller = tessera::domain::auth::authenticate_token(
             &server.app,
             &login,
-            tessera::auth::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
+            tessera::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
         )
         .await
         .unwrap();

@@ -212,7 +212,7 @@ fn github_claims(issuer: &Issuer, server: &TestServer, repo: &str, workflow: &st
         "iss": issuer.url("gh"),
         "aud": "npm:127.0.0.1",
         "sub": format!("repo:{repo}:ref:refs/heads/main"),
-        "jti": tessera::auth::token::random_base62(20),
+        "jti": tessera::crypto::token_format::random_base62(20),
         "repository": repo,
         "repository_owner": repo.split('/').next().unwrap(),
         "repository_visibility": "private",
@@ -232,7 +232,7 @@ fn gitlab_claims(issuer: &Issuer, server: &TestServer, project: &str) -> Value {
         "iss": issuer.url("gl"),
         "aud": "npm:127.0.0.1",
         "sub": format!("project_path:{project}:ref_type:branch:ref:main"),
-        "jti": tessera::auth::token::random_base62(20),
+        "jti": tessera::crypto::token_format::random_base62(20),
         "project_path": project,
         "project_visibility": "private",
         "ci_config_ref_uri": format!("gitlab.example.com/{project}//.gitlab-ci.yml@refs/heads/main"),
@@ -1144,7 +1144,7 @@ fn staged_review_page_in_chromium() {
         let secret = secret_from_otpauth(&otpauth);
         let code = |offset: i64| {
             let t = tessera::clock::SystemClock.now_ms() / 1000 + offset;
-            tessera::auth::totp::code_at(&secret, t as u64)
+            tessera::crypto::totp::code_at(&secret, t as u64)
         };
         let r = send(Method::POST, "/-/npm/v1/user", &alice, json!({"tfa": [code(-30)]})).await.unwrap();
         assert_eq!(r.status(), 200);
@@ -1349,7 +1349,7 @@ fn circleci_id_tokens_match_organization_and_project() {
         json!({
             "iss": format!("{}/org/{org_in_issuer}", issuer.url("cc")),
             "aud": "npm:127.0.0.1",
-            "jti": tessera::auth::token::random_base62(20),
+            "jti": tessera::crypto::token_format::random_base62(20),
             "sub": format!("org/{org}/project/{project}/user/u1"),
             "oidc.circleci.com/org-id": org,
             "oidc.circleci.com/project-id": project,
@@ -1833,7 +1833,7 @@ fn circleci_pipeline_publishes_with_npm_in_circleci_mode() {
         json!({
             "iss": format!("{}/org/{org}", issuer.url("cc")),
             "aud": "npm:127.0.0.1",
-            "jti": tessera::auth::token::random_base62(20),
+            "jti": tessera::crypto::token_format::random_base62(20),
             "sub": format!("org/{org}/project/{project}/user/u1"),
             "oidc.circleci.com/org-id": org,
             "oidc.circleci.com/project-id": project,

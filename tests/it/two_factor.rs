@@ -133,7 +133,7 @@ fn auth_only_asks_at_login_and_token_creation_only() {
     server.clock.advance_ms(30_000);
     use tessera::clock::Clock;
     let previous_step =
-        tessera::auth::totp::code_at(&secret, (server.clock.now_ms() / 1000 + 30) as u64);
+        tessera::crypto::totp::code_at(&secret, (server.clock.now_ms() / 1000 + 30) as u64);
     let r = server
         .request(Method::PUT, "/-/user/org.couchdb.user:alice", None)
         .header("npm-otp", previous_step)
@@ -142,7 +142,7 @@ fn auth_only_asks_at_login_and_token_creation_only() {
         .unwrap();
     assert_eq!(r.status(), 201, "a code one step ahead is accepted");
     server.clock.advance_ms(90_000);
-    let far = tessera::auth::totp::code_at(&secret, (server.clock.now_ms() / 1000 + 120) as u64);
+    let far = tessera::crypto::totp::code_at(&secret, (server.clock.now_ms() / 1000 + 120) as u64);
     let r = server
         .request(Method::PUT, "/-/user/org.couchdb.user:alice", None)
         .header("npm-otp", far)
@@ -193,7 +193,7 @@ fn recovery_codes_work_once_and_wrong_codes_are_throttled() {
         let caller = tessera::domain::auth::authenticate_token(
             &server.app,
             &login,
-            tessera::auth::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
+            tessera::cidr::ClientAddr::Ip([127, 0, 0, 1].into()),
         )
         .await
         .unwrap();

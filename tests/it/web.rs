@@ -534,7 +534,7 @@ fn web_two_factor_enrolment() {
         b.fill("Code from your authenticator app", "000000").await;
         b.click_button("Confirm and turn on").await;
         assert!(b.text(".alert.error").await.contains("pending"));
-        let code = tessera::auth::totp::code_at(&secret, now_secs());
+        let code = tessera::crypto::totp::code_at(&secret, now_secs());
         b.fill("Code from your authenticator app", &code).await;
         b.click_button("Confirm and turn on").await;
 
@@ -588,7 +588,7 @@ fn web_two_factor_enrolment() {
         b.click_button("Sign out").await;
         b.sign_in("bob", PASSWORD).await;
         b.wait_path("/login/otp").await;
-        let next = tessera::auth::totp::code_at(&secret, now_secs() + 30);
+        let next = tessera::crypto::totp::code_at(&secret, now_secs() + 30);
         b.fill("One-time password", &next).await;
         b.click_button("Verify").await;
         b.css("img[alt='Profile picture']").await;

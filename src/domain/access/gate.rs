@@ -392,8 +392,8 @@ pub fn authorize_logout(caller: &Caller) -> Option<LogoutGrant> {
 /// A token found exposed may be revoked by whoever presents its value (see
 /// `ExposedTokenGrant`); the checksum was checked by `PlainToken::parse`.
 pub fn exposed_token_grant(
-    token: &crate::auth::token::PlainToken,
-    key: &crate::auth::token::TokenHashKey,
+    token: &crate::crypto::token_format::PlainToken,
+    key: &crate::crypto::token_format::TokenHashKey,
 ) -> ExposedTokenGrant {
     ExposedTokenGrant::new(token.hash(key).0)
 }

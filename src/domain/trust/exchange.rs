@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use super::claims::identity;
 use super::{TrustConfig, keys::KeyError};
 use crate::app::App;
-use crate::auth::cidr::ClientAddr;
+use crate::cidr::ClientAddr;
 use crate::config::{CiKind, OidcIssuer};
 use crate::domain::access::{self, Limits, OidcScope, PackagePermission, TokenKind};
 use crate::domain::{Error, Result, security_log, tokens};

@@ -6,18 +6,18 @@
 //! website path is handed to the registry (`npm_passthrough`): a package may be
 //! called `login` or `search`.
 
-mod account;
+mod account_pages;
 mod assets;
-mod cli_login;
+mod cli_login_pages;
 mod identicon;
-mod orgs;
-mod packages;
+mod org_pages;
+mod package_pages;
 mod page;
-mod publishers;
+mod publisher_pages;
 mod session;
-mod tfa;
-mod tokens;
-mod trust;
+mod tfa_pages;
+mod token_pages;
+mod trust_pages;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -28,7 +28,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 
 use super::extract::AppState;
-use crate::http::npm::packages as npm_packages;
+use crate::http::npm::package_routes as npm_packages;
 
 pub use page::{Layout, PageError};
 pub use session::{Posted, Viewer};
@@ -36,62 +36,74 @@ pub use session::{Posted, Viewer};
 /// Website routes.
 pub fn router(app: AppState) -> Router<AppState> {
     Router::new()
-        .route("/", get(packages::home))
-        .route("/search", get(packages::search))
+        .route("/", get(package_pages::home))
+        .route("/search", get(package_pages::search))
         .route(
             "/package/{*rest}",
-            get(packages::package_get).post(packages::package_post),
+            get(package_pages::package_get).post(package_pages::package_post),
         )
-        .route("/login", get(account::login_page).post(account::login_post))
-        .route("/login/otp", get(account::otp_page).post(account::otp_post))
+        .route(
+            "/login",
+            get(account_pages::login_page).post(account_pages::login_post),
+        )
+        .route(
+            "/login/otp",
+            get(account_pages::otp_page).post(account_pages::otp_post),
+        )
         .route(
             "/login/cli/{id}",
-            get(cli_login::page).post(cli_login::approve),
+            get(cli_login_pages::page).post(cli_login_pages::approve),
         )
         .route(
             "/signup",
-            get(account::signup_page).post(account::signup_post),
+            get(account_pages::signup_page).post(account_pages::signup_post),
         )
-        .route("/logout", post(account::logout))
+        .route("/logout", post(account_pages::logout))
         .route(
             "/settings",
             get(|| async { Redirect::to("/settings/profile") }),
         )
         .route(
             "/settings/profile",
-            get(account::profile_page).post(account::profile_post),
+            get(account_pages::profile_page).post(account_pages::profile_post),
         )
-        .route("/settings/password", post(account::password_post))
-        .route("/settings/security-log", get(account::security_log))
-        .route("/settings/tokens", get(tokens::list))
+        .route("/settings/password", post(account_pages::password_post))
+        .route("/settings/security-log", get(account_pages::security_log))
+        .route("/settings/tokens", get(token_pages::list))
         .route(
             "/settings/tokens/new",
-            get(tokens::new_page).post(tokens::create),
+            get(token_pages::new_page).post(token_pages::create),
         )
-        .route("/settings/tokens/{key}/revoke", post(tokens::revoke))
-        .route("/settings/tokens/{key}/rotate", post(tokens::rotate))
-        .route("/orgs", get(orgs::list).post(orgs::create))
-        .route("/org/{org}", get(orgs::org_page))
-        .route("/org/{org}/members", post(orgs::set_member))
-        .route("/org/{org}/members/remove", post(orgs::remove_member))
-        .route("/org/{org}/teams", post(orgs::create_team))
-        .route("/org/{org}/team/{team}", get(orgs::team_page))
+        .route("/settings/tokens/{key}/revoke", post(token_pages::revoke))
+        .route("/settings/tokens/{key}/rotate", post(token_pages::rotate))
+        .route("/orgs", get(org_pages::list).post(org_pages::create))
+        .route("/org/{org}", get(org_pages::org_page))
+        .route("/org/{org}/members", post(org_pages::set_member))
+        .route("/org/{org}/members/remove", post(org_pages::remove_member))
+        .route("/org/{org}/teams", post(org_pages::create_team))
+        .route("/org/{org}/team/{team}", get(org_pages::team_page))
         .route(
             "/org/{org}/team/{team}/members",
-            post(orgs::add_team_member),
+            post(org_pages::add_team_member),
         )
         .route(
             "/org/{org}/team/{team}/members/remove",
-            post(orgs::remove_team_member),
+            post(org_pages::remove_team_member),
         )
-        .route("/org/{org}/team/{team}/packages", post(orgs::grant))
-        .route("/org/{org}/team/{team}/packages/revoke", post(orgs::revoke))
-        .route("/org/{org}/team/{team}/delete", post(orgs::delete_team))
-        .route("/settings/2fa", get(tfa::page))
-        .route("/settings/2fa/enable", post(tfa::enable))
-        .route("/settings/2fa/confirm", post(tfa::confirm))
-        .route("/settings/2fa/mode", post(tfa::mode))
-        .route("/settings/2fa/disable", post(tfa::disable))
+        .route("/org/{org}/team/{team}/packages", post(org_pages::grant))
+        .route(
+            "/org/{org}/team/{team}/packages/revoke",
+            post(org_pages::revoke),
+        )
+        .route(
+            "/org/{org}/team/{team}/delete",
+            post(org_pages::delete_team),
+        )
+        .route("/settings/2fa", get(tfa_pages::page))
+        .route("/settings/2fa/enable", post(tfa_pages::enable))
+        .route("/settings/2fa/confirm", post(tfa_pages::confirm))
+        .route("/settings/2fa/mode", post(tfa_pages::mode))
+        .route("/settings/2fa/disable", post(tfa_pages::disable))
         .route("/static/{file}", get(assets::serve))
         .layer(middleware::from_fn_with_state(app, npm_passthrough))
 }
@@ -123,7 +135,7 @@ async fn npm_passthrough(State(app): State<AppState>, request: Request, next: Ne
     }
     let mut request = request;
     let minted = (method == Method::GET && !session::has_pre_cookie(request.headers()))
-        .then(|| crate::auth::token::random_base62(32));
+        .then(|| crate::crypto::token_format::random_base62(32));
     if let Some(value) = &minted {
         request
             .extensions_mut()

@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::page::PageError;
 use crate::app::App;
-use crate::auth::cidr::ClientAddr;
+use crate::cidr::ClientAddr;
 use crate::domain::sessions::{self, Session};
 use crate::domain::{self, Caller};
 use crate::http::extract::{AppState, client_ip};

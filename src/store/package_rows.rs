@@ -244,7 +244,7 @@ macro_rules! publish_in_tx {
             // becomes an update of its row.
             let mut created = false;
             let mut package_id: Option<i64> =
-                sqlx::query_scalar($crate::store::packages::UPDATE_FOR_PUBLISH)
+                sqlx::query_scalar($crate::store::package_rows::UPDATE_FOR_PUBLISH)
                     .bind(v.name)
                     .bind(v.now)
                     .bind(v.description)
@@ -272,7 +272,7 @@ macro_rules! publish_in_tx {
             }
             let package_id: i64 = match package_id {
                 Some(id) => id,
-                None => sqlx::query_scalar($crate::store::packages::UPDATE_FOR_PUBLISH)
+                None => sqlx::query_scalar($crate::store::package_rows::UPDATE_FOR_PUBLISH)
                     .bind(v.name)
                     .bind(v.now)
                     .bind(v.description)
@@ -323,7 +323,7 @@ macro_rules! publish_in_tx {
                 // Rights at commit time, as the access decision reads them: a
                 // maintainer (a member, in an organization's scope), an owner or
                 // admin of the organization, or a team granted read-write.
-                let n: i64 = sqlx::query_scalar($crate::store::packages::MAY_WRITE_SQL)
+                let n: i64 = sqlx::query_scalar($crate::store::package_rows::MAY_WRITE_SQL)
                 .bind(package_id)
                 .bind(v.user_id)
                 .fetch_one(&mut *$tx)
@@ -381,7 +381,7 @@ macro_rules! publish_in_tx {
                 .await?;
             }
             if !becomes_latest && v.tags.iter().any(|(tag, _)| tag == "latest") {
-                $crate::store::packages::refresh_keywords!($tx, package_id)?;
+                $crate::store::package_rows::refresh_keywords!($tx, package_id)?;
             }
             (
                 package_id,
@@ -399,11 +399,11 @@ pub(super) use publish_in_tx;
 /// refer to a blob and by the garbage collector's delete.
 macro_rules! lock_blobs {
     ($store:expr, $tx:expr, $keys:expr) => {{
-        if let Some(lock) = $crate::store::packages::blob_lock_sql($store.dialect()) {
+        if let Some(lock) = $crate::store::package_rows::blob_lock_sql($store.dialect()) {
             for key in $keys {
                 let key: &str = key;
                 sqlx::query(lock)
-                    .bind($crate::store::packages::blob_lock_id(key))
+                    .bind($crate::store::package_rows::blob_lock_id(key))
                     .execute(&mut *$tx)
                     .await?;
             }

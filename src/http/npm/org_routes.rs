@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use super::users::no_store;
+use super::user_routes::no_store;
 use crate::domain::access::PackagePermission;
 use crate::domain::publishers::{PackageCredentials, Publisher};
 use crate::domain::{orgs, publishers};

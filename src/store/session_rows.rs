@@ -196,12 +196,12 @@ impl Store {
                 .bind(idle_before)
                 .bind(created_before)
                 .bind(pending_before)
-                .bind(super::security::PRUNE_BATCH)
+                .bind(super::security_rows::PRUNE_BATCH)
                 .execute(p)
                 .await
                 .map(|r| r.rows_affected()))?;
             total += deleted;
-            if deleted < super::security::PRUNE_BATCH as u64 {
+            if deleted < super::security_rows::PRUNE_BATCH as u64 {
                 return Ok(total);
             }
         }

@@ -9,10 +9,10 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use std::ops::Not;
 
-use super::account::{NextQuery, notice};
+use super::account_pages::{NextQuery, notice};
 use super::page::{self, Layout, PageResult, fmt_time};
 use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp, writes_need_otp};
-use crate::auth::token::masked;
+use crate::crypto::token_format::masked;
 use crate::domain::access::{Limits, TokenKind, TokenOrigin};
 use crate::domain::tokens::{self, CreateRequest};
 use crate::http::extract::AppState;

@@ -9,7 +9,7 @@ use super::ClientArgs;
 use super::client::Registry;
 use super::operator::read_password;
 use super::output::{Table, clean, outln};
-use crate::auth::cidr::CidrList;
+use crate::cidr::CidrList;
 use crate::domain::access::PackagePermission;
 
 #[derive(Debug, Subcommand)]
@@ -266,7 +266,7 @@ fn resolve_id(tokens: &[Value], id: &str) -> anyhow::Result<String> {
         .collect();
     match matches.as_slice() {
         [one] => Ok((*one).to_owned()),
-        [] if id.starts_with(crate::auth::token::TOKEN_PREFIX) => Ok(id.to_owned()),
+        [] if id.starts_with(crate::crypto::token_format::TOKEN_PREFIX) => Ok(id.to_owned()),
         [] => anyhow::bail!("Unknown token id or value \"{id}\"."),
         _ => anyhow::bail!("Token ID \"{id}\" was ambiguous; use more characters."),
     }
@@ -336,7 +336,7 @@ async fn revoke(ids: Vec<String>, otp: Option<String>, client: ClientArgs) -> an
             .collect();
         let target = match matches.as_slice() {
             [one] => (*one).to_owned(),
-            [] if id.starts_with(crate::auth::token::TOKEN_PREFIX) => id.clone(),
+            [] if id.starts_with(crate::crypto::token_format::TOKEN_PREFIX) => id.clone(),
             [] => anyhow::bail!("Unknown token id or value \"{id}\"."),
             _ => anyhow::bail!("Token ID \"{id}\" was ambiguous; use more characters."),
         };

@@ -7,8 +7,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::users::no_store;
-use crate::auth::token::masked;
+use super::user_routes::no_store;
+use crate::crypto::token_format::masked;
 use crate::domain::access::{TokenKind, TokenOrigin};
 use crate::domain::tokens::{self, CreateRequest, cidr_of, limits_of};
 use crate::http::error::ApiResult;

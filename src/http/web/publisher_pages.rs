@@ -3,7 +3,7 @@
 //! settings page and the organization page.
 
 use super::page::fmt_date;
-use super::tokens::limits_text;
+use super::token_pages::limits_text;
 use crate::domain::packages::MfaPolicy;
 use crate::domain::publishers::{Publisher, Writer};
 

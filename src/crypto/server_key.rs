@@ -5,7 +5,7 @@
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::token::TokenHashKey;
+use super::token_format::TokenHashKey;
 
 /// The root secret. `Debug` is redacted.
 #[derive(Clone)]

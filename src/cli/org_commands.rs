@@ -64,7 +64,7 @@ pub enum PackageCommand {
     /// Trusted publishing: which CI identities may publish the package without a
     /// token, and whether tokens may publish it at all.
     #[command(subcommand)]
-    Trust(super::trust::TrustCommand),
+    Trust(super::trust_commands::TrustCommand),
     /// Everyone who can publish the package, through which path, and every token of
     /// theirs that could publish it now (maintainers and organization admins).
     Credentials {
@@ -170,7 +170,7 @@ pub async fn org(cmd: OrgCommand) -> anyhow::Result<()> {
 /// Dispatches `tessera package …`.
 pub async fn package(cmd: PackageCommand) -> anyhow::Result<()> {
     match cmd {
-        PackageCommand::Trust(cmd) => super::trust::trust(cmd).await,
+        PackageCommand::Trust(cmd) => super::trust_commands::trust(cmd).await,
         PackageCommand::Credentials { name, json, client } => {
             let registry = logged_in(&client)?;
             let escaped = name.replace('/', "%2f");

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect};
 use base64::Engine;
 use serde::Deserialize;
 
-use super::account::{NextQuery, notice};
+use super::account_pages::{NextQuery, notice};
 use super::page::{self, Layout, PageResult};
 use super::session::{Posted, Viewer, csrf_form, with_otp};
 use crate::domain::access::TfaMode;

@@ -3,7 +3,7 @@
 //! `ProxyGrant`; whether a name is local (the shield) feeds the access decision and
 //! is read without one (through the read cache, under the generation rule).
 
-use super::packages::{blob_lock_id, blob_lock_sql};
+use super::package_rows::{blob_lock_id, blob_lock_sql};
 use super::{BeginWrite, Store, StoreResult, on_pool};
 use crate::domain::access::ProxyGrant;
 

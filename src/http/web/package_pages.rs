@@ -11,9 +11,9 @@ use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::account::notice;
+use super::account_pages::notice;
 use super::page::{self, Layout, PageError, PageResult, fmt_date};
-use super::publishers::{PublisherRow, WriterRow, policy_text, rows, writer_rows};
+use super::publisher_pages::{PublisherRow, WriterRow, policy_text, rows, writer_rows};
 use super::session::{Posted, Viewer, csrf_form, tfa_on, with_otp};
 use crate::domain::{self, packages, publishers};
 use crate::http::extract::AppState;
@@ -345,7 +345,7 @@ struct SettingsPage {
     writers: Vec<WriterRow>,
     publishers: Vec<PublisherRow>,
     show_package: bool,
-    trust: super::trust::TrustSection,
+    trust: super::trust_pages::TrustSection,
 }
 
 async fn settings_page(
@@ -370,7 +370,8 @@ async fn settings_page(
         Err(domain::Error::Forbidden(_)) => (None, Vec::new(), Vec::new()),
         Err(e) => return Err(e.into()),
     };
-    let trust = super::trust::section(app, caller, name, settings.trusted_publishing_only).await?;
+    let trust =
+        super::trust_pages::section(app, caller, name, settings.trusted_publishing_only).await?;
     Ok(page::render(
         status,
         &SettingsPage {
@@ -416,7 +417,7 @@ pub async fn package_get(
         [] => package_page(&app, &viewer, &name, q.notice.as_deref()).await,
         ["settings"] => settings_page(&app, &viewer, &name, None, StatusCode::OK).await,
         ["staged", id] => {
-            super::trust::review_page(&app, &viewer, &name, id, None, StatusCode::OK).await
+            super::trust_pages::review_page(&app, &viewer, &name, id, None, StatusCode::OK).await
         }
         _ => Err(PageError::not_found().with_layout(Layout::new(&app, &viewer, "Not found"))),
     }
@@ -491,7 +492,7 @@ pub async fn package_post(
                 Some("trust-only") => "only",
                 _ => "trust",
             };
-            let form = super::trust::TrustForm {
+            let form = super::trust_pages::TrustForm {
                 kind: &form.kind,
                 repository: &form.repository,
                 file: &form.file,
@@ -506,10 +507,10 @@ pub async fn package_post(
                 id: &form.id,
                 trusted_only: form.trusted_only == "on",
             };
-            super::trust::post_setting(&app, &caller, &name, action, form).await
+            super::trust_pages::post_setting(&app, &caller, &name, action, form).await
         }
         ["staged", id, action @ ("approve" | "reject")] => {
-            return super::trust::decide(&app, &viewer, &caller, &name, id, action).await;
+            return super::trust_pages::decide(&app, &viewer, &caller, &name, id, action).await;
         }
         ["settings", "owners"] => match packages::owners(&app, Some(&caller), &name).await {
             Ok(owners) => {

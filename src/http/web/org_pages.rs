@@ -14,7 +14,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::page::{self, Layout, PageError, PageResult, fmt_time};
-use super::publishers::{PublisherRow, policy_short, rows};
+use super::publisher_pages::{PublisherRow, policy_short, rows};
 use super::session::{Posted, Viewer, csrf_form, with_otp, writes_need_otp};
 use crate::domain::access::OrgRole;
 use crate::domain::{self, Caller, orgs, publishers};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
-use super::users::no_store;
+use super::user_routes::no_store;
 use crate::domain::access::PackagePermission;
 use crate::domain::packages::{self, AccessChange, MfaPolicy};
 use crate::http::error::{ApiError, ApiResult};
@@ -27,8 +27,8 @@ pub async fn signing_keys(State(app): State<AppState>) -> ApiResult<Response> {
             json!({
                 "expires": k.expires_at.map(iso_time),
                 "keyid": k.keyid,
-                "keytype": crate::auth::signing::KEY_TYPE,
-                "scheme": crate::auth::signing::KEY_TYPE,
+                "keytype": crate::crypto::registry_key::KEY_TYPE,
+                "scheme": crate::crypto::registry_key::KEY_TYPE,
                 "key": k.key,
             })
         })
@@ -285,14 +285,15 @@ pub async fn package_endpoint(
             Ok(no_store(StatusCode::OK, json!({"ok": true})))
         }
         (method, ["trust", rest @ ..]) => {
-            super::trust::trust_endpoint(&app, &need(&caller)?, method, &name, rest, &body).await
+            super::trust_routes::trust_endpoint(&app, &need(&caller)?, method, &name, rest, &body)
+                .await
         }
         ("GET", ["credentials"]) => {
             let caller = need(&caller)?;
             let view = crate::domain::publishers::for_package(&app, &caller, &name).await?;
             Ok(no_store(
                 StatusCode::OK,
-                super::orgs::credentials_view(&view),
+                super::org_routes::credentials_view(&view),
             ))
         }
         ("GET", ["collaborators"]) => {

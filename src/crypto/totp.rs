@@ -63,7 +63,7 @@ pub fn matching_step(secret: &[u8], code: &str, unix_seconds: u64) -> Option<u64
 pub fn generate_recovery_codes() -> Vec<String> {
     (0..10)
         .map(|_| {
-            let raw = super::token::random_base62(10).to_ascii_lowercase();
+            let raw = super::token_format::random_base62(10).to_ascii_lowercase();
             format!("{}-{}", &raw[..5], &raw[5..])
         })
         .collect()

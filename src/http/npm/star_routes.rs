@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::users::no_store;
+use super::user_routes::no_store;
 use crate::domain::packages;
 use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{AppState, Auth, NpmJson, RequireAuth};

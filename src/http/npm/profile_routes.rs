@@ -7,7 +7,7 @@ use axum::response::Response;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use super::users::no_store;
+use super::user_routes::no_store;
 use crate::domain::access::TfaMode;
 use crate::domain::two_factor::{self, TfaChange, TfaRequest};
 use crate::domain::users;

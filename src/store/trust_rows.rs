@@ -3,7 +3,7 @@
 //! the grant for it; the exchange's own reads (configurations of a package, the id
 //! replay record) feed the decision and are ungated, like a token lookup by hash.
 
-use super::packages::{lock_blobs, publish_in_tx, refresh_keywords};
+use super::package_rows::{lock_blobs, publish_in_tx, refresh_keywords};
 use super::{
     BeginWrite, NewVersion, PublishOutcome, Store, StoreError, StoreResult, Stored, execute_write,
     on_pool,

@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
-use super::packages::{BodyError, answer_early, content_length, read_limited, too_large};
-use super::users::no_store;
+use super::package_routes::{BodyError, answer_early, content_length, read_limited, too_large};
+use super::user_routes::no_store;
 use crate::domain::access::ActorType;
 use crate::domain::{self, publish, staging, trust};
 use crate::http::error::{ApiError, ApiResult};
