@@ -24,6 +24,7 @@ use crate::app::App;
 use crate::npm::core_modules::is_core_module;
 use crate::npm::name::{PackageName, valid_version};
 use crate::npm::packument::{has_install_script, iso_time};
+use crate::npm::provenance::{self, Provenance};
 use crate::npm::publish_body::{self, PublishBody, PutBody, Span};
 use crate::npm::tarball::{self, TarballError, TarballFacts};
 use crate::npm::{integrity, manifest, tag, version};
@@ -140,6 +141,15 @@ struct Checked {
     declared_shasum: Option<String>,
     tags: Vec<(String, String)>,
     access_if_new: &'static str,
+    /// The `<name>-<version>.sigstore` attachment, when sent (`npm publish --provenance`).
+    provenance: Option<SentBundle>,
+}
+
+/// A provenance attachment as sent: its file name, `content_type` and data.
+struct SentBundle {
+    file: String,
+    content_type: Option<String>,
+    data: Span,
 }
 
 /// Checks the body against the URL and itself (no I/O).
@@ -208,6 +218,22 @@ fn check_body(name: &PackageName, body: PublishBody) -> Result<Checked> {
         }
         tags.push((tag.clone(), version.clone()));
     }
+    let bundle_file = format!("{name}-{version}.sigstore");
+    let bare_bundle_file = format!("{}-{version}.sigstore", name.bare());
+    let provenance = body
+        .attachments
+        .iter()
+        .find(|a| a.file == bundle_file || a.file == bare_bundle_file)
+        .map(|a| {
+            a.data
+                .map(|data| SentBundle {
+                    file: a.file.clone(),
+                    content_type: a.content_type.clone(),
+                    data,
+                })
+                .ok_or_else(|| invalid(format!("attachment {:?} has no data", a.file)))
+        })
+        .transpose()?;
     let requested_access = body.access.as_ref().and_then(Value::as_str);
     let access_if_new = match (name.scope(), requested_access) {
         (None, Some("restricted")) => {
@@ -225,14 +251,17 @@ fn check_body(name: &PackageName, body: PublishBody) -> Result<Checked> {
         declared_shasum,
         tags,
         access_if_new,
+        provenance,
     })
 }
 
-/// The tarball, decoded and checked off the async runtime.
+/// The tarball, decoded and checked off the async runtime, with the provenance
+/// bundle checked against it.
 struct Unpacked {
     tarball: Bytes,
     digests: integrity::Digests,
     facts: TarballFacts,
+    provenance: Option<(String, Provenance)>,
 }
 
 fn tarball_error(e: TarballError) -> Error {
@@ -243,8 +272,30 @@ fn tarball_error(e: TarballError) -> Error {
     }
 }
 
-/// Decodes the attachment in place, checks its length and integrity, and inspects it.
-fn unpack(mut buf: Vec<u8>, checked: &Checked, limits: &tarball::Limits) -> Result<Unpacked> {
+/// Decodes the attachment in place, checks its length and integrity, and inspects it;
+/// checks the provenance bundle, if any, against it (`npm::provenance`).
+fn unpack(
+    mut buf: Vec<u8>,
+    name: &PackageName,
+    checked: &Checked,
+    limits: &tarball::Limits,
+) -> Result<Unpacked> {
+    // Read before the tarball is decoded over the buffer.
+    let bundle = match &checked.provenance {
+        None => None,
+        Some(sent) => Some(
+            // A JSON string escapes every quote of the bundle: twice the bytes at most.
+            publish_body::string_attachment(&buf, sent.data, 2 * provenance::MAX_BUNDLE_BYTES)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "attachment {:?}: the provenance bundle must be sent as a JSON string of \
+                         at most {} KiB",
+                        sent.file,
+                        provenance::MAX_BUNDLE_BYTES / 1024
+                    ))
+                })?,
+        ),
+    };
     publish_body::decode_attachment(&mut buf, checked.data).map_err(|e| invalid(e.to_string()))?;
     if let Some(len) = checked.declared_length
         && len != buf.len() as u64
@@ -269,11 +320,27 @@ fn unpack(mut buf: Vec<u8>, checked: &Checked, limits: &tarball::Limits) -> Resu
             "integrity mismatch: dist.shasum does not match the tarball",
         ));
     }
+    let provenance = match (&checked.provenance, bundle) {
+        (Some(sent), Some(bundle)) => {
+            let checked = provenance::check(
+                &sent.file,
+                sent.content_type.as_deref(),
+                &bundle,
+                name.as_str(),
+                &checked.version,
+                &digests.sha512_hex,
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+            Some((bundle, checked))
+        }
+        _ => None,
+    };
     let facts = tarball::inspect(&buf, limits).map_err(tarball_error)?;
     Ok(Unpacked {
         tarball: Bytes::from(buf),
         digests,
         facts,
+        provenance,
     })
 }
 
@@ -304,8 +371,9 @@ pub async fn publish(
         max_unpacked_bytes: app.config.max_unpacked_bytes,
         ..tarball::Limits::default()
     };
+    let owned_name = name.clone();
     let (checked, unpacked) = tokio::task::spawn_blocking(move || {
-        let unpacked = unpack(buf, &checked, &limits);
+        let unpacked = unpack(buf, &owned_name, &checked, &limits);
         (checked, unpacked)
     })
     .await
@@ -314,6 +382,7 @@ pub async fn publish(
         tarball,
         digests,
         facts,
+        provenance,
     } = unpacked?;
     if !facts.tokens.is_empty() {
         let files = super::leaks::revoke_found_in_tarball(
@@ -381,6 +450,13 @@ pub async fn publish(
             "signatures".into(),
             super::signing::signatures(&key, name.as_str(), &version, &digests.integrity),
         );
+        if let Some((_, p)) = &provenance {
+            // The URL is added when the packument is rendered (`npm::packument`).
+            dist.insert(
+                "attestations".into(),
+                json!({"provenance": {"predicateType": p.predicate_type}}),
+            );
+        }
     }
     let description = stored
         .get("description")
@@ -418,6 +494,7 @@ pub async fn publish(
                 shasum: &digests.shasum,
                 user_id: caller.user.id,
                 tags: &tags,
+                provenance: provenance.as_ref().map(|(bundle, _)| bundle.as_str()),
                 now: app.now(),
             },
         )
@@ -501,16 +578,20 @@ pub async fn stage(
         max_unpacked_bytes: app.config.max_unpacked_bytes,
         ..tarball::Limits::default()
     };
+    let owned_name = name.clone();
     let (checked, unpacked) = tokio::task::spawn_blocking(move || {
-        let unpacked = unpack(buf, &checked, &limits);
+        let unpacked = unpack(buf, &owned_name, &checked, &limits);
         (checked, unpacked)
     })
     .await
     .map_err(|e| Error::Internal(e.into()))?;
+    // A provenance bundle is checked like a publish's but not kept: an approved
+    // staged version has no attestation.
     let Unpacked {
         tarball,
         digests,
         facts,
+        provenance: _,
     } = unpacked?;
     manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
     // Maintainers are filled in when the version is approved.

@@ -94,6 +94,10 @@ pub fn router(app: AppState) -> Router {
             get(profile::get_profile).post(profile::post_profile),
         )
         .route("/-/npm/v1/keys", get(meta::signing_keys))
+        .route(
+            "/-/npm/v1/attestations/{*spec}",
+            get(packages::attestations),
+        )
         .route("/-/npm/v1/security/advisories/bulk", post(meta::audit))
         .route("/-/npm/v1/security/audits/quick", post(meta::audit_quick))
         .route("/-/package/{*rest}", any(meta::package_endpoint))

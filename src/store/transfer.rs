@@ -100,6 +100,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("deprecated", Text),
             ("published_by", Int),
             ("published_at", Int),
+            ("provenance", Text),
         ],
     ),
     (

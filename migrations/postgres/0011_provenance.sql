@@ -1,0 +1,3 @@
+-- The Sigstore provenance bundle sent with a version (npm publish --provenance),
+-- as JSON text, after its subject and DSSE signature were checked.
+ALTER TABLE versions ADD COLUMN provenance TEXT;
