@@ -450,14 +450,8 @@ pub async fn publish(
             "signatures".into(),
             super::signing::signatures(&key, name.as_str(), &version, &digests.integrity),
         );
-        if let Some((_, p)) = &provenance {
-            // The URL is added when the packument is rendered (`npm::packument`).
-            dist.insert(
-                "attestations".into(),
-                json!({"provenance": {"predicateType": p.predicate_type}}),
-            );
-        }
     }
+    with_attestations(&mut stored, provenance.as_ref());
     let description = stored
         .get("description")
         .and_then(Value::as_str)
@@ -585,13 +579,11 @@ pub async fn stage(
     })
     .await
     .map_err(|e| Error::Internal(e.into()))?;
-    // A provenance bundle is checked like a publish's but not kept: an approved
-    // staged version has no attestation.
     let Unpacked {
         tarball,
         digests,
         facts,
-        provenance: _,
+        provenance,
     } = unpacked?;
     manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
     // Maintainers are filled in when the version is approved.
@@ -604,6 +596,8 @@ pub async fn stage(
         &digests,
         &facts,
     );
+    let mut stored = stored;
+    with_attestations(&mut stored, provenance.as_ref());
     let manifest_text = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.into()))?;
     let size = i64::try_from(tarball.len()).map_err(|e| Error::Internal(e.into()))?;
     let tag = checked
@@ -636,6 +630,7 @@ pub async fn stage(
                 staged_by: caller.user.id,
                 actor: &actor,
                 actor_type,
+                provenance: provenance.as_ref().map(|(bundle, _)| bundle.as_str()),
                 now: app.now(),
             },
         )
@@ -712,6 +707,21 @@ fn stored_manifest(
         manifest.insert("_hasShrinkwrap".into(), json!(true));
     }
     (manifest, readme)
+}
+
+/// Marks a stored manifest's `dist` as having a provenance attestation, with the
+/// statement's predicate type; the URL is added when the packument is rendered
+/// (`npm::packument`), since it follows the public base URL.
+fn with_attestations(stored: &mut Map<String, Value>, provenance: Option<&(String, Provenance)>) {
+    if let (Some((_, p)), Some(dist)) = (
+        provenance,
+        stored.get_mut("dist").and_then(Value::as_object_mut),
+    ) {
+        dist.insert(
+            "attestations".into(),
+            json!({"provenance": {"predicateType": p.predicate_type}}),
+        );
+    }
 }
 
 fn version_exists(version: &str) -> Error {

@@ -164,6 +164,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("actor", Text),
             ("actor_type", Text),
             ("created_at", Int),
+            ("provenance", Text),
         ],
     ),
     (

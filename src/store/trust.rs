@@ -54,6 +54,8 @@ pub struct StagedRow {
     pub actor: String,
     pub actor_type: String,
     pub created_at: i64,
+    /// The checked provenance bundle sent with it, if any.
+    pub provenance: Option<String>,
 }
 
 /// A version about to be staged.
@@ -71,6 +73,8 @@ pub struct NewStaged<'a> {
     pub staged_by: i64,
     pub actor: &'a str,
     pub actor_type: &'a str,
+    /// The checked provenance bundle (`npm::provenance`), as sent.
+    pub provenance: Option<&'a str>,
     pub now: i64,
 }
 
@@ -115,8 +119,8 @@ const SELECT_CONFIG: &str = "SELECT id, package_id, kind, issuer, claims, permis
      FROM trust_configs";
 
 const SELECT_STAGED: &str = "SELECT s.id, s.package_id, p.name AS package_name, s.version, s.tag, s.manifest, \
-     s.readme, s.blob_key, s.size, s.integrity, s.shasum, s.staged_by, s.actor, s.actor_type, s.created_at \
-     FROM staged_versions s JOIN packages p ON p.id = s.package_id";
+     s.readme, s.blob_key, s.size, s.integrity, s.shasum, s.staged_by, s.actor, s.actor_type, s.created_at, \
+     s.provenance FROM staged_versions s JOIN packages p ON p.id = s.package_id";
 
 impl Store {
     /// The trust configurations of a package, oldest first.
@@ -309,8 +313,9 @@ impl Store {
                 let mut tx = p.begin_write().await?;
                 let inserted = sqlx::query(
                         "INSERT INTO staged_versions (id, package_id, version, tag, manifest, readme, \
-                         blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at, \
+                         provenance) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                          ON CONFLICT (package_id, version) DO NOTHING",
                     )
                     .bind(v.id)
@@ -327,6 +332,7 @@ impl Store {
                     .bind(v.actor)
                     .bind(v.actor_type)
                     .bind(v.now)
+                    .bind(v.provenance)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

@@ -370,3 +370,62 @@ fn npm_installs_a_package_with_attestations() {
     let installed = consumer.work().join("node_modules/prov-install/index.js");
     assert!(installed.exists());
 }
+
+#[test]
+fn a_staged_version_keeps_its_bundle_through_approval() {
+    let server = TestServer::start();
+    let token = server.signup("alice");
+    let s = signer();
+    let name = "prov-staged";
+    let (first, _) = body_for(name, "1.0.0");
+    assert_eq!(put(&server, &token, name, &first).0, 200);
+
+    // A bad bundle is refused at staging too.
+    let (body, sha) = body_for(name, "1.1.0");
+    let wrong = bundle(&s, &statement(&purl_of(name, "1.1.0"), &"00".repeat(64)));
+    let r = server
+        .request(
+            Method::POST,
+            &format!("/-/stage/package/{name}"),
+            Some(&token),
+        )
+        .json(&with_bundle(body.clone(), name, "1.1.0", &wrong))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let b = bundle(&s, &statement(&purl_of(name, "1.1.0"), &sha));
+    let r = server
+        .request(
+            Method::POST,
+            &format!("/-/stage/package/{name}"),
+            Some(&token),
+        )
+        .json(&with_bundle(body, name, "1.1.0", &b))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().unwrap()["stageId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Not served before the approval.
+    let path = format!("/-/npm/v1/attestations/{name}@1.1.0");
+    assert_eq!(server.get(&path, Some(&token)).status(), 404);
+    let r = server
+        .request(
+            Method::POST,
+            &format!("/-/stage/{id}/approve"),
+            Some(&token),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap());
+    let served: Value = server.get(&path, Some(&token)).json().unwrap();
+    assert_eq!(served["attestations"][0]["bundle"], b);
+    let full: Value = server.get(&format!("/{name}"), None).json().unwrap();
+    assert_eq!(
+        full["versions"]["1.1.0"]["dist"]["attestations"]["provenance"]["predicateType"],
+        json!(SLSA)
+    );
+}
