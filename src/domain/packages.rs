@@ -106,6 +106,14 @@ pub struct Attestation {
     pub bundle: String,
 }
 
+impl Attestation {
+    /// The CI workflow the statement names (a claim of the signer: the certificate
+    /// is not checked against a Sigstore root).
+    pub fn workflow(&self) -> Option<crate::npm::provenance::Workflow> {
+        crate::npm::provenance::workflow_of_bundle(&self.bundle)
+    }
+}
+
 /// The attestations of `name@version`, under the packument's access decision (a
 /// package the caller may not read is not found). Not found as well when the
 /// version has none.

@@ -292,6 +292,24 @@ fn leaf_key(doc: &Value, format: BundleFormat) -> Result<VerifyingKey, String> {
     })
 }
 
+/// The workflow a stored (already checked) bundle's statement names, if any.
+pub fn workflow_of_bundle(bundle: &str) -> Option<Workflow> {
+    let doc: Value = serde_json::from_str(bundle).ok()?;
+    let payload = decode_b64(doc.get("dsseEnvelope")?.get("payload")?.as_str()?)?;
+    workflow_of(&serde_json::from_slice(&payload).ok()?)
+}
+
+impl Workflow {
+    /// `<repository> / <workflow path>` (either part alone when only one is known).
+    pub fn describe(&self) -> String {
+        match (&self.repository, &self.path) {
+            (Some(r), Some(p)) => format!("{r} / {p}"),
+            (Some(x), None) | (None, Some(x)) => x.clone(),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 fn workflow_of(statement: &Value) -> Option<Workflow> {
     let w = statement
         .get("predicate")?

@@ -351,7 +351,7 @@ fn a_private_package_keeps_its_attestations_private() {
 }
 
 #[test]
-fn npm_installs_a_package_with_attestations() {
+fn npm_installs_a_package_with_attestations_and_its_page_names_the_build() {
     let server = TestServer::start();
     let token = server.signup("alice");
     let s = signer();
@@ -369,6 +369,20 @@ fn npm_installs_a_package_with_attestations() {
     consumer.run(&["install", "prov-install@1.0.0"]).ok();
     let installed = consumer.work().join("node_modules/prov-install/index.js");
     assert!(installed.exists());
+
+    // The package page says what the statement names as the build.
+    let (plain, _) = body_for("prov-plain", "1.0.0");
+    assert_eq!(put(&server, &token, "prov-plain", &plain).0, 200);
+    let web = http_session(&server, "alice");
+    let (status, page) = web.get("/package/prov-install");
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("built by https://github.com/acme/widget / .github/workflows/release.yml"),
+        "{page}"
+    );
+    let (status, page) = web.get("/package/prov-plain");
+    assert_eq!(status, 200);
+    assert!(!page.contains("id=\"provenance\""), "{page}");
 }
 
 #[test]
