@@ -443,3 +443,33 @@ fn a_staged_version_keeps_its_bundle_through_approval() {
         json!(SLSA)
     );
 }
+
+#[test]
+fn older_bundles_carry_the_certificate_in_a_chain() {
+    let server = TestServer::start();
+    let token = server.signup("alice");
+    let s = signer();
+    let name = "prov-v02";
+    let (body, sha) = body_for(name, "1.0.0");
+    let mut b = bundle(&s, &statement(&purl_of(name, "1.0.0"), &sha));
+    let media_type = "application/vnd.dev.sigstore.bundle+json;version=0.2";
+    b["mediaType"] = json!(media_type);
+    b["verificationMaterial"] = json!({"x509CertificateChain": {"certificates": [
+        {"rawBytes": B64.encode(&s.cert)}, {"rawBytes": B64.encode(signer().cert)}]}});
+    let mut sent = with_bundle(body, name, "1.0.0", &b);
+    // The attachment's content type must be the bundle's own.
+    let (status, error) = put(&server, &token, name, &sent);
+    assert_eq!(status, 400);
+    assert!(
+        error.contains("differs from the bundle's mediaType"),
+        "{error}"
+    );
+    sent["_attachments"][format!("{name}-1.0.0.sigstore")]["content_type"] = json!(media_type);
+    let (status, error) = put(&server, &token, name, &sent);
+    assert_eq!(status, 200, "{error}");
+    let served: Value = server
+        .get(&format!("/-/npm/v1/attestations/{name}@1.0.0"), None)
+        .json()
+        .unwrap();
+    assert_eq!(served["attestations"][0]["bundle"], b);
+}
