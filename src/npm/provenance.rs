@@ -346,6 +346,54 @@ mod tests {
         );
     }
 
+    /// A v0.3 bundle for `x@1.0.0` with the SHA-512 `00…`, signed with a fresh key.
+    fn signed() -> String {
+        use p256::ecdsa::signature::Signer;
+        use p256::pkcs8::DecodePrivateKey;
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["ci".to_owned()])
+            .unwrap()
+            .self_signed(&pair)
+            .unwrap();
+        let key = p256::ecdsa::SigningKey::from_pkcs8_der(&pair.serialize_der()).unwrap();
+        let statement = serde_json::json!({"subject": [{"name": "pkg:npm/x@1.0.0",
+            "digest": {"sha512": "00"}}], "predicateType": "p",
+            "predicate": {"buildDefinition": {"externalParameters": {"workflow":
+                {"repository": "r", "path": "w.yml"}}}}});
+        let payload = serde_json::to_vec(&statement).unwrap();
+        let sig: DerSignature = key.sign(&pae(IN_TOTO_PAYLOAD_TYPE, &payload));
+        serde_json::json!({"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+            "verificationMaterial": {"certificate": {"rawBytes": STANDARD.encode(cert.der())}},
+            "dsseEnvelope": {"payloadType": IN_TOTO_PAYLOAD_TYPE, "payload": STANDARD.encode(&payload),
+                "signatures": [{"sig": STANDARD.encode(sig.as_bytes())}]}})
+        .to_string()
+    }
+
+    #[test]
+    fn a_signed_bundle_passes_and_any_change_is_refused_without_panic() {
+        let bundle = signed();
+        let ok = check("x-1.0.0.sigstore", None, &bundle, "x", "1.0.0", "00").unwrap();
+        assert_eq!(ok.predicate_type, "p");
+        assert_eq!(predicate_type_of(&bundle).as_deref(), Some("p"));
+        let workflow = workflow_of_bundle(&bundle).unwrap();
+        assert_eq!(workflow.describe(), "r / w.yml");
+        assert!(check("x-1.0.0.sigstore", None, &bundle, "x", "1.0.1", "00").is_err());
+        assert!(check("x-1.0.0.sigstore", None, &bundle, "x", "1.0.0", "01").is_err());
+        // Every prefix and some one-byte mutations: an error or a pass, never a panic.
+        let bytes = bundle.as_bytes();
+        for cut in 0..bytes.len() {
+            for m in [None, Some(b'"'), Some(b'\\'), Some(b'A'), Some(b'{')] {
+                let mut input = bytes[..cut].to_vec();
+                if let Some(m) = m {
+                    input.push(m);
+                    input.extend_from_slice(&bytes[cut + 1..]);
+                }
+                let text = String::from_utf8_lossy(&input);
+                let _ = check("x-1.0.0.sigstore", None, &text, "x", "1.0.0", "00");
+            }
+        }
+    }
+
     #[test]
     fn no_input_panics() {
         for text in [
