@@ -7,7 +7,8 @@
 //! 3. `publish`: the body checked against the URL, the full access check (with the
 //!    OTP), the version's identity against every version this name ever had; then,
 //!    off the runtime, the tarball decoded in place, hashed and inspected within the
-//!    configured limits; the two manifests compared (manifest confusion); the tarball
+//!    configured limits, a provenance bundle (if sent) checked against its SHA-512
+//!    (`npm::provenance`); the two manifests compared (manifest confusion); the tarball
 //!    stored (content-addressed) before the one transaction that commits the version,
 //!    its history entry, its dist-tags and the package revision.
 //!
