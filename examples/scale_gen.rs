@@ -148,6 +148,7 @@ async fn main() -> anyhow::Result<()> {
                 shasum: &digests.shasum,
                 user_id: user_ids[(done + k) % user_ids.len()],
                 tags: &tags,
+                provenance: None,
                 now,
             })
             .collect();

@@ -98,6 +98,48 @@ pub(super) async fn render(
     Ok(cached)
 }
 
+/// A version's provenance attestation: the statement's predicate type and the
+/// Sigstore bundle as published.
+#[derive(Debug)]
+pub struct Attestation {
+    pub predicate_type: String,
+    pub bundle: String,
+}
+
+impl Attestation {
+    /// The CI workflow the statement names (a claim of the signer: the certificate
+    /// is not checked against a Sigstore root).
+    pub fn workflow(&self) -> Option<crate::npm::provenance::Workflow> {
+        crate::npm::provenance::workflow_of_bundle(&self.bundle)
+    }
+}
+
+/// The attestations of `name@version`, under the packument's access decision (a
+/// package the caller may not read is not found). Not found as well when the
+/// version has none.
+pub async fn attestations(
+    app: &App,
+    caller: Option<&Caller>,
+    name: &PackageName,
+    version: &str,
+) -> Result<Vec<Attestation>> {
+    let grant = readable(app, caller, name).await?;
+    let bundle = app
+        .store
+        .provenance_of(&grant, version)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no attestations for {name}@{version}")))?;
+    let predicate_type = crate::npm::provenance::predicate_type_of(&bundle).ok_or_else(|| {
+        Error::Internal(anyhow::anyhow!(
+            "stored provenance of {name}@{version} is unreadable"
+        ))
+    })?;
+    Ok(vec![Attestation {
+        predicate_type,
+        bundle,
+    }])
+}
+
 fn version_of_file<'a>(name: &PackageName, file: &'a str) -> Option<&'a str> {
     file.strip_prefix(name.bare())
         .and_then(|r| r.strip_prefix('-'))

@@ -7,7 +7,8 @@
 //! 3. `publish`: the body checked against the URL, the full access check (with the
 //!    OTP), the version's identity against every version this name ever had; then,
 //!    off the runtime, the tarball decoded in place, hashed and inspected within the
-//!    configured limits; the two manifests compared (manifest confusion); the tarball
+//!    configured limits, a provenance bundle (if sent) checked against its SHA-512
+//!    (`npm::provenance`); the two manifests compared (manifest confusion); the tarball
 //!    stored (content-addressed) before the one transaction that commits the version,
 //!    its history entry, its dist-tags and the package revision.
 //!
@@ -24,6 +25,7 @@ use crate::app::App;
 use crate::npm::core_modules::is_core_module;
 use crate::npm::name::{PackageName, valid_version};
 use crate::npm::packument::{has_install_script, iso_time};
+use crate::npm::provenance::{self, Provenance};
 use crate::npm::publish_body::{self, PublishBody, PutBody, Span};
 use crate::npm::tarball::{self, TarballError, TarballFacts};
 use crate::npm::{integrity, manifest, tag, version};
@@ -140,6 +142,15 @@ struct Checked {
     declared_shasum: Option<String>,
     tags: Vec<(String, String)>,
     access_if_new: &'static str,
+    /// The `<name>-<version>.sigstore` attachment, when sent (`npm publish --provenance`).
+    provenance: Option<SentBundle>,
+}
+
+/// A provenance attachment as sent: its file name, `content_type` and data.
+struct SentBundle {
+    file: String,
+    content_type: Option<String>,
+    data: Span,
 }
 
 /// Checks the body against the URL and itself (no I/O).
@@ -208,6 +219,22 @@ fn check_body(name: &PackageName, body: PublishBody) -> Result<Checked> {
         }
         tags.push((tag.clone(), version.clone()));
     }
+    let bundle_file = format!("{name}-{version}.sigstore");
+    let bare_bundle_file = format!("{}-{version}.sigstore", name.bare());
+    let provenance = body
+        .attachments
+        .iter()
+        .find(|a| a.file == bundle_file || a.file == bare_bundle_file)
+        .map(|a| {
+            a.data
+                .map(|data| SentBundle {
+                    file: a.file.clone(),
+                    content_type: a.content_type.clone(),
+                    data,
+                })
+                .ok_or_else(|| invalid(format!("attachment {:?} has no data", a.file)))
+        })
+        .transpose()?;
     let requested_access = body.access.as_ref().and_then(Value::as_str);
     let access_if_new = match (name.scope(), requested_access) {
         (None, Some("restricted")) => {
@@ -225,14 +252,17 @@ fn check_body(name: &PackageName, body: PublishBody) -> Result<Checked> {
         declared_shasum,
         tags,
         access_if_new,
+        provenance,
     })
 }
 
-/// The tarball, decoded and checked off the async runtime.
+/// The tarball, decoded and checked off the async runtime, with the provenance
+/// bundle checked against it.
 struct Unpacked {
     tarball: Bytes,
     digests: integrity::Digests,
     facts: TarballFacts,
+    provenance: Option<(String, Provenance)>,
 }
 
 fn tarball_error(e: TarballError) -> Error {
@@ -243,8 +273,30 @@ fn tarball_error(e: TarballError) -> Error {
     }
 }
 
-/// Decodes the attachment in place, checks its length and integrity, and inspects it.
-fn unpack(mut buf: Vec<u8>, checked: &Checked, limits: &tarball::Limits) -> Result<Unpacked> {
+/// Decodes the attachment in place, checks its length and integrity, and inspects it;
+/// checks the provenance bundle, if any, against it (`npm::provenance`).
+fn unpack(
+    mut buf: Vec<u8>,
+    name: &PackageName,
+    checked: &Checked,
+    limits: &tarball::Limits,
+) -> Result<Unpacked> {
+    // Read before the tarball is decoded over the buffer.
+    let bundle = match &checked.provenance {
+        None => None,
+        Some(sent) => Some(
+            // A JSON string escapes every quote of the bundle: twice the bytes at most.
+            publish_body::string_attachment(&buf, sent.data, 2 * provenance::MAX_BUNDLE_BYTES)
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "attachment {:?}: the provenance bundle must be sent as a JSON string of \
+                         at most {} KiB",
+                        sent.file,
+                        provenance::MAX_BUNDLE_BYTES / 1024
+                    ))
+                })?,
+        ),
+    };
     publish_body::decode_attachment(&mut buf, checked.data).map_err(|e| invalid(e.to_string()))?;
     if let Some(len) = checked.declared_length
         && len != buf.len() as u64
@@ -269,11 +321,27 @@ fn unpack(mut buf: Vec<u8>, checked: &Checked, limits: &tarball::Limits) -> Resu
             "integrity mismatch: dist.shasum does not match the tarball",
         ));
     }
+    let provenance = match (&checked.provenance, bundle) {
+        (Some(sent), Some(bundle)) => {
+            let checked = provenance::check(
+                &sent.file,
+                sent.content_type.as_deref(),
+                &bundle,
+                name.as_str(),
+                &checked.version,
+                &digests.sha512_hex,
+            )
+            .map_err(|e| invalid(e.to_string()))?;
+            Some((bundle, checked))
+        }
+        _ => None,
+    };
     let facts = tarball::inspect(&buf, limits).map_err(tarball_error)?;
     Ok(Unpacked {
         tarball: Bytes::from(buf),
         digests,
         facts,
+        provenance,
     })
 }
 
@@ -304,8 +372,9 @@ pub async fn publish(
         max_unpacked_bytes: app.config.max_unpacked_bytes,
         ..tarball::Limits::default()
     };
+    let owned_name = name.clone();
     let (checked, unpacked) = tokio::task::spawn_blocking(move || {
-        let unpacked = unpack(buf, &checked, &limits);
+        let unpacked = unpack(buf, &owned_name, &checked, &limits);
         (checked, unpacked)
     })
     .await
@@ -314,6 +383,7 @@ pub async fn publish(
         tarball,
         digests,
         facts,
+        provenance,
     } = unpacked?;
     if !facts.tokens.is_empty() {
         let files = super::leaks::revoke_found_in_tarball(
@@ -382,6 +452,7 @@ pub async fn publish(
             super::signing::signatures(&key, name.as_str(), &version, &digests.integrity),
         );
     }
+    with_attestations(&mut stored, provenance.as_ref());
     let description = stored
         .get("description")
         .and_then(Value::as_str)
@@ -418,6 +489,7 @@ pub async fn publish(
                 shasum: &digests.shasum,
                 user_id: caller.user.id,
                 tags: &tags,
+                provenance: provenance.as_ref().map(|(bundle, _)| bundle.as_str()),
                 now: app.now(),
             },
         )
@@ -501,8 +573,9 @@ pub async fn stage(
         max_unpacked_bytes: app.config.max_unpacked_bytes,
         ..tarball::Limits::default()
     };
+    let owned_name = name.clone();
     let (checked, unpacked) = tokio::task::spawn_blocking(move || {
-        let unpacked = unpack(buf, &checked, &limits);
+        let unpacked = unpack(buf, &owned_name, &checked, &limits);
         (checked, unpacked)
     })
     .await
@@ -511,6 +584,7 @@ pub async fn stage(
         tarball,
         digests,
         facts,
+        provenance,
     } = unpacked?;
     manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
     // Maintainers are filled in when the version is approved.
@@ -523,6 +597,8 @@ pub async fn stage(
         &digests,
         &facts,
     );
+    let mut stored = stored;
+    with_attestations(&mut stored, provenance.as_ref());
     let manifest_text = serde_json::to_string(&stored).map_err(|e| Error::Internal(e.into()))?;
     let size = i64::try_from(tarball.len()).map_err(|e| Error::Internal(e.into()))?;
     let tag = checked
@@ -555,6 +631,7 @@ pub async fn stage(
                 staged_by: caller.user.id,
                 actor: &actor,
                 actor_type,
+                provenance: provenance.as_ref().map(|(bundle, _)| bundle.as_str()),
                 now: app.now(),
             },
         )
@@ -631,6 +708,21 @@ fn stored_manifest(
         manifest.insert("_hasShrinkwrap".into(), json!(true));
     }
     (manifest, readme)
+}
+
+/// Marks a stored manifest's `dist` as having a provenance attestation, with the
+/// statement's predicate type; the URL is added when the packument is rendered
+/// (`npm::packument`), since it follows the public base URL.
+fn with_attestations(stored: &mut Map<String, Value>, provenance: Option<&(String, Provenance)>) {
+    if let (Some((_, p)), Some(dist)) = (
+        provenance,
+        stored.get_mut("dist").and_then(Value::as_object_mut),
+    ) {
+        dist.insert(
+            "attestations".into(),
+            json!({"provenance": {"predicateType": p.predicate_type}}),
+        );
+    }
 }
 
 fn version_exists(version: &str) -> Error {

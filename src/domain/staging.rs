@@ -290,6 +290,7 @@ pub async fn approve(app: &App, caller: &Caller, id: &str) -> Result<StagedRow> 
                 shasum: &staged.shasum,
                 user_id: caller.user.id,
                 tags: &tags,
+                provenance: staged.provenance.as_deref(),
                 now,
             },
             &StagedLog {

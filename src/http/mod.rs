@@ -113,6 +113,10 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/-/npm/v1/keys", get(meta_routes::signing_keys))
         .route(
+            "/-/npm/v1/attestations/{*spec}",
+            get(package_routes::attestations),
+        )
+        .route(
             "/-/npm/v1/security/advisories/bulk",
             post(meta_routes::audit),
         )

@@ -2,7 +2,8 @@
 //! and the abbreviated "corgi" (`application/vnd.npm.install-v1+json`).
 //!
 //! Version manifests are stored without `dist.tarball` and `readme`; the tarball URL
-//! is added here from the registry's public base URL.
+//! is added here from the registry's public base URL, as is the URL of a version's
+//! provenance attestations (`dist.attestations.url`).
 
 use serde_json::{Map, Value, json};
 
@@ -57,6 +58,14 @@ fn tarball_url(base: &str, name: &str, version: &str) -> String {
     )
 }
 
+/// Where npm reads the provenance attestations of `name@version`.
+pub fn attestations_url(base: &str, name: &str, version: &str) -> String {
+    format!(
+        "{}/-/npm/v1/attestations/{name}@{version}",
+        base.trim_end_matches('/')
+    )
+}
+
 fn with_dist(base: &str, name: &str, v: &VersionDoc) -> Value {
     let mut m = v.manifest.clone();
     if let Some(obj) = m.as_object_mut() {
@@ -65,6 +74,13 @@ fn with_dist(base: &str, name: &str, v: &VersionDoc) -> Value {
                 "tarball".into(),
                 Value::String(tarball_url(base, name, &v.version)),
             );
+            // Stored with its predicate type only; the URL follows the base.
+            if let Some(att) = dist.get_mut("attestations").and_then(Value::as_object_mut) {
+                att.insert(
+                    "url".into(),
+                    Value::String(attestations_url(base, name, &v.version)),
+                );
+            }
         }
         match &v.deprecated {
             Some(msg) => {

@@ -80,6 +80,8 @@ pub struct Attachment {
     pub data: Option<Span>,
     /// The declared byte length of the decoded data.
     pub length: Option<u64>,
+    /// `content_type`, when a string of at most `MAX_SMALL_FIELD` bytes.
+    pub content_type: Option<String>,
 }
 
 /// A publish body, with owned metadata and the attachments' positions.
@@ -136,6 +138,8 @@ struct RawAttachment<'a> {
     data: Option<&'a RawValue>,
     #[serde(borrow, default)]
     length: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    content_type: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -379,7 +383,16 @@ fn attachment(
                 .map_err(|_| PublishBodyError::BadLength(file.clone()))?,
         ),
     };
-    Ok(Attachment { file, data, length })
+    let content_type = match raw.content_type {
+        Some(c) if c.get().len() <= MAX_SMALL_FIELD => serde_json::from_str::<String>(c.get()).ok(),
+        _ => None,
+    };
+    Ok(Attachment {
+        file,
+        data,
+        length,
+        content_type,
+    })
 }
 
 /// Deserialises the entries of a JSON object into a list, refusing more than `cap`
@@ -500,6 +513,17 @@ pub fn decode_attachment(buf: &mut Vec<u8>, span: Span) -> Result<(), PublishBod
     }
     buf.truncate(write);
     Ok(())
+}
+
+/// The attachment data at `span` read as the JSON string it is (a provenance bundle
+/// is sent as plain text, not base64); `None` when its text is longer than
+/// `max_text` bytes or is not a valid JSON string.
+pub fn string_attachment(buf: &[u8], span: Span, max_text: usize) -> Option<String> {
+    if span.len() > max_text || span.start == 0 || span.end >= buf.len() {
+        return None;
+    }
+    // The span lies between the quotes; the quotes are taken back in.
+    serde_json::from_slice(buf.get(span.start - 1..span.end + 1)?).ok()
 }
 
 /// One JSON escape at the start of `text`: the ASCII byte it stands for and the bytes

@@ -145,6 +145,8 @@ pub struct NewVersion<'a> {
     pub shasum: &'a str,
     pub user_id: i64,
     pub tags: &'a [(String, String)],
+    /// The checked provenance bundle (`npm::provenance`), as sent.
+    pub provenance: Option<&'a str>,
     pub now: i64,
 }
 
@@ -350,8 +352,8 @@ macro_rules! publish_in_tx {
             }
             let result = sqlx::query(
                 "INSERT INTO versions (package_id, version, version_key, manifest, readme, blob_key, size, \
-                 integrity, shasum, published_by, published_at) \
-                 VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+                 integrity, shasum, published_by, published_at, provenance) \
+                 VALUES ($1, $2, $11, $3, $4, $5, $6, $7, $8, $9, $10, $12) ON CONFLICT DO NOTHING",
             )
             .bind(package_id)
             .bind(v.version)
@@ -364,6 +366,7 @@ macro_rules! publish_in_tx {
             .bind(v.user_id)
             .bind(v.now)
             .bind(version_key)
+            .bind(v.provenance)
             .execute(&mut *$tx)
             .await?;
             if result.rows_affected() == 0 {
@@ -610,6 +613,22 @@ impl Store {
             |c, t, answer| c.put_tarball(t, package_id, version, answer.clone()),
         )
         .await
+    }
+
+    /// The provenance bundle stored with `version`, if the version has one.
+    pub async fn provenance_of(
+        &self,
+        grant: &PackageGrant<act::ReadPackage>,
+        version: &str,
+    ) -> StoreResult<Option<String>> {
+        const SQL: &str = "SELECT provenance FROM versions WHERE package_id = $1 AND version = $2";
+        let package_id = grant.package_id();
+        let row: Option<Option<String>> = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(package_id)
+            .bind(version)
+            .fetch_optional(p)
+            .await)?;
+        Ok(row.flatten())
     }
 
     /// Whether the package being published already has `version`.

@@ -100,6 +100,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("deprecated", Text),
             ("published_by", Int),
             ("published_at", Int),
+            ("provenance", Text),
         ],
     ),
     (
@@ -163,6 +164,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("actor", Text),
             ("actor_type", Text),
             ("created_at", Int),
+            ("provenance", Text),
         ],
     ),
     (

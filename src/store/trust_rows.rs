@@ -59,6 +59,8 @@ pub struct StagedRow {
     #[sqlx(try_from = "String")]
     pub actor_type: Stored<ActorType>,
     pub created_at: i64,
+    /// The checked provenance bundle sent with it, if any.
+    pub provenance: Option<String>,
 }
 
 /// A version about to be staged.
@@ -76,6 +78,8 @@ pub struct NewStaged<'a> {
     pub staged_by: i64,
     pub actor: &'a str,
     pub actor_type: ActorType,
+    /// The checked provenance bundle (`npm::provenance`), as sent.
+    pub provenance: Option<&'a str>,
     pub now: i64,
 }
 
@@ -120,8 +124,8 @@ const SELECT_CONFIG: &str = "SELECT id, package_id, kind, issuer, claims, permis
      FROM trust_configs";
 
 const SELECT_STAGED: &str = "SELECT s.id, s.package_id, p.name AS package_name, s.version, s.tag, s.manifest, \
-     s.readme, s.blob_key, s.size, s.integrity, s.shasum, s.staged_by, s.actor, s.actor_type, s.created_at \
-     FROM staged_versions s JOIN packages p ON p.id = s.package_id";
+     s.readme, s.blob_key, s.size, s.integrity, s.shasum, s.staged_by, s.actor, s.actor_type, s.created_at, \
+     s.provenance FROM staged_versions s JOIN packages p ON p.id = s.package_id";
 
 impl Store {
     /// The trust configurations of a package, oldest first.
@@ -314,8 +318,9 @@ impl Store {
                 let mut tx = p.begin_write().await?;
                 let inserted = sqlx::query(
                         "INSERT INTO staged_versions (id, package_id, version, tag, manifest, readme, \
-                         blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+                         blob_key, size, integrity, shasum, staged_by, actor, actor_type, created_at, \
+                         provenance) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
                          ON CONFLICT (package_id, version) DO NOTHING",
                     )
                     .bind(v.id)
@@ -332,6 +337,7 @@ impl Store {
                     .bind(v.actor)
                     .bind(v.actor_type.as_str())
                     .bind(v.now)
+                    .bind(v.provenance)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

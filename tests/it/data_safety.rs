@@ -1324,6 +1324,7 @@ fn a_publish_re_checks_its_blob_under_the_blob_lock() {
             shasum: "x",
             user_id: carol.id,
             tags: &[],
+            provenance: None,
             now: 1,
         };
         let bytes = bytes::Bytes::from_static(b"lock test tarball");

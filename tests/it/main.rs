@@ -26,6 +26,9 @@ mod ops;
 /// Organizations and teams with npm, live rights, token organization limits, and
 /// who can publish a package.
 mod orgs;
+/// Provenance attestations: the Sigstore bundle of `npm publish --provenance`
+/// checked, kept and served.
+mod provenance;
 /// The publish pipeline: version identity, deleted names, core module names, tags,
 /// manifest confusion, server-owned fields, and bodies and memory before and during
 /// a publish.

@@ -467,6 +467,40 @@ pub async fn other_method(method: Method) -> ApiError {
     )
 }
 
+/// `GET /-/npm/v1/attestations/<name>@<version>`: the version's provenance
+/// attestations, `{"attestations": [{"predicateType", "bundle"}]}`; 404 when it has
+/// none or the caller may not read the package.
+pub async fn attestations(
+    State(app): State<AppState>,
+    Auth(caller): Auth,
+    uri: Uri,
+) -> ApiResult<Response> {
+    let spec = uri
+        .path()
+        .strip_prefix("/-/npm/v1/attestations/")
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    let spec = percent_encoding::percent_decode_str(spec).decode_utf8_lossy();
+    // The version follows the last `@` (a scope's `@` comes first).
+    let (name, version) = spec
+        .rsplit_once('@')
+        .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+        .ok_or_else(|| ApiError::bad_request("expected <name>@<version>"))?;
+    let name = PackageName::parse(name).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let found = packages::attestations(&app, caller.as_ref(), &name, version).await?;
+    let mut list = Vec::with_capacity(found.len());
+    for a in found {
+        let bundle: Value =
+            serde_json::from_str(&a.bundle).map_err(|e| domain::Error::Internal(e.into()))?;
+        list.push(json!({"predicateType": a.predicate_type, "bundle": bundle}));
+    }
+    Ok((
+        StatusCode::OK,
+        [(header::CACHE_CONTROL, "private, no-cache")],
+        axum::Json(json!({ "attestations": list })),
+    )
+        .into_response())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -157,6 +157,8 @@ struct PackagePage {
     install: String,
     /// Where the package comes from: published here, or proxied from an uplink.
     source: String,
+    /// What the latest version's provenance statement says built it (empty: none).
+    provenance: String,
     notice: Option<&'static str>,
 }
 
@@ -290,6 +292,22 @@ async fn package_page(
         Some(u) => format!("proxied from uplink {u}"),
         None => "published here".to_owned(),
     };
+    // Only bundles published here are kept; a proxied package's point elsewhere.
+    let provenance = if served.uplink.is_none() && manifest["dist"]["attestations"].is_object() {
+        match packages::attestations(app, caller, name, &latest).await {
+            Ok(found) => found
+                .first()
+                .map(|a| match a.workflow() {
+                    Some(w) => format!("built by {}", w.describe()),
+                    None => format!("signed statement ({})", a.predicate_type),
+                })
+                .unwrap_or_default(),
+            Err(domain::Error::NotFound(_)) => String::new(),
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        String::new()
+    };
     let readme = full["readme"].as_str().unwrap_or("");
     Ok(page::ok(&PackagePage {
         layout: Layout::new(app, viewer, name.as_str()),
@@ -322,6 +340,7 @@ async fn package_page(
         modified: fmt_date(doc.modified_ms),
         can_manage,
         source,
+        provenance,
         install: format!("npm install {name}"),
         notice: notice(notice_code),
     }))
