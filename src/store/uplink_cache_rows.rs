@@ -83,7 +83,8 @@ impl Store {
         })?)
     }
 
-    /// Stores (or replaces) the cached document of the grant's name.
+    /// Stores a fetched packument unless a newer fetch is stored already (writes may
+    /// land out of order).
     pub async fn put_cached_packument(
         &self,
         grant: &ProxyGrant,
@@ -93,7 +94,8 @@ impl Store {
             (name, uplink, body, etag, last_modified, fetched_at) VALUES ($1, $2, $3, $4, $5, $6) \
             ON CONFLICT (name) DO UPDATE SET uplink = excluded.uplink, body = excluded.body, \
             etag = excluded.etag, last_modified = excluded.last_modified, \
-            fetched_at = excluded.fetched_at";
+            fetched_at = excluded.fetched_at \
+            WHERE excluded.fetched_at >= uplink_packuments.fetched_at";
         on_pool!(self, |p| sqlx::query(SQL)
             .bind(grant.name().as_str())
             .bind(&row.uplink)

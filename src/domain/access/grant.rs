@@ -229,7 +229,8 @@ impl ListingGrant {
 /// uplink: proxied packages are public packages, so this is the read decision for a
 /// public package (anonymous where anonymous reads are allowed, any valid credential
 /// otherwise; a token's CIDR ranges and expiry were applied when it authenticated).
-#[derive(Debug)]
+/// A copy proves no more than the original: the same public name.
+#[derive(Debug, Clone)]
 pub struct ProxyGrant {
     name: PackageName,
 }
