@@ -367,18 +367,43 @@ pub async fn publish(
     };
     let owned_name = name.clone();
     let version_key = version::key(&version).to_owned();
-    // The tarball is unpacked on the blocking pool while the database says whether
-    // the version was ever published: one round trip less on PostgreSQL. A version
-    // that exists is refused before anything the unpacking found.
+    // The tarball is unpacked on the blocking pool while four independent reads are
+    // asked at once (on PostgreSQL each would be a round trip): whether the version
+    // was ever published, the maintainers, the signing key and whether `latest`
+    // exists. A version that exists is refused before anything the unpacking found.
     let unpacking = tokio::task::spawn_blocking(move || {
         let unpacked = unpack(buf, &owned_name, &checked, &limits);
         (checked, unpacked)
     });
-    if app
-        .store
-        .version_ever_published(&grant, &version_key)
-        .await?
-    {
+    let existing = grant.row().is_some();
+    let (ever_published, published_maintainers, key, has_latest) = tokio::try_join!(
+        async {
+            Ok::<_, Error>(
+                app.store
+                    .version_ever_published(&grant, &version_key)
+                    .await?,
+            )
+        },
+        async {
+            if existing {
+                Ok::<_, Error>(app.store.maintainers_of_published(&grant).await?)
+            } else {
+                Ok(Vec::new())
+            }
+        },
+        // Signed now, with the key active at publish: the signature covers the
+        // integrity as stored, so a later change to the stored document no longer
+        // verifies.
+        super::signing::active_key(app),
+        async {
+            if existing {
+                Ok::<_, Error>(app.store.has_dist_tag(&grant, "latest").await?)
+            } else {
+                Ok(false)
+            }
+        },
+    )?;
+    if ever_published {
         return Err(version_exists(&version));
     }
     let (checked, unpacked) = unpacking.await.map_err(|e| Error::Internal(e.into()))?;
@@ -409,28 +434,6 @@ pub async fn publish(
     }
     manifest::check(&checked.manifest, &facts).map_err(|e| invalid(e.to_string()))?;
 
-    // Three independent reads, asked at once: on PostgreSQL each is a round trip.
-    let existing = grant.row().is_some();
-    let (published_maintainers, key, has_latest) = tokio::try_join!(
-        async {
-            if existing {
-                Ok::<_, Error>(app.store.maintainers_of_published(&grant).await?)
-            } else {
-                Ok(Vec::new())
-            }
-        },
-        // Signed now, with the key active at publish: the signature covers the
-        // integrity as stored, so a later change to the stored document no longer
-        // verifies.
-        super::signing::active_key(app),
-        async {
-            if existing {
-                Ok::<_, Error>(app.store.has_dist_tag(&grant, "latest").await?)
-            } else {
-                Ok(false)
-            }
-        },
-    )?;
     let maintainers: Vec<(String, String)> = if existing {
         published_maintainers
             .into_iter()
