@@ -112,6 +112,13 @@ fn with_bundle(body: Value, name: &str, version: &str, bundle: &Value) -> Value 
     with_bundle_text(body, name, version, bundle.to_string())
 }
 
+/// A publish body of `name@version` carrying a bundle that matches its tarball.
+fn signed_body(s: &TestSigner, name: &str, version: &str) -> Value {
+    let (body, sha) = body_for(name, version);
+    let b = bundle(s, &statement(&purl_of(name, version), &sha));
+    with_bundle(body, name, version, &b)
+}
+
 fn put(server: &TestServer, token: &str, name: &str, body: &Value) -> (u16, String) {
     let r = server
         .request(
@@ -327,14 +334,8 @@ fn a_private_package_keeps_its_attestations_private() {
     let mallory = server.signup("mallory");
     let s = signer();
     let name = "@alice/hidden";
-    let (body, sha) = body_for(name, "1.0.0");
     // `access` null on a scoped name: restricted.
-    let b = with_bundle(
-        body,
-        name,
-        "1.0.0",
-        &bundle(&s, &statement(&purl_of(name, "1.0.0"), &sha)),
-    );
+    let b = signed_body(&s, name, "1.0.0");
     let (status, error) = put(&server, &alice, name, &b);
     assert_eq!(status, 200, "{error}");
     let path = "/-/npm/v1/attestations/@alice/hidden@1.0.0";
@@ -356,13 +357,7 @@ fn npm_installs_a_package_with_attestations_and_its_page_names_the_build() {
     let token = server.signup("alice");
     let s = signer();
     let name = "prov-install";
-    let (body, sha) = body_for(name, "1.0.0");
-    let b = with_bundle(
-        body,
-        name,
-        "1.0.0",
-        &bundle(&s, &statement(&purl_of(name, "1.0.0"), &sha)),
-    );
+    let b = signed_body(&s, name, "1.0.0");
     let (status, error) = put(&server, &token, name, &b);
     assert_eq!(status, 200, "{error}");
     let consumer = server.npm(Some(&token));
