@@ -148,6 +148,50 @@ pub struct Proxy {
     /// while fresh and before its cooldown cut-off moves (`usable`).
     docs: quick_cache::sync::Cache<String, Arc<Entry>, EntryWeight>,
     locks: KeyedLocks,
+    /// Verified tarballs being stored in the background, by `name\0version`: served
+    /// from here until their blob and row are written.
+    storing: Arc<Storing>,
+}
+
+/// Tarballs fetched, verified and answered, whose blob and row are still being
+/// written; bounded in bytes (past the bound a request stores before it answers).
+#[derive(Debug, Default)]
+struct Storing(std::sync::Mutex<Waiting>);
+
+/// `name\0version` → (declared integrity, bytes), and their total size.
+type Waiting = (HashMap<String, (String, Bytes)>, usize);
+
+/// Most bytes of tarballs waiting to be stored in the background.
+const MAX_STORING_BYTES: usize = 64 * 1024 * 1024;
+
+impl Storing {
+    /// The bytes of `key` if they are waiting to be stored with this integrity.
+    fn get(&self, key: &str, integrity: &str) -> Option<Bytes> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.0
+            .get(key)
+            .filter(|(i, _)| i == integrity)
+            .map(|(_, b)| b.clone())
+    }
+
+    /// Takes `bytes` for background storing; false when the bound is reached.
+    fn insert(&self, key: &str, integrity: &str, bytes: &Bytes) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.1 + bytes.len() > MAX_STORING_BYTES || map.0.contains_key(key) {
+            return false;
+        }
+        map.1 += bytes.len();
+        map.0
+            .insert(key.to_owned(), (integrity.to_owned(), bytes.clone()));
+        true
+    }
+
+    fn remove(&self, key: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, b)) = map.0.remove(key) {
+            map.1 -= b.len();
+        }
+    }
 }
 
 impl Default for Proxy {
@@ -156,6 +200,7 @@ impl Default for Proxy {
             clients: Vec::new(),
             docs: quick_cache::sync::Cache::with_weighter(4096, MAX_MEMORY_BYTES, EntryWeight),
             locks: KeyedLocks::default(),
+            storing: Arc::default(),
         }
     }
 }
@@ -539,11 +584,12 @@ pub async fn tarball(
             "uplink {uplink_name} declares no integrity for {name}@{version}; it is not served"
         )));
     };
-    let _single = app
-        .proxy
-        .locks
-        .lock(format!("tgz\0{name}\0{version}"))
-        .await;
+    let storing_key = format!("{name}\0{version}");
+    let _single = app.proxy.locks.lock(format!("tgz\0{storing_key}")).await;
+    if let Some(bytes) = app.proxy.storing.get(&storing_key, &declared) {
+        client.stats().hits.inc();
+        return Ok((bytes.len() as u64, whole(bytes)));
+    }
     if let Some(row) = app.store.cached_tarball(&grant, version).await?
         && row.integrity == declared
     {
@@ -588,25 +634,51 @@ pub async fn tarball(
     if client.config.cache_tarballs {
         let key = digests.sha512_hex.clone();
         let row = CachedTarballRow {
-            integrity: declared,
+            integrity: declared.clone(),
             blob_key: key.clone(),
             size: bytes.len() as i64,
         };
-        let stored = async {
-            app.blobs.put(&key, bytes.clone()).await?;
-            app.store
-                .record_cached_tarball(&grant, version, uplink_name, &row, app.now(), || async {
-                    app.blobs
-                        .ensure(&key, bytes.clone())
-                        .await
-                        .map_err(anyhow::Error::from)
-                })
-                .await
-        }
-        .await;
-        if let Err(e) = stored {
-            // Served anyway; the next request fetches it again.
-            tracing::warn!(package = %name, version, error = %format!("{e:#}"), "could not cache a proxied tarball");
+        let (store, blobs) = (app.store.clone(), app.blobs.clone());
+        let (now, uplink_name) = (app.now(), uplink_name.to_owned());
+        let (owned_grant, owned_version) = (grant.clone(), version.to_owned());
+        let owned_bytes = bytes.clone();
+        let store_it = async move {
+            let stored = async {
+                blobs.put(&key, owned_bytes.clone()).await?;
+                store
+                    .record_cached_tarball(
+                        &owned_grant,
+                        &owned_version,
+                        &uplink_name,
+                        &row,
+                        now,
+                        || async {
+                            blobs
+                                .ensure(&key, owned_bytes.clone())
+                                .await
+                                .map_err(anyhow::Error::from)
+                        },
+                    )
+                    .await
+            }
+            .await;
+            if let Err(e) = stored {
+                // Served anyway; the next request fetches it again.
+                tracing::warn!(package = %owned_grant.name(), version = owned_version, error = %format!("{e:#}"), "could not cache a proxied tarball");
+            }
+        };
+        // Verified bytes are answered at once and stored behind the answer (npm
+        // fetches many tarballs at a time and each would wait for a blob fsync and a
+        // commit); until the row is written, requests for them are served from
+        // memory, so one fetch still serves every request.
+        let storing = app.proxy.storing.clone();
+        if storing.insert(&storing_key, &declared, &bytes) {
+            tokio::spawn(async move {
+                store_it.await;
+                storing.remove(&storing_key);
+            });
+        } else {
+            store_it.await;
         }
     }
     Ok((bytes.len() as u64, whole(bytes)))
