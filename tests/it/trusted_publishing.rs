@@ -1647,27 +1647,7 @@ fn concurrent_approvals_and_rejections_of_a_staged_version_have_one_winner() {
             usize::from(!approved)
         );
     };
-    let start = |postgres: bool| {
-        let gh = gh.clone();
-        let mut b = TestServer::builder();
-        if postgres {
-            b = b.postgres();
-        }
-        b.config(move |c| {
-            c.oidc_issuers.push(OidcIssuer {
-                kind: CiKind::Github,
-                url: gh,
-                configured: true,
-            })
-        })
-        .start()
-    };
-    run(start(false));
-    if postgres_url().is_some() {
-        run(start(true));
-    } else {
-        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
-    }
+    with_github_issuer_on_both_databases(&gh, run);
 }
 
 /// An approval whose publish is refused writes nothing: the version was published
@@ -1743,27 +1723,7 @@ fn a_refused_approval_writes_nothing_and_keeps_the_staged_version() {
             "the approval did not bring the package back"
         );
     };
-    let start = |postgres: bool| {
-        let gh = gh.clone();
-        let mut b = TestServer::builder();
-        if postgres {
-            b = b.postgres();
-        }
-        b.config(move |c| {
-            c.oidc_issuers.push(OidcIssuer {
-                kind: CiKind::Github,
-                url: gh,
-                configured: true,
-            })
-        })
-        .start()
-    };
-    run(start(false));
-    if postgres_url().is_some() {
-        run(start(true));
-    } else {
-        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
-    }
+    with_github_issuer_on_both_databases(&gh, run);
 }
 
 /// The real npm CLI in CircleCI mode: `npm trust circleci` creates the
@@ -2083,8 +2043,14 @@ fn an_approval_that_fails_at_its_last_write_leaves_nothing_behind() {
         let app = server.npm(None);
         app.run(&["install", "acme-widget@1.1.0"]).ok();
     };
+    with_github_issuer_on_both_databases(&gh, run);
+}
+
+/// Runs `run` on a server trusting the GitHub-layout issuer at `gh`, on SQLite and
+/// then on PostgreSQL (required in CI).
+fn with_github_issuer_on_both_databases(gh: &str, run: impl Fn(TestServer)) {
     let start = |postgres: bool| {
-        let gh = gh.clone();
+        let gh = gh.to_owned();
         let mut b = TestServer::builder();
         if postgres {
             b = b.postgres();
