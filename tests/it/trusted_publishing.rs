@@ -1055,28 +1055,7 @@ fn website_trust_settings_and_staged_review() {
             "{page}"
         );
     };
-    let gh2 = gh.clone();
-    let start = |postgres: bool| {
-        let gh = gh2.clone();
-        let mut b = TestServer::builder();
-        if postgres {
-            b = b.postgres();
-        }
-        b.config(move |c| {
-            c.oidc_issuers.push(OidcIssuer {
-                kind: CiKind::Github,
-                url: gh,
-                configured: true,
-            })
-        })
-        .start()
-    };
-    run(start(false));
-    if postgres_url().is_some() {
-        run(start(true));
-    } else {
-        assert!(std::env::var("CI").is_err(), "CI must cover PostgreSQL");
-    }
+    with_github_issuer_on_both_databases(&gh, run);
 }
 
 /// The review page in headless Chromium: a workflow stages a version, its maintainer
