@@ -14,13 +14,19 @@
 //! the request goes uncached (to the database, which answers or fails as it would
 //! without a cache); a cached answer is never given without a fresh value.
 //!
-//! The value also names the database server (`pg_postmaster_start_time`): after a
+//! The reads go over one connection of their own, outside the pool: no pool
+//! bookkeeping per read, and a generation read never queues behind requests'
+//! queries. The value also names the database server (`pg_postmaster_start_time`,
+//! read once per connection, which always talks to the same server): after a
 //! failover or restart the generation may repeat a number the old server used with a
-//! different history, and the name makes the pair differ anyway.
+//! different history, and the name makes the pair differ anyway. A failed read drops
+//! the connection; the next round opens a new one.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::sync::{Notify, watch};
 
 /// How long a request waits for a generation read before going uncached.
@@ -59,20 +65,21 @@ pub struct GenerationFeed {
     task: tokio::task::JoinHandle<()>,
 }
 
-const READ_SQL: &str = "SELECT generation, \
-    CAST(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000000 AS BIGINT) \
-    FROM authority WHERE id = 1";
+const READ_SQL: &str = "SELECT generation FROM authority WHERE id = 1";
+const SERVER_SQL: &str =
+    "SELECT CAST(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000000 AS BIGINT)";
 
 impl GenerationFeed {
-    /// Starts the reading task on `pool` (must be called inside a tokio runtime).
-    pub fn start(pool: sqlx::PgPool) -> GenerationFeed {
+    /// Starts the reading task, which connects with `options` (must be called inside
+    /// a tokio runtime).
+    pub fn start(options: PgConnectOptions) -> GenerationFeed {
         let (rounds, _) = watch::channel((0, None));
         let shared = Arc::new(Shared {
             demand: Mutex::default(),
             wake: Notify::new(),
             rounds,
         });
-        let task = tokio::spawn(run(shared.clone(), pool));
+        let task = tokio::spawn(run(shared.clone(), options));
         GenerationFeed { shared, task }
     }
 
@@ -101,7 +108,44 @@ impl Drop for GenerationFeed {
     }
 }
 
-async fn run(shared: Arc<Shared>, pool: sqlx::PgPool) {
+/// The feed's own connection and the server it talks to.
+struct Reader {
+    conn: PgConnection,
+    server: i64,
+}
+
+impl Reader {
+    async fn open(options: &PgConnectOptions) -> Result<Reader, sqlx::Error> {
+        let mut conn = options.connect().await?;
+        let server = sqlx::query_scalar(SERVER_SQL).fetch_one(&mut conn).await?;
+        Ok(Reader { conn, server })
+    }
+}
+
+/// One read over `reader` (opened first when there is none); a failure drops it.
+async fn read_once(
+    reader: &mut Option<Reader>,
+    options: &PgConnectOptions,
+) -> Result<Generation, sqlx::Error> {
+    if reader.is_none() {
+        *reader = Some(Reader::open(options).await?);
+    }
+    let r = reader.as_mut().expect("opened above");
+    match sqlx::query_scalar(READ_SQL).fetch_one(&mut r.conn).await {
+        Ok(value) => Ok(Generation {
+            value,
+            server: r.server,
+        }),
+        Err(e) => {
+            // Dropped, not closed: a polite close may hang on a dead socket.
+            *reader = None;
+            Err(e)
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>, options: PgConnectOptions) {
+    let mut reader: Option<Reader> = None;
     loop {
         shared.wake.notified().await;
         loop {
@@ -114,14 +158,15 @@ async fn run(shared: Arc<Shared>, pool: sqlx::PgPool) {
                 d.started += 1;
                 d.started
             };
-            let read = sqlx::query_as::<_, (i64, i64)>(READ_SQL).fetch_one(&pool);
+            let read = read_once(&mut reader, &options);
             let found = match tokio::time::timeout(WAIT_LIMIT, read).await {
-                Ok(Ok((value, server))) => Some(Generation { value, server }),
+                Ok(Ok(generation)) => Some(generation),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "generation read failed; requests go uncached");
                     None
                 }
                 Err(_) => {
+                    reader = None;
                     tracing::warn!("generation read timed out; requests go uncached");
                     None
                 }

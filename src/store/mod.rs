@@ -339,11 +339,11 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(5))
                 .test_before_acquire(false)
                 .before_acquire(|conn, meta| Box::pin(check_if_idle(conn, meta)))
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
             POSTGRES_MIGRATIONS.run(&pool).await?;
             Store {
-                feed: Some(Arc::new(GenerationFeed::start(pool.clone()))),
+                feed: Some(Arc::new(GenerationFeed::start(options))),
                 pool: Pool::Postgres(pool),
                 reads: Some(Arc::default()),
                 bypass_cache: false,

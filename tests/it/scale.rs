@@ -609,6 +609,25 @@ impl PrivatePostgres {
     pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
     }
+
+    /// Server connections whose last statement was the authority generation read:
+    /// the generation feed's own connection, one per instance.
+    pub(crate) fn generation_readers(&self) -> usize {
+        let out = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
+            .args(["-Atc", "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT generation FROM authority WHERE id = 1'"])
+            .output()
+            .expect("psql runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .expect("a count")
+    }
 }
 
 impl Drop for PrivatePostgres {

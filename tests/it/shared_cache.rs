@@ -408,6 +408,8 @@ fn no_cached_answer_while_the_database_is_unreachable() {
             assert_eq!(r.status(), 200, "{path}");
         }
     }
+    // The generation is read over one connection of the feed's own.
+    assert_eq!(pg.generation_readers(), 1);
     assert!(pg.ctl("stop"));
     for path in paths {
         let r = send(&client, Method::GET, format!("{url}{path}"), &token, None);
@@ -425,6 +427,20 @@ fn no_cached_answer_while_the_database_is_unreachable() {
             break;
         }
         assert!(Instant::now() < deadline, "did not recover: {s}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Answers alone would not show it (uncached requests answer too): the feed
+    // opened a new connection to the restarted server and reads over it again.
+    loop {
+        let s = send(&client, Method::GET, format!("{url}/warm"), &token, None).status();
+        assert_eq!(s, 200);
+        if pg.generation_readers() == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the generation feed did not reconnect"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
