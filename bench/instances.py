@@ -223,6 +223,15 @@ def wrk_run(targets, path, token, db, instances):
     }
 
 
+def warm_up(targets, path, token):
+    """Two seconds of the same load on each of `targets`, not measured."""
+    procs = [subprocess.Popen(
+        ["wrk", "-t1", f"-c{64 // len(targets)}", "-d2s", "-H", f"authorization: Bearer {token}", url + path],
+        stdout=subprocess.DEVNULL) for url in targets]
+    for p in procs:
+        p.wait()
+
+
 def signup(url, name):
     c = Client(url)
     status, body = c.call("PUT", f"/-/user/org.couchdb.user:{name}", None,
@@ -324,6 +333,11 @@ def main():
             prepare(url, token, "bench-pkg")
             prepare(url, token, "bench-pub")
         packument, tgz = "/bench-pkg", "/bench-pkg/-/bench-pkg-1.0.0.tgz"
+        # Unmeasured: each instance opens its pooled connections (a PostgreSQL
+        # backend each) and fills its caches before the first measured run.
+        for targets, token in (([e.url], te), ([a.url, b.url], tp)):
+            for path in (packument, tgz):
+                warm_up(targets, path, token)
         results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": CORES,
                    "duration_s": DURATION, "load_before": os.getloadavg()}
         # ROUNDS interleaved rounds; each cell reports the run with the median rate,
