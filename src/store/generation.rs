@@ -14,13 +14,17 @@
 //! the request goes uncached (to the database, which answers or fails as it would
 //! without a cache); a cached answer is never given without a fresh value.
 //!
-//! The reads go over one connection of their own, outside the pool: no pool
-//! bookkeeping per read, and a generation read never queues behind requests'
-//! queries. The value also names the database server (`pg_postmaster_start_time`,
-//! read once per connection, which always talks to the same server): after a
+//! The reads go over one connection of their own, outside the pool: one database
+//! backend stays hot for them (through the pool they woke whichever backend was
+//! free, at four times the database CPU per read), no pool bookkeeping per read, and
+//! a generation read never queues behind requests' queries. A failed read drops the
+//! connection; the next round opens a new one.
+//!
+//! The value also names the database server (`pg_postmaster_start_time`): after a
 //! failover or restart the generation may repeat a number the old server used with a
-//! different history, and the name makes the pair differ anyway. A failed read drops
-//! the connection; the next round opens a new one.
+//! different history, and the name makes the pair differ anyway. It is read with
+//! every value, not once per connection: behind a pooler (PgBouncer) one client
+//! connection outlives a failover and reaches the new server.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -65,9 +69,9 @@ pub struct GenerationFeed {
     task: tokio::task::JoinHandle<()>,
 }
 
-const READ_SQL: &str = "SELECT generation FROM authority WHERE id = 1";
-const SERVER_SQL: &str =
-    "SELECT CAST(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000000 AS BIGINT)";
+const READ_SQL: &str = "SELECT generation, \
+    CAST(EXTRACT(EPOCH FROM pg_postmaster_start_time()) * 1000000 AS BIGINT) \
+    FROM authority WHERE id = 1";
 
 impl GenerationFeed {
     /// Starts the reading task, which connects with `options` (must be called inside
@@ -108,34 +112,21 @@ impl Drop for GenerationFeed {
     }
 }
 
-/// The feed's own connection and the server it talks to.
-struct Reader {
-    conn: PgConnection,
-    server: i64,
-}
-
-impl Reader {
-    async fn open(options: &PgConnectOptions) -> Result<Reader, sqlx::Error> {
-        let mut conn = options.connect().await?;
-        let server = sqlx::query_scalar(SERVER_SQL).fetch_one(&mut conn).await?;
-        Ok(Reader { conn, server })
-    }
-}
-
-/// One read over `reader` (opened first when there is none); a failure drops it.
+/// One read over the feed's connection (opened first when there is none); a
+/// failure drops it.
 async fn read_once(
-    reader: &mut Option<Reader>,
+    reader: &mut Option<PgConnection>,
     options: &PgConnectOptions,
 ) -> Result<Generation, sqlx::Error> {
-    if reader.is_none() {
-        *reader = Some(Reader::open(options).await?);
-    }
-    let r = reader.as_mut().expect("opened above");
-    match sqlx::query_scalar(READ_SQL).fetch_one(&mut r.conn).await {
-        Ok(value) => Ok(Generation {
-            value,
-            server: r.server,
-        }),
+    let conn = match reader {
+        Some(conn) => conn,
+        None => reader.insert(options.connect().await?),
+    };
+    match sqlx::query_as::<_, (i64, i64)>(READ_SQL)
+        .fetch_one(conn)
+        .await
+    {
+        Ok((value, server)) => Ok(Generation { value, server }),
         Err(e) => {
             // Dropped, not closed: a polite close may hang on a dead socket.
             *reader = None;
@@ -145,7 +136,7 @@ async fn read_once(
 }
 
 async fn run(shared: Arc<Shared>, options: PgConnectOptions) {
-    let mut reader: Option<Reader> = None;
+    let mut reader: Option<PgConnection> = None;
     loop {
         shared.wake.notified().await;
         loop {

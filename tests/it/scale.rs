@@ -615,7 +615,7 @@ impl PrivatePostgres {
     pub(crate) fn generation_readers(&self) -> usize {
         let out = Command::new("psql")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"])
-            .args(["-Atc", "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT generation FROM authority WHERE id = 1'"])
+            .args(["-Atc", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT generation, %pg_postmaster_start_time()%'"])
             .output()
             .expect("psql runs");
         assert!(
