@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use tessera::npm::integrity::{self, Digests};
 use tessera::npm::name::valid_version;
@@ -30,9 +31,12 @@ struct Read {
     attachments: Option<BTreeMap<String, ReadAttachment>>,
 }
 
+/// An attachment's data is kept as text, never read as a JSON string: the parser
+/// keeps its position and the in-place decoder reads it (and refuses any escape
+/// that cannot be base64, such as a lone surrogate).
 #[derive(Deserialize)]
 struct ReadAttachment {
-    data: Option<Value>,
+    data: Option<Box<RawValue>>,
 }
 
 fn check(data: &[u8]) {
@@ -87,14 +91,16 @@ fn check(data: &[u8]) {
         return;
     };
     // The in-place decoder against serde_json's unescaping and the base64 crate.
-    let text = read
+    let raw = read
         .attachments
         .as_ref()
         .and_then(|all| all.get(&attachment.file))
         .and_then(|a| a.data.as_ref())
-        .and_then(Value::as_str)
-        .expect("an attachment's data span is a string");
-    let expected = STANDARD.decode(text).ok();
+        .expect("an attachment with a data span has data");
+    assert!(raw.get().starts_with('"'), "a data span is a string");
+    let expected = serde_json::from_str::<String>(raw.get())
+        .ok()
+        .and_then(|text| STANDARD.decode(text).ok());
     let mut buf = data.to_vec();
     let decoded = publish_body::decode_attachment(&mut buf, span)
         .ok()
