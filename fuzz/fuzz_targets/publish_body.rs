@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use libfuzzer_sys::fuzz_target;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 use tessera::npm::integrity::{self, Digests};
@@ -26,7 +26,9 @@ struct Read {
     name: Option<Value>,
     #[serde(rename = "_id")]
     id: Option<Value>,
-    versions: Option<Value>,
+    /// A map of values, as the parser reads it: as one `Value`, serde_json would take
+    /// a first key equal to its private raw-value token for a raw value and refuse.
+    versions: Option<Map<String, Value>>,
     #[serde(rename = "_attachments")]
     attachments: Option<BTreeMap<String, ReadAttachment>>,
 }
@@ -60,11 +62,8 @@ fn check(data: &[u8]) {
     assert_eq!(body.id, read.id);
     // `versions` may be missing or null (the registry then refuses the publish for
     // sending no version), never another type.
-    let no_versions = serde_json::Map::new();
-    let sent_versions = match &read.versions {
-        None => &no_versions,
-        Some(v) => v.as_object().expect("versions is an object"),
-    };
+    let no_versions = Map::new();
+    let sent_versions = read.versions.as_ref().unwrap_or(&no_versions);
     assert_eq!(body.versions.len(), sent_versions.len());
     for (version, manifest) in &body.versions {
         assert_eq!(Some(manifest), sent_versions.get(version));
