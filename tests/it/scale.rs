@@ -765,11 +765,29 @@ fn an_s3_outage_fails_publishes_cleanly() {
         "no version without its tarball"
     );
     let _moto = ScopedChild(start_moto());
-    assert_eq!(
-        put_package(&served.url, &token, "outage-t", "1.0.1"),
-        200,
-        "publishing works again"
-    );
+    // Once the store is back, publishing works again; a client retries a 503, so the
+    // first attempt may still meet the outage's last effects on a loaded machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut statuses = Vec::new();
+    loop {
+        let status = put_package(&served.url, &token, "outage-t", "1.0.1");
+        statuses.push(status);
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503, "a failed publish is a clean 503: {statuses:?}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "publishing did not work again: {statuses:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let tarball = http()
+        .get(format!("{}/outage-t/-/outage-t-1.0.1.tgz", served.url))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(tarball.status(), 200, "the new version's tarball is served");
 }
 
 struct ScopedChild(std::process::Child);
