@@ -767,7 +767,7 @@ fn an_s3_outage_fails_publishes_cleanly() {
     let _moto = ScopedChild(start_moto());
     // Once the store is back, publishing works again; a client retries a 503, so the
     // first attempt may still meet the outage's last effects on a loaded machine.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(30);
     let mut statuses = Vec::new();
     loop {
         let status = put_package(&served.url, &token, "outage-t", "1.0.1");
@@ -777,7 +777,7 @@ fn an_s3_outage_fails_publishes_cleanly() {
         }
         assert_eq!(status, 503, "a failed publish is a clean 503: {statuses:?}");
         assert!(
-            std::time::Instant::now() < deadline,
+            Instant::now() < deadline,
             "publishing did not work again: {statuses:?}"
         );
         std::thread::sleep(Duration::from_millis(500));
