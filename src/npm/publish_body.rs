@@ -452,7 +452,16 @@ impl<'de, V: Deserialize<'de>> Visitor<'de> for CappedEntries<V> {
                     self.field
                 )));
             }
-            let value = map.next_value::<V>()?;
+            // serde's derived structs also read an array by position; no client sends
+            // one, and two parsers could read it differently, so only objects count.
+            let raw = map.next_value::<&'de RawValue>()?;
+            if !is_object(raw) {
+                return Err(de::Error::custom(format!(
+                    "{} entry {key:?} is not an object",
+                    self.field
+                )));
+            }
+            let value = serde_json::from_str::<V>(raw.get()).map_err(de::Error::custom)?;
             out.push((key, value));
         }
         Ok(out)
@@ -644,6 +653,10 @@ mod tests {
             parse(&not_object, "bob"),
             Err(PublishBodyError::NotAnObject("users"))
         ));
+        let by_position = serde_json::to_vec(&json!({"versions": {"1.0.0": ["old"]}})).unwrap();
+        assert!(
+            matches!(parse(&by_position, "bob"), Err(PublishBodyError::Json(m)) if m.contains("not an object"))
+        );
         let odd = serde_json::to_vec(&json!({"versions": 3})).unwrap();
         assert!(
             matches!(parse(&odd, "bob").unwrap(), PutBody::Document(v) if v["versions"].is_null())
@@ -707,6 +720,11 @@ mod tests {
             json!({"data": 5}),
             json!({"data": "QQ==", "length": "1"}),
             json!({"data": "QQ==", "length": -1}),
+            // By position, serde would read these as `data` and `length`.
+            json!(["QQ==", 1]),
+            json!(["QQ=="]),
+            json!([]),
+            json!("QQ=="),
         ] {
             let buf = serde_json::to_vec(&json!({"_attachments": {"a": attachment}})).unwrap();
             assert!(parse(&buf, "bob").is_err(), "{attachment}");
