@@ -385,6 +385,14 @@ fn a_tarball_that_disagrees_with_the_body_is_refused() {
     let (status, error) = put(&server, Some(&alice), "mc-t", &body);
     assert_eq!(status, 400);
     assert!(error.contains("case-insensitive"), "{error}");
+    // An attachment written as an array, which serde would read by position as
+    // `data` and `length`: refused, never taken for the tarball.
+    let mut by_position = body_with(&declared, &manifest_tgz(&declared, &[]));
+    let entry = by_position["_attachments"]["mc-t-1.0.0.tgz"].take();
+    by_position["_attachments"]["mc-t-1.0.0.tgz"] = json!([entry["data"], entry["length"]]);
+    let (status, error) = put(&server, Some(&alice), "mc-t", &by_position);
+    assert_eq!(status, 400, "{error}");
+    assert!(error.contains("is not an object"), "{error}");
     assert_eq!(
         server.get("/mc-t", None).status(),
         404,
